@@ -1,0 +1,3 @@
+from gam_bench.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,56 @@
+"""`gam-bench` entry point: builds the parser from the subcommand modules and runs one.
+
+Each subcommand module defines `register(subparsers)`, which adds its parser and sets
+`func=run` (run(args) -> exit code). Subcommand modules import heavy libraries (torch)
+inside `run`, never at import time, so `gam-bench --help` and `gam-bench report` stay fast.
+A `UserError` anywhere prints one line to stderr and exits 2, with no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from gam_bench import __version__
+from gam_bench.errors import UserError
+
+SUBCOMMANDS = ("run", "models", "env", "report", "compare", "check")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gam-bench",
+        description="Long-context scaling benchmarks for sequence models.",
+    )
+    parser.add_argument("--version", action="version", version=f"gam-bench {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"gam_bench.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"gam_bench.cli.{name}":
+                continue  # subcommand not built yet
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"gam-bench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("gam-bench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
