@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Install gam-bench into the active Python environment (create one first: python3 -m venv .venv).
-# torch is pinned to 2.13.0 explicitly: a bare `torch` requirement makes pip pull a multi-GB
-# CUDA build. On a GPU machine, install your CUDA torch first and set GAM_BENCH_KEEP_TORCH=1.
+# Create ./.venv (if missing) and install gam-bench into it with the given extras.
+# Usage: scripts/setup.sh [EXTRAS]   e.g. scripts/setup.sh test,ray
+#
+# torch is pinned to 2.13.0 explicitly: a bare `torch` requirement makes pip pull a
+# multi-GB CUDA build. On a GPU machine, install your CUDA build of torch into .venv
+# first and set GAM_BENCH_KEEP_TORCH=1 to keep it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m pip install --upgrade --quiet pip
+extras="${1:-}"
+[ -x .venv/bin/python ] || python3 -m venv .venv
+py=.venv/bin/python
 if [ "${GAM_BENCH_KEEP_TORCH:-0}" != "1" ]; then
-  python -m pip install --quiet "torch==2.13.0" numpy
+  "$py" -m pip install --quiet --disable-pip-version-check "torch==2.13.0" numpy
 fi
-python -m pip install --quiet -e ".[test]"
+target="."
+[ -n "$extras" ] && [ "$extras" != base ] && target=".[$extras]"
+"$py" -m pip install --quiet --disable-pip-version-check -e "$target"
