@@ -1,0 +1,32 @@
+"""`gam-bench report RESULTS [-o OUT]`: write report.md and its figures; print its path.
+
+OUT defaults to reports/<suite name>/. No torch is imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="write a Markdown report with plots from stored results",
+        description="Read stored results (a Parquet file or a results folder) and write report.md "
+        "plus the PNG figures it links: complexity plots, fitted scaling exponents, the paper's "
+        "table layouts and, for perplexity suites, learning curves.",
+    )
+    parser.add_argument("results", type=Path, help="results file or folder, e.g. results/scaling/")
+    parser.add_argument(
+        "-o", "--out", type=Path, default=None, metavar="OUT",
+        help="output folder (default: reports/<suite name>/)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from gam_bench.report import write_report
+
+    print(write_report(args.results, args.out))
+    return 0

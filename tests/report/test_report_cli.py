@@ -1,0 +1,54 @@
+"""`gam-bench report`: prints the report path, exit 2 on bad input, never imports torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from gam_bench.cli.main import main
+
+
+def test_report_command_writes_and_prints_the_path(fixture_path, tmp_path, capsys):
+    assert main(["report", str(fixture_path), "-o", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert printed == str(tmp_path / "out" / "report.md")
+    assert Path(printed).read_text().startswith("# gam-bench report: report-small")
+
+
+def test_default_output_folder_is_reports_suite_name(fixture_path, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", str(fixture_path)]) == 0
+    assert capsys.readouterr().out.strip() == str(Path("reports") / "report-small" / "report.md")
+    assert (tmp_path / "reports" / "report-small" / "figures").is_dir()
+
+
+def test_bad_path_is_one_line_and_exit_2(tmp_path, capsys):
+    missing = tmp_path / "nope"
+    assert main(["report", str(missing)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(missing) in err and "Traceback" not in err
+
+
+def test_empty_folder_and_file_as_output_are_user_errors(fixture_path, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(tmp_path / "empty")]) == 2
+    assert "no result rows" in capsys.readouterr().err
+    (tmp_path / "file").write_text("x")
+    assert main(["report", str(fixture_path), "-o", str(tmp_path / "file")]) == 2
+    assert "must be a folder" in capsys.readouterr().err
+
+
+def test_reporting_never_imports_torch(fixture_path, tmp_path):
+    code = textwrap.dedent(
+        f"""
+        import sys
+        import gam_bench.analysis, gam_bench.report, gam_bench.cli.report
+        from gam_bench.report import write_report
+        write_report({str(fixture_path)!r}, {str(tmp_path)!r})
+        assert "torch" not in sys.modules, "torch was imported"
+        """
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert (tmp_path / "report.md").exists()

@@ -1,0 +1,99 @@
+"""Complexity figures, checked through their matplotlib artists (found by gid)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gam_bench.report.plots import palette, scaling_figure
+
+MODELS = ["gam", "mamba", "transformer", "transformer-naive"]
+
+
+def lines_by_gid(ax, prefix: str) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for line in ax.lines:
+        gid = line.get_gid() or ""
+        if gid.startswith(prefix):
+            out.setdefault(gid[len(prefix):], []).append(line)
+    return out
+
+
+@pytest.fixture(scope="module")
+def colors(groups):
+    return palette([s.label for g in groups.values() for s in g.series])
+
+
+@pytest.mark.parametrize(
+    "metric, ylabel", [("time", "(ms)"), ("memory", "(MiB)"), ("throughput", "(tokens/s)")]
+)
+def test_axes_are_log_log_with_units_title_and_legend(groups, colors, metric, ylabel):
+    ax = scaling_figure(groups["forward"], metric, colors).axes[0]
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert ax.get_xlabel() == "Sequence length (tokens)"
+    assert ax.get_ylabel().endswith(ylabel)
+    assert "forward" in ax.get_title() and "batch 1" in ax.get_title()
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert [t.split(" (")[0] for t in legend[:4]] == MODELS
+    assert legend[-1] == "failed cell (status)"
+
+
+def test_one_measured_series_per_model_with_markers_and_iqr(groups, colors):
+    ax = scaling_figure(groups["forward"], "time", colors).axes[0]
+    series = lines_by_gid(ax, "series:")
+    assert sorted(series) == MODELS and all(len(v) == 1 for v in series.values())
+    naive = series["transformer-naive"][0]
+    assert list(naive.get_xdata()) == [256, 512, 1024]  # only the lengths that ran ok
+    assert naive.get_marker() == "o"
+    assert len(ax.collections) == 4  # one IQR error-bar collection per model
+    bars = ax.collections[0].get_segments()[0]  # gam at 256: from q25 to q75
+    gam = next(s for s in groups["forward"].series if s.label == "gam").points.iloc[0]
+    assert bars[:, 1] == pytest.approx([gam["time_q25"], gam["time_q75"]])
+    memory = scaling_figure(groups["forward"], "memory", colors).axes[0]
+    assert len(memory.collections) == 0  # memory has no repeats, so no bars
+
+
+def test_fit_lines_cover_the_window_and_slopes_are_in_the_legend(groups, colors):
+    group = groups["forward"]
+    ax = scaling_figure(group, "time", colors).axes[0]
+    fits = lines_by_gid(ax, "fit:")
+    assert sorted(fits) == MODELS
+    gam = next(s for s in group.series if s.label == "gam")
+    assert list(fits["gam"][0].get_xdata()) == [gam.time_fit.window[0], gam.time_fit.window[-1]]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert f"gam (slope {gam.time_fit.slope:.2f})" in legend
+
+
+@pytest.mark.parametrize("metric", ["time", "memory", "throughput"])
+def test_failed_cells_are_marked_where_they_happened(groups, colors, metric):
+    ax = scaling_figure(groups["forward"], metric, colors).axes[0]
+    failed = lines_by_gid(ax, "failed:")
+    assert sorted(failed) == ["mamba", "transformer-naive"]
+    naive = failed["transformer-naive"][0]
+    assert naive.get_marker() == "x" and naive.get_linestyle() == "None"
+    assert list(naive.get_xdata()) == [2048, 4096]
+    assert np.all(np.isfinite(naive.get_ydata()))
+    assert list(failed["mamba"][0].get_xdata()) == [4096]
+    labels = sorted(t.get_text() for t in ax.texts if t.get_text() in ("OOM", "skipped", "timeout"))
+    assert labels == ["OOM", "skipped", "timeout"]
+
+
+def test_measured_crossovers_are_drawn_on_the_time_plot(groups, colors):
+    group = groups["forward"]
+    ax = scaling_figure(group, "time", colors).axes[0]
+    drawn = lines_by_gid(ax, "crossover:")
+    measured = {f"{c.a}|{c.b}" for c in group.crossovers if c.kind == "measured"}
+    assert "gam|transformer-naive" in measured and set(drawn) == measured
+    assert not lines_by_gid(scaling_figure(group, "memory", colors).axes[0], "crossover:")
+
+
+def test_group_without_failures_has_no_failed_markers(groups, colors):
+    ax = scaling_figure(groups["forward_backward"], "time", colors).axes[0]
+    assert not lines_by_gid(ax, "failed:")
+    assert sorted(lines_by_gid(ax, "series:")) == ["gam", "transformer"]
+    assert "failed cell (status)" not in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_palette_is_stable_per_label():
+    assert palette(["b", "a"]) == palette(["a", "b", "a"])
+    assert len(set(palette(MODELS).values())) == len(MODELS)

@@ -1,0 +1,126 @@
+"""Markdown tables: Table 2 layout with failed cells, status counts, exponents, crossovers."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from gam_bench import store
+from gam_bench.report import tables
+from gam_bench.report.curves import build_groups
+
+
+def cells_of(table: str) -> list[list[str]]:
+    """The body rows of a Markdown table, split into stripped cells."""
+    lines = [line for line in table.strip().splitlines()[2:]]
+    return [[c.strip() for c in line.strip("|").split(" | ")] for line in lines]
+
+
+def header_of(table: str) -> list[str]:
+    return [c.strip() for c in table.splitlines()[0].strip("|").split(" | ")]
+
+
+def test_table2_has_a_row_per_length_and_status_in_failed_cells(groups):
+    table = tables.table2(groups["forward"])
+    header = header_of(table)
+    assert header[0] == "Seq. length"
+    assert header[1:3] == ["gam time (ms)", "gam memory (MiB)"]
+    assert len(header) == 1 + 2 * 4  # four models
+    rows = {int(r[0]): dict(zip(header, r)) for r in cells_of(table)}
+    assert sorted(rows) == [256, 512, 1024, 2048, 4096]
+    assert rows[2048]["transformer-naive time (ms)"] == "OOM"
+    assert rows[2048]["transformer-naive memory (MiB)"] == "OOM"
+    assert rows[4096]["transformer-naive time (ms)"] == "skipped"
+    assert rows[4096]["mamba time (ms)"] == "timeout"
+    assert rows[1024]["gam time (ms)"] not in ("error", "OOM")  # the re-run ok attempt wins
+
+
+def test_table2_values_are_the_stored_medians_and_peaks(groups, newest):
+    row = newest[(newest["model"] == "gam") & (newest["seq_len"] == 512) & (newest["mode"] == "forward")].iloc[0]
+    table = tables.table2(groups["forward"])
+    body = {int(r[0]): r for r in cells_of(table)}
+    assert body[512][1] == tables.fmt_num(row["time_ms"])
+    assert body[512][2] == tables.fmt_num(row["peak_mem_bytes"] / 2**20)
+
+
+def test_status_summary_counts_newest_attempts(newest):
+    table = tables.status_summary(newest)
+    header = header_of(table)
+    rows = {(r[0], r[1]): dict(zip(header, r)) for r in cells_of(table)}
+    naive = rows[("throughput", "transformer-naive")]
+    assert (naive["ok"], naive["oom"], naive["skipped"], naive["total"]) == ("3", "1", "1", "5")
+    assert rows[("throughput", "gam")]["error"] == "0"  # the superseded error does not count
+    assert rows[("perplexity", "mamba")]["oom"] == "1"
+    assert rows[("perplexity", "gam")]["total"] == "1"  # three evaluation rows, one cell
+    total = rows[("**all**", "")]
+    assert total["total"] == str(newest["cell_id"].nunique())
+
+
+def test_exponents_table_shows_slopes_intervals_and_window(groups):
+    rows = {r[0]: r for r in cells_of(tables.exponents(groups["forward"]))}
+    assert set(rows) == {"gam", "mamba", "transformer", "transformer-naive"}
+    slope, ci, r2, mem_slope, window = rows["transformer-naive"][1:]
+    assert 0.95 < float(r2) <= 1.0
+    assert float(mem_slope) == pytest.approx(2.0, abs=0.01)  # 16 L^2 bytes
+    assert ci.startswith("[") and window == "256–1k (3 lengths)"  # failed 2k/4k are left out
+    low, high = (float(v) for v in ci.strip("[]").split(","))
+    assert low <= float(slope) <= high
+
+
+def test_crossover_table_names_pairs_and_basis(groups):
+    rows = {r[0]: r for r in cells_of(tables.crossovers(groups["forward"]))}
+    assert len(rows) == 6  # every pair of four models
+    where, basis, beyond, _ = rows["gam vs transformer-naive"][1:]
+    assert basis == "measured" and beyond == "gam"
+    # gam: 0.002 L + 0.3 ms, naive: 2e-6 L^2 + 0.2 ms -> equal near L = 1,000
+    assert 800 < int(where.strip("≈ ").replace(",", "")) < 1200
+
+
+def test_failures_table_lists_every_failed_cell(newest):
+    rows = cells_of(tables.failures(newest))
+    found = {(r[2], r[3], r[4]) for r in rows}
+    assert found == {
+        ("transformer-naive", "2048", "OOM"),
+        ("transformer-naive", "4096", "skipped"),
+        ("mamba", "4096", "timeout"),
+        ("mamba", "128", "OOM"),
+    }
+    assert all("\\|" in r[5] or "|" not in r[5] for r in rows)
+
+
+def test_environment_lists_backends_and_threads(newest):
+    rows = dict(r[:2] for r in cells_of(tables.environment(newest)))
+    assert rows["Device"] == "cpu" and rows["Threads"] == "2" and rows["torch"] == "2.13.0+cpu"
+    assert "transformer: sdpa" in rows["Backends that ran"]
+    assert "transformer-naive: naive" in rows["Backends that ran"]
+
+
+def test_markdown_table_escapes_pipes_and_newlines():
+    table = tables.markdown_table(["a", "b"], [["x|y", "line1\nline2"]])
+    assert cells_of(table) == [["x\\|y", "line1 line2"]]
+
+
+@pytest.mark.parametrize(
+    "value, text", [(1234.5, "1,234"), (12.345, "12.3"), (1.2345, "1.23"), (0.012345, "0.0123"), (None, "–")]
+)
+def test_fmt_num(value, text):
+    assert tables.fmt_num(value) == text
+
+
+def test_pooled_seeds_and_all_failed_series():
+    """Two seeds on one point pool their repeats; a model with no ok cell still shows up."""
+    base = {"task": "throughput", "level": "block", "mode": "forward", "dtype": "float32", "device": "cpu",
+            "batch_size": 1, "seq_len": 256, "d_model": 8, "n_layers": 1, "started_at": pd.Timestamp("2025-01-01", tz="UTC")}
+    rows = [
+        {**base, "cell_id": "a", "run_id": "1", "model": "gam", "status": "ok", "time_ms": 2.0,
+         "time_samples_ms": [1.0, 2.0, 3.0], "peak_mem_bytes": 100, "tokens_per_s": 1.0},
+        {**base, "cell_id": "b", "run_id": "2", "model": "gam", "status": "ok", "time_ms": 5.0,
+         "time_samples_ms": [4.0, 5.0, 6.0], "peak_mem_bytes": 300, "tokens_per_s": 1.0},
+        {**base, "cell_id": "c", "run_id": "3", "model": "mamba", "status": "error", "error": "boom"},
+    ]
+    (group,) = build_groups(store.to_table(rows).to_pandas())
+    gam, mamba = group.series
+    assert gam.points.loc[0, "time_ms"] == pytest.approx(3.5)  # median of the pooled six
+    assert gam.points.loc[0, "peak_mem_bytes"] == pytest.approx(200)
+    assert list(mamba.points["status"]) == ["error"] and mamba.time_fit is None
+    assert cells_of(tables.table2(group))[0][3:] == ["error", "error"]
