@@ -79,6 +79,8 @@ def register_model(
     def decorate(lm_cls: Any) -> Any:
         if name in _REGISTRY and _REGISTRY[name].lm_cls is not lm_cls:
             raise ValueError(f"model {name!r} is already registered by {_REGISTRY[name].lm_cls!r}")
+        if _BUILTIN.get(name, lm_cls.__module__) != lm_cls.__module__:
+            raise ValueError(f"model {name!r} is a built-in name (defined in {_BUILTIN[name]})")
         _REGISTRY[name] = ModelSpec(
             name=name,
             family=family,
@@ -155,9 +157,14 @@ def make_config(name: str, **overrides: Any) -> Any:
 def _one_line(exc: Exception) -> str:
     errors = getattr(exc, "errors", None)
     if callable(errors):
-        parts = [f"{'.'.join(map(str, e['loc']))}={e.get('input')!r}: {e['msg']}" for e in errors()]
-        return "; ".join(parts)
+        return "; ".join(_one_error(e) for e in errors())
     return str(exc).splitlines()[0]
+
+
+def _one_error(error: dict) -> str:
+    """`field=value: message`; a whole-config (model validator) error has no field."""
+    loc = ".".join(map(str, error["loc"]))
+    return f"{loc}={error.get('input')!r}: {error['msg']}" if loc else error["msg"]
 
 
 def build(name: str, **overrides: Any) -> Any:

@@ -1,0 +1,214 @@
+"""Mamba: the paper's baseline stack and the standard pre-norm residual stack.
+
+The mixer's parameters are named as in mamba_ssm's `Mamba` (in_proj, conv1d, x_proj, dt_proj,
+A_log, D, out_proj) and initialised the same way, so weights load across backends:
+  torch:     `chunked_selective_scan`, pure PyTorch, runs anywhere;
+  mamba-ssm: mamba_ssm's CUDA kernels (the fused `mamba_inner_fn` when causal-conv1d is
+             installed, as mamba_ssm's own Mamba does; otherwise `selective_scan_fn`).
+backend="auto" picks mamba-ssm for CUDA inputs when it imports, else torch. Asking for
+mamba-ssm where it cannot run is a UserError, never a silent fallback.
+
+Stacks:
+  mamba-paper: the paper's baseline: token + positional embedding, dropout, bare mixers with
+               no residual and no norm, final LayerNorm, tied head (official key layout).
+  mamba:       as mamba_ssm's MambaLMHeadModel: embedding, x + mixer(RMSNorm(x)) per layer,
+               final RMSNorm, tied head, mamba_ssm's init; keys backbone.*/lm_head.* so
+               mamba_ssm checkpoints of the same shape load.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from gam_bench.errors import UserError
+from gam_bench.models.backends import causal_conv1d_available, mamba_ssm_available
+from gam_bench.models.config import LMConfig
+from gam_bench.models.lm import PositionalLM
+from gam_bench.models.registry import register_model
+from gam_bench.models.selective_scan import chunked_selective_scan, mamba_ssm_selective_scan
+
+# What each `backend` value runs, as reported by the `backend` property.
+BACKEND_NAMES = {"torch": "torch-chunked-scan", "mamba-ssm": "mamba-ssm"}
+
+
+class MambaConfig(LMConfig):
+    """Mamba fields on top of the shared ones. Defaults are the paper's (expand 3)."""
+
+    d_state: int = Field(16, ge=1)
+    d_conv: int = Field(4, ge=1)
+    expand: int = Field(3, ge=1)
+    backend: Literal["auto", "torch", "mamba-ssm"] = "auto"
+
+
+def _check_backend(requested: str) -> None:
+    if requested == "mamba-ssm" and not mamba_ssm_available():
+        raise UserError(
+            "Mamba config field backend='mamba-ssm' is not available on this machine (it needs "
+            "a CUDA device and `pip install 'gam-bench[mamba]'`); use backend='torch' or 'auto'"
+        )
+
+
+class MambaMixer(nn.Module):
+    """mamba_ssm's `Mamba` layer, (B, L, D) -> (B, L, D). dt_rank = ceil(d_model / 16)."""
+
+    def __init__(self, config: MambaConfig):
+        super().__init__()
+        _check_backend(config.backend)
+        self.requested = config.backend
+        D, N = config.d_model, config.d_state
+        E, R = config.expand * D, math.ceil(D / 16)
+        self.d_inner, self.d_state, self.dt_rank = E, N, R
+        self.in_proj = nn.Linear(D, 2 * E, bias=False)
+        self.conv1d = nn.Conv1d(E, E, config.d_conv, groups=E, padding=config.d_conv - 1)
+        self.x_proj = nn.Linear(E, R + 2 * N, bias=False)
+        self.dt_proj = nn.Linear(R, E, bias=True)
+        _init_dt_proj(self.dt_proj, R)
+        A = torch.arange(1, N + 1, dtype=torch.float32).repeat(E, 1)  # (E, N): S4D-real
+        self.A_log = nn.Parameter(torch.log(A))
+        self.A_log._no_weight_decay = True
+        self.D = nn.Parameter(torch.ones(E))
+        self.D._no_weight_decay = True
+        self.out_proj = nn.Linear(E, D, bias=False)
+
+    @property
+    def backend(self) -> str:
+        """What runs for inputs on the device the weights are on."""
+        return BACKEND_NAMES[self._resolve(self.in_proj.weight.device)]
+
+    def _resolve(self, device: torch.device) -> str:
+        if self.requested == "auto":
+            return "mamba-ssm" if device.type == "cuda" and mamba_ssm_available() else "torch"
+        return self.requested
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        backend = self._resolve(x.device)
+        xz = self.in_proj(x).transpose(1, 2)  # (B, 2E, L)
+        A = -torch.exp(self.A_log.float())  # (E, N)
+        if backend == "torch":
+            return self._scan_path(xz, A, chunked_selective_scan)
+        if x.device.type != "cuda":
+            raise UserError(
+                f"Mamba config field backend='mamba-ssm' needs CUDA inputs, got {x.device}"
+            )
+        return self._mamba_ssm(xz, A)
+
+    def _scan_path(self, xz: torch.Tensor, A: torch.Tensor, scan) -> torch.Tensor:
+        """conv -> SiLU -> input-dependent (dt, B, C) -> selective scan -> gate -> out_proj."""
+        L, N = xz.shape[-1], self.d_state
+        xs, z = xz.chunk(2, dim=1)  # (B, E, L) each
+        xs = F.silu(self.conv1d(xs)[..., :L])  # (B, E, L), causal
+        dt, B, C = self.x_proj(xs.transpose(1, 2)).split([self.dt_rank, N, N], dim=-1)  # (B, L, *)
+        dt = F.linear(dt, self.dt_proj.weight).transpose(1, 2)  # (B, E, L); bias added in scan
+        y = scan(
+            xs, dt, A, B.transpose(1, 2), C.transpose(1, 2), self.D.float(), z=z,
+            delta_bias=self.dt_proj.bias.float(), delta_softplus=True,
+        )  # (B, E, L)
+        return self.out_proj(y.transpose(1, 2))  # (B, L, D)
+
+    def _mamba_ssm(self, xz: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
+        """mamba_ssm's kernels: the fused path when causal-conv1d imports, as its Mamba does."""
+        if not causal_conv1d_available():
+            return self._scan_path(xz, A, mamba_ssm_selective_scan())
+        from mamba_ssm.ops.selective_scan_interface import mamba_inner_fn
+
+        out = mamba_inner_fn(
+            xz, self.conv1d.weight, self.conv1d.bias, self.x_proj.weight, self.dt_proj.weight,
+            self.out_proj.weight, self.out_proj.bias, A, None, None, self.D.float(),
+            delta_bias=self.dt_proj.bias.float(), delta_softplus=True,
+        )  # (B, L, D)
+        return out
+
+
+def _init_dt_proj(dt_proj: nn.Linear, dt_rank: int, dt_min=1e-3, dt_max=0.1, floor=1e-4) -> None:
+    """As mamba_ssm: weight ~ U(+-dt_rank^-0.5); softplus(bias) = dt, log-uniform in
+    [dt_min, dt_max]."""
+    std = dt_rank**-0.5
+    nn.init.uniform_(dt_proj.weight, -std, std)
+    n = dt_proj.out_features
+    dt = torch.exp(torch.rand(n) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
+    dt = dt.clamp(min=floor)
+    with torch.no_grad():
+        dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse of softplus
+    dt_proj.bias._no_reinit = True
+
+
+class MambaResidualBlock(nn.Module):
+    """Standard Mamba block (mamba_ssm's Block): x + mixer(RMSNorm(x)). (B, L, D) -> (B, L, D)."""
+
+    def __init__(self, config: MambaConfig):
+        super().__init__()
+        self.mixer = MambaMixer(config)
+        self.norm = nn.RMSNorm(config.d_model, eps=1e-5)
+
+    @property
+    def backend(self) -> str:
+        return self.mixer.backend
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.mixer(self.norm(x))  # (B, L, D)
+
+
+class _Backbone(nn.Module):
+    """mamba_ssm's MixerModel: embedding, residual blocks, final RMSNorm."""
+
+    def __init__(self, config: MambaConfig):
+        super().__init__()
+        self.embedding = nn.Embedding(config.vocab_size, config.d_model)
+        self.layers = nn.ModuleList(MambaResidualBlock(config) for _ in range(config.n_layers))
+        self.norm_f = nn.RMSNorm(config.d_model, eps=1e-5)
+
+
+def _backends() -> list[str]:
+    return ["torch", "mamba-ssm"] if mamba_ssm_available() else ["torch"]
+
+
+@register_model(
+    "mamba", family="mamba", config=MambaConfig, block=MambaResidualBlock, backends=_backends,
+    description="Mamba, pre-norm residual stack (as MambaLMHeadModel)",
+)
+class MambaLM(nn.Module):
+    """Causal LM: forward(idx (B, T)) -> logits (B, T, V). No positions, so no length cap."""
+
+    def __init__(self, config: MambaConfig):
+        super().__init__()
+        self.config = config
+        self.backbone = _Backbone(config)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self._init_weights(config.n_layers)
+        self.lm_head.weight = self.backbone.embedding.weight  # tied
+
+    def _init_weights(self, n_layers: int) -> None:
+        """mamba_ssm's init: embedding N(0, 0.02); out_proj kaiming-uniform / sqrt(n_layers)."""
+        nn.init.normal_(self.backbone.embedding.weight, std=0.02)
+        for layer in self.backbone.layers:
+            weight = layer.mixer.out_proj.weight
+            nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
+            with torch.no_grad():
+                weight /= math.sqrt(n_layers)
+
+    @property
+    def backend(self) -> str:
+        return self.backbone.layers[0].backend
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        x = self.backbone.embedding(idx)  # (B, T, D)
+        for layer in self.backbone.layers:
+            x = layer(x)  # (B, T, D)
+        return self.lm_head(self.backbone.norm_f(x))  # (B, T, V)
+
+
+@register_model(
+    "mamba-paper", family="mamba", config=MambaConfig, block=MambaMixer, backends=_backends,
+    description="The paper's Mamba baseline: no residual, no norm",
+)
+class MambaPaper(PositionalLM):
+    """The paper's Mamba stack; keys as the official checkpoint (blocks.{i}.in_proj...)."""
+
+    def __init__(self, config: MambaConfig):
+        super().__init__(config, MambaMixer)
