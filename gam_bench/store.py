@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from gam_bench.errors import UserError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 STATUSES = ("ok", "oom", "timeout", "error", "skipped")
 
@@ -89,6 +89,7 @@ SCHEMA = pa.schema(
         ("cuda_version", _STR),
         ("cpu_model", _STR),
         ("threads", _I64),
+        ("load_avg_1m", _F64),  # the machine's 1-minute load average when the cell started (v2)
         ("hostname", _STR),
         ("gam_bench_version", _STR),
         ("git_sha", _STR),
@@ -186,7 +187,8 @@ def _read_part(file: Path) -> pa.Table:
 def migrate(table: pa.Table, source: Path | str = "<table>") -> pa.Table:
     """Bring a stored table to the current schema: add missing columns as nulls, drop none.
 
-    Version 1 is the first schema; later versions add their migrations here.
+    Version 1 is the first schema. Version 2 added `load_avg_1m` (null in version-1 rows).
+    Every migration so far only adds columns, which the loop below fills with nulls.
     """
     versions = set(table.column("schema_version").to_pylist()) if "schema_version" in table.column_names else set()
     newer = {v for v in versions if v is not None and v > SCHEMA_VERSION}

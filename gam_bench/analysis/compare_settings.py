@@ -1,0 +1,39 @@
+"""Settings of the performance-regression gate: the `regression:` section of a suite file.
+
+```yaml
+regression:
+  time_threshold: 0.10   # a cell is a time regression only if its median is >= 10% slower ...
+  mem_threshold: 0.05    # ... or a memory regression if its peak memory is >= 5% higher
+  mem_floor_mib: 2.0     #     and at least 2 MiB higher (CPU peak RSS moves by ~1 MiB run to run)
+  alpha: 0.01            # ... and (time only) a Mann-Whitney U test rejects "no change" at this level
+```
+
+Thresholds are fractions of the baseline value. The same numbers can be given on the command
+line (`--time-threshold`, `--mem-threshold`); a flag wins over the suite file, which wins over
+these defaults. No torch here: suite validation must stay light.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_TIME_THRESHOLD = 0.10
+DEFAULT_MEM_THRESHOLD = 0.05
+DEFAULT_MEM_FLOOR_MIB = 2.0
+DEFAULT_ALPHA = 0.01
+
+
+class RegressionSettings(BaseModel):
+    """Minimum effect sizes per metric and the rank test's significance level."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    time_threshold: float = Field(DEFAULT_TIME_THRESHOLD, gt=0, le=10)
+    mem_threshold: float = Field(DEFAULT_MEM_THRESHOLD, gt=0, le=10)
+    mem_floor_mib: float = Field(DEFAULT_MEM_FLOOR_MIB, ge=0)
+    alpha: float = Field(DEFAULT_ALPHA, gt=0, lt=0.5)
+
+    def with_overrides(self, **values: float | None) -> "RegressionSettings":
+        """A copy with every non-None value replaced, validated again."""
+        given = {key: value for key, value in values.items() if value is not None}
+        return RegressionSettings(**{**self.model_dump(), **given})

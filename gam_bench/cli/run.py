@@ -1,0 +1,78 @@
+"""`gam-bench run SUITE`: run a suite's cells and store one row per cell (see gam_bench.runner)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("run", help="run a benchmark suite (YAML) and store the results")
+    p.add_argument("suite", help="suite file, e.g. suites/scaling.yaml")
+    p.add_argument("--dry-run", action="store_true", help="print the expanded cells and run nothing")
+    p.add_argument("--out", metavar="DIR", help="results folder (default: results/<suite name>/)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps", "xpu"], help="override the suite's device")
+    p.add_argument("--only", metavar="MODEL", action="append", help="run only this model (repeatable)")
+    p.add_argument("--fresh", action="store_true", help="run every cell again, even those already stored ok")
+    p.add_argument("--no-report", action="store_true", help="do not write reports/<suite name>/ at the end")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar, per-cell lines or summary")
+    p.add_argument("--executor", default="local", help="where cells run: local (default: worker processes here) or ray")
+    p.add_argument(
+        "--address", metavar="ADDR", help="ray: cluster to use, auto or ray://host:port (default: a fresh local cluster)"
+    )
+    p.add_argument("--max-concurrency", metavar="N", type=int, help="ray: run at most N cells at once")
+    p.set_defaults(func=run)
+
+
+def executor_options(args: argparse.Namespace) -> dict:
+    """--address / --max-concurrency as executor options (only the ray executor takes them)."""
+    from gam_bench.errors import UserError
+
+    options = {"address": args.address, "max_concurrency": args.max_concurrency}
+    options = {k: v for k, v in options.items() if v is not None}
+    if options and args.executor != "ray":
+        flag = "--" + next(iter(options)).replace("_", "-")
+        raise UserError(f"{flag}: only used with --executor ray (executor is {args.executor!r})")
+    return options
+
+
+def run(args: argparse.Namespace) -> int:
+    from gam_bench.runner import run_suite
+
+    if args.dry_run:
+        return _dry_run(args)
+    run_suite(
+        args.suite,
+        out=args.out,
+        device=args.device,
+        only=args.only,
+        fresh=args.fresh,
+        executor=args.executor,
+        executor_options=executor_options(args),
+        progress=not args.no_progress,
+        report=not args.no_report,
+    )
+    return 0
+
+
+def _dry_run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from gam_bench import store
+    from gam_bench.runner.runner import plan, results_dir
+
+    suite, _config, cells = plan(args.suite, args.device, args.only)
+    folder = results_dir(suite, args.out)
+    done = set() if args.fresh else store.done_cell_ids(folder)
+    table = Table(title=f"{suite.name}: {len(cells)} cells on {cells[0]['device']} -> {folder}")
+    for column in ("#", "cell_id", "model", "level", "mode", "dtype", "B", "T", "overrides", "stored"):
+        table.add_column(column)
+    for i, cell in enumerate(cells, 1):
+        overrides = " ".join(f"{k}={v}" for k, v in sorted(cell["overrides"].items()))
+        table.add_row(
+            str(i), cell["cell_id"], cell["model"], cell["level"], cell["mode"], cell["dtype"],
+            str(cell["batch_size"]), str(cell["seq_len"]), overrides, "ok" if cell["cell_id"] in done else "",
+        )
+    Console().print(table)
+    print(f"{len(cells)} cells, {sum(c['cell_id'] in done for c in cells)} already stored ok; nothing run (--dry-run)")
+    return 0

@@ -1,0 +1,93 @@
+"""What is recorded about the machine with every row (the environment columns of the store)."""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import socket
+import subprocess
+from pathlib import Path
+
+import torch
+
+import gam_bench
+from gam_bench.errors import UserError
+
+
+@functools.cache
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@functools.cache
+def git_sha() -> str | None:
+    """The commit of the gam-bench checkout, or None outside a git checkout."""
+    root = Path(gam_bench.__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (affinity-aware)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def resolve_device(requested: str) -> str:
+    """'auto' -> the available accelerator type (cuda, xpu, mps, ...) or 'cpu'.
+
+    An explicitly requested device that this machine does not have is a UserError.
+    """
+    accelerator = torch.accelerator.current_accelerator(check_available=True)
+    if requested == "auto":
+        return accelerator.type if accelerator is not None else "cpu"
+    if requested != "cpu" and (accelerator is None or accelerator.type != requested.split(":")[0]):
+        have = accelerator.type if accelerator is not None else "none"
+        raise UserError(f"{requested!r} is not available here (accelerator: {have}; torch {torch.__version__})")
+    return requested
+
+
+def device_name(device: str) -> str:
+    dev = torch.device(device)
+    if dev.type == "cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_name(dev)
+    if dev.type == "cpu":
+        return cpu_model()
+    return dev.type
+
+
+def _load_average() -> float | None:
+    """1-minute load average: how busy the machine was (others' work skews timings)."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
+def environment(device: str) -> dict[str, object]:
+    """The environment columns for rows measured on `device` in this process."""
+    return {
+        "device_name": device_name(device),
+        "torch_version": torch.__version__,
+        "cuda_version": torch.version.cuda,
+        "cpu_model": cpu_model(),
+        "threads": torch.get_num_threads(),
+        "load_avg_1m": _load_average(),
+        "hostname": socket.gethostname(),
+        "gam_bench_version": gam_bench.__version__,
+        "git_sha": git_sha(),
+    }

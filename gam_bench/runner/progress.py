@@ -1,0 +1,106 @@
+"""Progress display of a sweep: a rich progress bar on a terminal, plain lines otherwise (CI),
+and a summary table at the end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+
+def cell_label(cell: dict[str, Any]) -> str:
+    extra = " ".join(f"{k}={v}" for k, v in sorted(cell["overrides"].items()))
+    text = f"{cell['model']} {cell['level']}/{cell['mode']}/{cell['dtype']} B={cell['batch_size']} T={cell['seq_len']}"
+    return f"{text} {extra}".strip()
+
+
+class SweepProgress:
+    """`with SweepProgress(total, console) as p: p.start(cell); p.finish(cell, row)`."""
+
+    def __init__(self, total: int, console: Console, enabled: bool = True) -> None:
+        self.total = total
+        self.console = console
+        self.enabled = enabled
+        self.done = 0
+        self._live = enabled and console.is_terminal
+        self._bar: Progress | None = None
+        self._task: Any = None
+
+    def __enter__(self) -> "SweepProgress":
+        if self._live:
+            self._bar = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=self.console,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task("starting", total=self.total)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def start(self, cell: dict[str, Any]) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, description=cell_label(cell))
+
+    def note(self, message: str) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, description=message[:80])
+
+    def finish(self, cell: dict[str, Any], row: dict[str, Any]) -> None:
+        self.done += 1
+        if self._bar is not None:
+            self._bar.advance(self._task)
+        if not self.enabled:
+            return
+        width = len(str(self.total))
+        self.console.print(
+            f"[{self.done:>{width}}/{self.total}] {row['status']:<7} {cell_label(cell)}  {_outcome_text(row)}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+def _outcome_text(row: dict[str, Any]) -> str:
+    if row["status"] == "ok":
+        if row.get("time_ms") is None:
+            return f"{row.get('duration_s', 0):.1f} s"
+        mib = (row.get("peak_mem_bytes") or 0) / 2**20
+        return f"{row['time_ms']:.2f} ms  {mib:.0f} MiB"
+    return (row.get("error") or "")[:100]
+
+
+def summary_table(rows: list[dict[str, Any]], title: str) -> Table:
+    """One line per cell of this run: status, median time, tokens/s, peak memory."""
+    table = Table(title=title)
+    for name in ("model", "level/mode/dtype", "B", "T", "status", "median ms", "tokens/s", "peak MiB"):
+        table.add_column(name, justify="right" if name in ("B", "T", "median ms", "tokens/s", "peak MiB") else "left")
+    for row in rows:
+        ok = row["status"] == "ok" and row.get("time_ms") is not None
+        table.add_row(
+            row["model"],
+            f"{row['level']}/{row['mode']}/{row['dtype']}",
+            str(row["batch_size"]),
+            str(row["seq_len"]),
+            row["status"],
+            f"{row['time_ms']:.2f}" if ok else "-",
+            f"{row['tokens_per_s']:.0f}" if ok else "-",
+            f"{row['peak_mem_bytes'] / 2**20:.0f}" if ok and row.get("peak_mem_bytes") is not None else "-",
+        )
+    return table

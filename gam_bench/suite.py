@@ -1,0 +1,441 @@
+"""Suite files: a validated YAML description of a sweep, expanded into cells.
+
+A suite file (see suites/README.md for a commented example) holds::
+
+    name: scaling                    # results go to results/<name>/ by default
+    description: ...
+    task: throughput                 # or perplexity (then a `perplexity:` section)
+    plugins: [my_models]             # modules imported (parent and workers) to register models
+    models:                          # registry names; a plain string or {name, overrides}
+      - gam
+      - {name: transformer, overrides: {n_heads: 4}}
+    axes:                            # swept: every combination becomes a cell
+      seq_len: [256, 512, 1024]
+      batch_size: [16]
+      seed: [0]
+      d_model: [512]                 # any other key is a model config field
+    level: block                     # block | lm        (a list sweeps it too)
+    mode: forward_backward           # forward | forward_backward | train_step (a list sweeps)
+    dtype: float16                   # float32 | bfloat16 | float16 (autocast) (a list sweeps)
+    device: auto                     # auto | cpu | cuda | mps | xpu
+    threads: null                    # CPU threads of the worker; null = all usable cores
+    measure: {warmup: 5, repeats: 20, min_run_time_s: 0, max_repeats: 1000, flops: true}
+    limits: {timeout_s: 600, mem_cap_gb: null, mem_cap_fraction: 0.75}
+    profiles:                        # per-device grids, merged over the top level
+      cpu: {axes: {seq_len: [64, 128]}, measure: {warmup: 1, repeats: 3}}
+
+Per-device grids: `profiles` maps a device type (`cpu`, `cuda`, ...) to a partial suite.
+When the run's device resolves to that type, the profile is deep-merged over the top
+level (mappings merge key by key, everything else - lists included - is replaced). The
+top level alone is the configuration for devices without a profile. Every profile is
+validated when the file is loaded, so a typo in the `cuda` profile fails on a CPU box too.
+
+Errors are one line naming the file, the field and the value (`UserError`). Model names
+are checked here against the registry (importing `plugins` first); model config fields
+need the model classes (torch), so the runner checks them in its pre-flight.
+
+This module does not import torch (the plugins a suite names may).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import importlib
+import itertools
+import json
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from gam_bench.analysis.compare_settings import RegressionSettings
+from gam_bench.errors import UserError
+from gam_bench.tasks.perplexity_settings import PerplexitySettings
+
+Level = Literal["block", "lm"]
+Mode = Literal["forward", "forward_backward", "train_step"]
+DType = Literal["float32", "bfloat16", "float16"]
+Device = Literal["auto", "cpu", "cuda", "mps", "xpu"]
+
+CELL_AXES = ("seq_len", "batch_size", "seed")  # axes that are cell fields, not model config
+SWEEPABLE = ("level", "mode", "dtype")  # top-level fields that may be a list (a scalar = one value)
+HASH_EXCLUDED = ("suite", "out")  # never part of a cell_id
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelEntry(_Strict):
+    """One model of the suite: a registry name plus config overrides for it."""
+
+    name: str
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+class Measure(_Strict):
+    """How a cell is timed.
+
+    warmup untimed steps, then at least `repeats` timed steps; if `min_run_time_s` > 0, timed
+    steps continue until their total reaches it (never more than `max_repeats`). Every timed
+    step is stored. `flops`: count FLOPs of one (untimed) step with torch.utils.flop_counter.
+    """
+
+    warmup: int = Field(5, ge=0)
+    repeats: int = Field(20, ge=1)
+    min_run_time_s: float = Field(0.0, ge=0)
+    max_repeats: int = Field(1000, ge=1)
+    flops: bool = True
+
+    @model_validator(mode="after")
+    def _repeats_within_max(self) -> "Measure":
+        if self.max_repeats < self.repeats:
+            raise ValueError(f"max_repeats ({self.max_repeats}) is below repeats ({self.repeats})")
+        return self
+
+
+class Limits(_Strict):
+    """Per-cell limits: a wall-clock timeout (whole cell: build, warmup, timing) and a memory cap.
+
+    The memory cap is `mem_cap_gb` GiB if given, else `mem_cap_fraction` of the machine's RAM
+    (CPU: the worker's address-space limit above its idle size; GPU: the allocator's share).
+    """
+
+    timeout_s: float = Field(600.0, gt=0)
+    mem_cap_gb: float | None = Field(None, gt=0)
+    mem_cap_fraction: float = Field(0.75, gt=0, le=1)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+class Axes(BaseModel):
+    """Swept values. A scalar means a one-value list. Extra keys are model config fields."""
+
+    model_config = ConfigDict(extra="allow")
+
+    seq_len: list[PositiveInt] = Field(min_length=1)
+    batch_size: list[PositiveInt] = Field(default_factory=lambda: [1], min_length=1)
+    seed: list[NonNegativeInt] = Field(default_factory=lambda: [0], min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _scalars_as_lists(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {key: _as_list(value) for key, value in data.items()}
+        return data
+
+    @model_validator(mode="after")
+    def _no_repeats(self) -> "Axes":
+        for key, values in self.values().items():
+            if not values:
+                raise ValueError(f"axis {key!r} has no values")
+            if len({json.dumps(v, sort_keys=True) for v in values}) != len(values):
+                raise ValueError(f"axis {key!r} repeats a value: {values!r}")
+        return self
+
+    def values(self) -> dict[str, list[Any]]:
+        """All axes, name -> list of values."""
+        return {**{k: getattr(self, k) for k in CELL_AXES}, **(self.model_extra or {})}
+
+    def config_fields(self) -> dict[str, list[Any]]:
+        """The axes that are model config fields (not seq_len, batch_size, seed)."""
+        return dict(self.model_extra or {})
+
+
+def _listify(value: Any) -> Any:
+    return _as_list(value) if value is not None else value
+
+
+class SuiteConfig(_Strict):
+    """The validated body of a suite, for one device (top level merged with its profile)."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    task: Literal["throughput", "perplexity"] = "throughput"
+    plugins: list[str] = Field(default_factory=list)
+    models: list[ModelEntry] = Field(min_length=1)
+    axes: Axes
+    level: list[Level] = Field(["block"], min_length=1)
+    mode: list[Mode] = Field(["forward_backward"], min_length=1)
+    dtype: list[DType] = Field(["float32"], min_length=1)
+    device: Device = "auto"
+    threads: int | None = Field(None, ge=1)
+    measure: Measure = Field(default_factory=Measure)
+    limits: Limits = Field(default_factory=Limits)
+    perplexity: PerplexitySettings | None = Field(None, validate_default=True)
+    regression: RegressionSettings | None = None  # thresholds of `gam-bench check` (not part of cells)
+
+    @field_validator("level", "mode", "dtype", mode="before")
+    @classmethod
+    def _sweepable(cls, value: Any) -> Any:
+        return _listify(value)
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _names_as_entries(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"name": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("models")
+    @classmethod
+    def _distinct_models(cls, models: list[ModelEntry]) -> list[ModelEntry]:
+        names = [m.name for m in models]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"model {dupes[0]!r} is listed twice")
+        return models
+
+    @field_validator("perplexity")
+    @classmethod
+    def _perplexity_matches_task(cls, value: Any, info: ValidationInfo) -> Any:
+        task = info.data.get("task")
+        if task == "perplexity" and value is None:
+            raise ValueError("task 'perplexity' needs a 'perplexity:' section")
+        if task == "throughput" and value is not None:
+            raise ValueError("a 'perplexity:' section needs 'task: perplexity'")
+        return value
+
+
+class Suite(BaseModel):
+    """A loaded suite file: its top-level config, per-device profiles and where it came from."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    path: Path | None = None
+    base: SuiteConfig
+    profiles: dict[str, SuiteConfig] = Field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.base.name
+
+    @property
+    def source(self) -> str:
+        return str(self.path) if self.path else "<suite>"
+
+    def for_device(self, device: str) -> SuiteConfig:
+        """The configuration for a resolved device such as "cpu", "cuda" or "cuda:1"."""
+        return self.profiles.get(device.split(":")[0], self.base)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read and validate a suite file; raise UserError naming file, field and value."""
+    path = Path(path)
+    raw = _read_yaml(path)
+    return suite_from_dict(raw, source=path)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read suite file ({exc.strerror or exc})") from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UserError(f"{path}: invalid YAML{where}: {problem}") from exc
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: a suite file must be a mapping of fields, got {type(raw).__name__}")
+    return raw
+
+
+def suite_from_dict(raw: dict[str, Any], source: str | Path = "<suite>") -> Suite:
+    """Validate a suite given as a dict (what load_suite reads from YAML)."""
+    raw = copy.deepcopy(raw)
+    profiles_raw = raw.pop("profiles", None) or {}
+    if not isinstance(profiles_raw, dict):
+        raise UserError(f"{source}: profiles: must be a mapping of device type to settings, got {profiles_raw!r}")
+    base = _validate(raw, source, prefix="")
+    profiles = {}
+    for device, override in profiles_raw.items():
+        profiles[device] = _validate_profile(raw, device, override, source)
+    for config in (base, *profiles.values()):
+        _import_plugins(config.plugins, source)
+    _check_model_names(raw, base, source, prefix="")
+    for device, config in profiles.items():
+        _check_model_names(profiles_raw[device], config, source, prefix=f"profiles.{device}.")
+    return Suite(path=Path(source) if source != "<suite>" else None, base=base, profiles=profiles)
+
+
+def _validate_profile(raw: dict[str, Any], device: str, override: Any, source: Any) -> SuiteConfig:
+    where = f"profiles.{device}"
+    if device not in ("cpu", "cuda", "mps", "xpu"):
+        raise UserError(f"{source}: {where}: unknown device type {device!r} (use cpu, cuda, mps or xpu)")
+    if not isinstance(override, dict):
+        raise UserError(f"{source}: {where}: must be a mapping of settings, got {override!r}")
+    for key in ("name", "profiles"):
+        if key in override:
+            raise UserError(f"{source}: {where}.{key}: cannot be set in a profile")
+    return _validate(deep_merge(raw, override), source, prefix=f"{where}.", override=override)
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` merged into a copy of `base`: mappings merge recursively, other values replace."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _validate(raw: dict[str, Any], source: Any, prefix: str, override: dict | None = None) -> SuiteConfig:
+    try:
+        return SuiteConfig.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = list(err["loc"])
+        if override is not None and not _path_in(override, loc):
+            prefix = ""  # the bad value comes from the top level, not from the profile
+        raise UserError(f"{source}: {prefix}{_loc_text(loc, raw)}: {_message(err)}") from None
+
+
+def _path_in(tree: Any, loc: list[Any]) -> bool:
+    for part in loc:
+        if isinstance(tree, dict) and part in tree:
+            tree = tree[part]
+        elif isinstance(tree, list) and isinstance(part, int) and part < len(tree):
+            tree = tree[part]
+        else:
+            return False
+    return True
+
+
+def _loc_text(loc: list[Any], raw: dict[str, Any]) -> str:
+    """pydantic loc -> 'models[1].name'; drops union-branch tags such as 'list[...]'."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif "[" in str(part) or str(part).startswith(("function-", "literal")):
+            continue
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "<top level>"
+
+
+def _message(err: dict[str, Any]) -> str:
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    kind = err.get("type", "")
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "extra_forbidden":
+        return f"unknown field (value {err.get('input')!r})"
+    if kind in ("value_error", "assertion_error") or err.get("input") is None:
+        return msg
+    return f"{msg} (got {err.get('input')!r})"
+
+
+def _import_plugins(plugins: list[str], source: Any) -> None:
+    suite_dir = str(Path(source).resolve().parent) if source != "<suite>" else None
+    for i, module in enumerate(plugins):
+        try:
+            import_plugin(module, suite_dir)
+        except Exception as exc:
+            raise UserError(f"{source}: plugins[{i}]: cannot import {module!r}: {exc}") from None
+
+
+def import_plugin(module: str, search_dir: str | None = None) -> None:
+    """Import a plugin module; `search_dir` (the suite file's folder) is tried last on sys.path."""
+    if search_dir and search_dir not in sys.path:
+        sys.path.append(search_dir)
+    importlib.import_module(module)
+
+
+def _check_model_names(raw: dict[str, Any], config: SuiteConfig, source: Any, prefix: str) -> None:
+    if "models" not in raw:
+        return
+    from gam_bench.models.registry import available
+
+    names = available()
+    for i, entry in enumerate(config.models):
+        if entry.name not in names:
+            close = difflib.get_close_matches(entry.name, names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f" (available: {', '.join(names)})"
+            raise UserError(f"{source}: {prefix}models[{i}].name: unknown model {entry.name!r}{hint}")
+
+
+# ---------------------------------------------------------------- expansion
+
+
+def expand(suite: Suite | SuiteConfig, device: str, threads: int | None = None) -> list[dict[str, Any]]:
+    """All cells of `suite` for a resolved `device`, each a JSON-able dict with its `cell_id`.
+
+    Order: model, then the other axes, with seq_len ascending last, so that a failure at a
+    length is seen before its longer lengths (budget skipping relies on it).
+    `threads` is the resolved worker thread count (the suite's `threads` wins if set).
+    """
+    config = suite.for_device(device) if isinstance(suite, Suite) else suite
+    fields = config.axes.config_fields()
+    names = sorted(fields)
+    grid = [*(getattr(config, k) for k in SWEEPABLE), config.axes.batch_size, config.axes.seed]
+    cells = []
+    for entry in config.models:
+        for level, mode, dtype, batch, seed, *values in itertools.product(*grid, *(fields[k] for k in names)):
+            for seq_len in sorted(config.axes.seq_len):
+                cell = {
+                    **_shared(config, device, threads),
+                    "model": entry.name,
+                    "overrides": {**entry.overrides, **dict(zip(names, values))},
+                    "level": level,
+                    "mode": mode,
+                    "dtype": dtype,
+                    "batch_size": batch,
+                    "seq_len": seq_len,
+                    "seed": seed,
+                }
+                cells.append({**cell, "cell_id": cell_id(cell)})
+    return cells
+
+
+def _shared(config: SuiteConfig, device: str, threads: int | None) -> dict[str, Any]:
+    """The cell fields every cell of this config shares."""
+    return {
+        "task": config.task,
+        "device": device,
+        "threads": config.threads or threads,
+        "measure": config.measure.model_dump(),
+        "limits": config.limits.model_dump(),
+        "perplexity": config.perplexity.model_dump() if config.perplexity else None,
+        "plugins": list(config.plugins),
+    }
+
+
+def canonical_json(cell: dict[str, Any]) -> str:
+    """The cell's config as canonical JSON: sorted keys, no cell_id/suite/out."""
+    body = {k: v for k, v in cell.items() if k not in (*HASH_EXCLUDED, "cell_id")}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def cell_id(cell: dict[str, Any]) -> str:
+    """Stable hash of the cell's full config (sha256 of its canonical JSON, 16 hex digits)."""
+    return hashlib.sha256(canonical_json(cell).encode()).hexdigest()[:16]
+
+
+def group_key(cell: dict[str, Any]) -> str:
+    """Everything but seq_len: cells with equal keys form one budget group."""
+    return canonical_json({k: v for k, v in cell.items() if k != "seq_len"})

@@ -1,0 +1,132 @@
+"""Measurement: timing keeps every repeat, FLOPs are counted exactly, gradients never
+accumulate, peak memory is reset per cell, and the throughput task fills its columns."""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+
+import pytest
+import torch
+
+from gam_bench import store
+from gam_bench.measure.flops import count_flops
+from gam_bench.measure.timing import time_steps
+from gam_bench.runner import run_suite
+from gam_bench.runner.worker import run_cell
+from gam_bench.suite import expand, suite_from_dict
+from gam_bench.tasks import throughput
+
+
+def test_time_steps_keeps_every_repeat_in_order():
+    calls = []
+    timing = time_steps(lambda: calls.append(time.sleep(0.002)), repeats=5)
+    assert len(calls) == 5 and len(timing.samples_ms) == 5
+    assert all(s >= 2.0 for s in timing.samples_ms)  # sleep is a lower bound, not a threshold on speed
+    assert timing.q25_ms <= timing.median_ms <= timing.q75_ms
+
+
+def test_time_steps_runs_until_min_run_time_within_max_repeats():
+    timing = time_steps(lambda: time.sleep(0.01), repeats=2, min_run_time_s=0.1)
+    assert len(timing.samples_ms) >= 2 and sum(timing.samples_ms) >= 100
+    capped = time_steps(lambda: time.sleep(0.01), repeats=2, min_run_time_s=10, max_repeats=4)
+    assert len(capped.samples_ms) == 4
+
+
+def test_count_flops_of_a_linear_layer_forward_and_backward():
+    layer = torch.nn.Linear(16, 32, bias=False)
+    x = torch.randn(4, 8, 16)  # (B, T, D)
+    assert count_flops(lambda: layer(x)) == 2 * 4 * 8 * 16 * 32
+    x.requires_grad_(True)
+    # backward: grad wrt input and wrt weight, each as large as the forward
+    assert count_flops(lambda: layer(x).sum().backward()) == 3 * 2 * 4 * 8 * 16 * 32
+
+
+@pytest.fixture
+def restore_process_limits():
+    """run_cell sets the memory cap and thread count of the process it runs in."""
+    limit, threads = resource.getrlimit(resource.RLIMIT_AS), torch.get_num_threads()
+    yield
+    resource.setrlimit(resource.RLIMIT_AS, limit)
+    torch.set_num_threads(threads)
+
+
+def _cells(level="block", mode="forward_backward", **extra):
+    suite = suite_from_dict({
+        "name": "m", "plugins": ["faulty_models"], "models": [{"name": "test-tiny", "overrides": extra}],
+        "axes": {"seq_len": [8], "batch_size": [3]}, "level": level, "mode": mode, "device": "cpu",
+        "measure": {"warmup": 1, "repeats": 4},
+    })
+    return expand(suite, "cpu", threads=1)
+
+
+@pytest.mark.parametrize("level", ["block", "lm"])
+@pytest.mark.parametrize("mode", ["forward_backward", "train_step"])
+def test_gradients_are_set_to_none_between_steps(level, mode):
+    cell = _cells(level, mode)[0]
+    torch.manual_seed(0)
+    module, config = throughput.build_module(cell)
+    step = throughput.make_step(cell, module, config)
+    step()
+    first = [p.grad.clone() for p in module.parameters()]
+    if mode == "train_step":
+        return  # weights moved; the equality below only holds for a fixed model
+    step()
+    for p, g in zip(module.parameters(), first):
+        assert torch.equal(p.grad, g)  # accumulated grads would be 2x
+
+
+@pytest.mark.parametrize("level", ["block", "lm"])
+@pytest.mark.parametrize("mode", ["forward", "forward_backward", "train_step"])
+def test_throughput_task_fills_its_columns(level, mode, restore_process_limits):
+    cell = _cells(level, mode)[0]
+    result = run_cell(cell, ctx=None)
+    assert result["status"] == "ok", result["error"]
+    (row,) = result["rows"]
+    assert len(row["time_samples_ms"]) == 4
+    assert row["time_ms"] == pytest.approx(statistics.median(row["time_samples_ms"]))
+    assert row["tokens_per_s"] == pytest.approx(3 * 8 / (row["time_ms"] / 1e3))
+    assert row["flops"] > 0 and row["flops_per_s"] == pytest.approx(row["flops"] / (row["time_ms"] / 1e3))
+    assert row["params"] == sum(p.numel() for p in throughput.build_module(cell)[0].parameters())
+    assert row["backend"] == "test" and row["mem_source"] == "rss_hwm" and row["peak_mem_bytes"] >= 0
+    assert set(row) <= set(store.COLUMNS)
+    assert result["env"]["threads"] == 1
+
+
+def test_peak_memory_is_per_cell(write_suite, tmp_path):
+    path = write_suite(
+        """
+        name: memory
+        models:
+          - {name: test-tiny, overrides: {alloc_mb: 300}}
+          - {name: test-pid, overrides: {alloc_mb: 0}}
+        axes: {seq_len: [8]}
+        level: block
+        mode: forward
+        measure: {warmup: 0, repeats: 1, flops: false}
+        """
+    )
+    df = store.load(run_suite(path, out=tmp_path / "r", progress=False, report=False)).set_index("model")
+    big, small = df.loc["test-tiny", "peak_mem_bytes"], df.loc["test-pid", "peak_mem_bytes"]
+    assert big >= 0.95 * 300 * 2**20  # the held tensor is seen (RSS baseline moves by a few pages)
+    assert small < 100 * 2**20  # and the high-water mark was reset for the next cell
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_cell_reports_allocator_peak(restore_process_limits):
+    cell = {**_cells("block", "forward_backward", alloc_mb=0)[0], "device": "cuda"}
+    result = run_cell(cell, ctx=None)
+    assert result["status"] == "ok", result["error"]
+    (row,) = result["rows"]
+    assert row["mem_source"] == "cuda_allocator" and row["peak_mem_bytes"] > 0
+
+
+def test_busy_machine_warning_reads_the_load_column():
+    from gam_bench.measure.environment import usable_cores
+    from gam_bench.runner.runner import busy_warning
+
+    cores = usable_cores()
+    assert busy_warning([{"load_avg_1m": cores + 3.0}, {"load_avg_1m": None}]).startswith("warning: the machine was busy")
+    assert busy_warning([{"load_avg_1m": cores * 0.5}]) is None
+    assert busy_warning([{"load_avg_1m": None}]) is None

@@ -1,0 +1,145 @@
+"""The results store: schema, atomic append-only parts, loader, latest attempt, migration."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from gam_bench import store
+from gam_bench.errors import UserError
+
+T0 = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def row(cell="c1", run="r1", status="ok", minutes=0, **extra):
+    return {
+        "suite": "s", "cell_id": cell, "run_id": run, "model": "gam", "status": status,
+        "seq_len": 128, "time_samples_ms": [1.0, 2.0, 3.0], "started_at": T0 + dt.timedelta(minutes=minutes),
+        **extra,
+    }
+
+
+def test_round_trip_keeps_types_and_fills_missing_columns(tmp_path):
+    path = store.append([row(time_ms=2.0, peak_mem_bytes=10), row("c2", "r2", "oom", error="OOM")], tmp_path)
+    assert path.parent == tmp_path and path.name.startswith("part-") and path.suffix == ".parquet"
+    df = store.load(tmp_path)
+    assert list(df.columns) == list(store.COLUMNS)
+    assert len(df) == 2
+    first = df.iloc[0]
+    assert first["schema_version"] == store.SCHEMA_VERSION
+    assert list(first["time_samples_ms"]) == [1.0, 2.0, 3.0]
+    assert first["time_ms"] == 2.0 and first["peak_mem_bytes"] == 10
+    assert df.iloc[1]["status"] == "oom" and df.iloc[1]["error"] == "OOM"
+    assert df["flops"].isna().all()
+    assert str(df["started_at"].dt.tz) == "UTC"
+
+
+def test_load_accepts_a_single_file_and_an_empty_folder(tmp_path):
+    path = store.append([row()], tmp_path / "a")
+    assert len(store.load(path)) == 1
+    (tmp_path / "empty").mkdir()
+    empty = store.load(tmp_path / "empty")
+    assert empty.empty and list(empty.columns) == list(store.COLUMNS)
+    with pytest.raises(UserError, match="no such results file or folder"):
+        store.load(tmp_path / "missing")
+
+
+def test_append_is_append_only(tmp_path):
+    first = store.append([row()], tmp_path)
+    before = first.read_bytes()
+    store.append([row("c2", "r2")], tmp_path)
+    assert first.read_bytes() == before
+    assert len(store.part_files(tmp_path)) == 2 and len(store.load(tmp_path)) == 2
+    assert store.append([], tmp_path) is None
+
+
+def test_rejects_unknown_columns_and_statuses(tmp_path):
+    with pytest.raises(ValueError, match="outside the schema"):
+        store.append([row(speed=1.0)], tmp_path)
+    with pytest.raises(ValueError, match="status 'great'"):
+        store.append([row(status="great")], tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(store.os, "replace", crash)
+    with pytest.raises(OSError):
+        store.append([row()], tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_kill_9_during_appends_never_leaves_a_corrupt_part(tmp_path):
+    writer = textwrap.dedent(
+        f"""
+        import datetime as dt
+        from gam_bench import store
+        rows = [dict(suite="s", cell_id=f"c{{i}}", run_id=f"r{{i}}", status="ok",
+                     time_samples_ms=[1.0] * 5000, started_at=dt.datetime.now(dt.timezone.utc))
+                for i in range(200)]
+        print("go", flush=True)
+        while True:
+            store.append(rows, {str(tmp_path)!r})
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", writer], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "go"
+    deadline = time.monotonic() + 60
+    while len(store.part_files(tmp_path)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    parts = store.part_files(tmp_path)
+    assert len(parts) >= 3
+    df = store.load(tmp_path)  # every visible part reads whole
+    assert len(df) == 200 * len(parts)
+
+
+def test_latest_keeps_the_newest_attempt_and_done_cell_ids(tmp_path):
+    store.append([row("a", "r1", "oom", 0), row("b", "r2", "ok", 0), row("c", "r3", "ok", 0)], tmp_path)
+    store.append([row("a", "r4", "ok", 5), row("b", "r5", "timeout", 5)], tmp_path)
+    latest = store.latest(store.load(tmp_path)).set_index("cell_id")
+    assert latest.loc["a", "run_id"] == "r4" and latest.loc["b", "run_id"] == "r5"
+    assert store.done_cell_ids(tmp_path) == {"a", "c"}
+    assert store.done_cell_ids(tmp_path / "never-written") == set()
+
+
+def test_latest_keeps_every_row_of_a_multi_row_attempt(tmp_path):
+    rows = [row("p", "r1", step=s, minutes=0) for s in (1, 2)] + [row("p", "r2", step=s, minutes=9) for s in (1, 2, 3)]
+    store.append(rows, tmp_path)
+    latest = store.latest(store.load(tmp_path))
+    assert sorted(latest["step"]) == [1, 2, 3] and set(latest["run_id"]) == {"r2"}
+
+
+def test_migrate_adds_missing_columns_and_refuses_newer_schemas(tmp_path):
+    old = pa.table({"schema_version": [1], "cell_id": ["x"], "status": ["ok"], "time_ms": [1.5]})
+    pq.write_table(old, tmp_path / "part-old.parquet")
+    df = store.load(tmp_path)
+    assert list(df.columns) == list(store.COLUMNS) and df.iloc[0]["time_ms"] == 1.5 and df["model"].isna().all()
+    newer = pa.table({"schema_version": [store.SCHEMA_VERSION + 1], "cell_id": ["y"], "status": ["ok"]})
+    pq.write_table(newer, tmp_path / "part-new.parquet")
+    with pytest.raises(UserError, match="newer than this gam-bench understands"):
+        store.load(tmp_path)
+
+
+def test_unreadable_part_is_a_user_error(tmp_path):
+    (tmp_path / "part-bad.parquet").write_bytes(b"not parquet")
+    with pytest.raises(UserError, match="part-bad.parquet: not a readable Parquet results file"):
+        store.load(tmp_path)
+
+
+def test_store_does_not_import_torch():
+    code = "import sys, gam_bench.store; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr
