@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fresh", action="store_true", help="run every cell again, even those already stored ok")
     p.add_argument("--no-report", action="store_true", help="do not write reports/<suite name>/ at the end")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, per-cell lines or summary")
-    p.add_argument("--executor", default="local", help="where cells run: local (default: worker processes here) or ray")
+    p.add_argument("--executor", default="local", help="where cells run: local (worker processes here) or ray")
     p.add_argument(
         "--address", metavar="ADDR", help="ray: cluster to use, auto or ray://host:port (default: a fresh local cluster)"
     )

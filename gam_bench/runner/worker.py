@@ -136,9 +136,10 @@ def run_cell(cell: dict[str, Any], ctx: Any) -> dict[str, Any]:
         if cell.get("threads"):
             torch.set_num_threads(int(cell["threads"]))
         env = environment(cell["device"])
-        _prime_model(cell)
         limits = cell["limits"]
+        # The cap first: priming runs model code, which must not escape the cap either.
         memory.apply_cap(device, memory.cap_bytes(limits["mem_cap_gb"], limits["mem_cap_fraction"], device))
+        _prime_model(cell)
         meter = memory.PeakMemory(device)
         meter.start()
         rows = importlib.import_module(TASKS[cell["task"]]).run(cell, ctx)

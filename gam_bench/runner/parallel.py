@@ -1,0 +1,86 @@
+"""Running a sweep's budget groups side by side, for executors that run several cells at once.
+
+An executor that can (the Ray executor) has `slots(cells) -> int`, the number of cells it
+can run at the same time. The runner then hands each budget group (`suite.group_key`: all
+settings equal but seq_len) to one of that many threads. Within a group the cells still run
+one after another in seq_len order, so the budget rule (an oom or timeout skips the longer
+lengths of its group) and resume behave exactly as in a sequential sweep. `executor.run`
+must be thread-safe.
+
+The driver alone writes the store: each finished cell's rows are appended (and shown on the
+progress display) under one lock. On Ctrl-C or any error, no further cell starts, the
+executor is closed (which ends the cells in flight) and their rows are dropped, as a local
+sweep loses the cell that was running.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from typing import Any
+
+from gam_bench import store
+from gam_bench.suite import group_key
+
+_WAIT_S = 0.5  # how often the main thread wakes up (so Ctrl-C is seen at once)
+
+
+class _Shared:
+    """What the group threads share: the store lock, the stop flag and the summary rows."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.summary: dict[str, dict[str, Any]] = {}  # cell_id -> last row of the cell
+
+
+def groups_of(cells: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Cells split into budget groups, in order of first appearance; each keeps its order."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for cell in cells:
+        groups.setdefault(group_key(cell), []).append(cell)
+    return list(groups.values())
+
+
+def run_groups(sweep: Any, cells: list[dict[str, Any]], bar: Any, slots: int) -> list[dict[str, Any]]:
+    """Run `cells` through `sweep` (a runner `_Sweep`) with up to `slots` groups at once.
+
+    Returns the last row of every cell, in the order of `cells`.
+    """
+    groups = groups_of(cells)
+    shared = _Shared()
+    with ThreadPoolExecutor(max_workers=max(1, min(slots, len(groups))), thread_name_prefix="gam-bench-group") as pool:
+        futures = [pool.submit(_run_group, sweep, group, bar, shared) for group in groups]
+        try:
+            _wait_all(futures)
+        except BaseException:
+            with shared.lock:
+                shared.stop.set()
+            for future in futures:
+                future.cancel()
+            sweep.executor.close()  # ends the cells in flight; their threads then return
+            raise
+    return [shared.summary[c["cell_id"]] for c in cells if c["cell_id"] in shared.summary]
+
+
+def _wait_all(futures: list[Future]) -> None:
+    """Block until every future is done; re-raise the first failure (or a Ctrl-C) at once."""
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, timeout=_WAIT_S, return_when=FIRST_EXCEPTION)
+        for future in done:
+            future.result()
+
+
+def _run_group(sweep: Any, group: list[dict[str, Any]], bar: Any, shared: _Shared) -> None:
+    for cell in group:
+        if shared.stop.is_set():
+            return
+        bar.start(cell)
+        rows = sweep.run_cell(cell, bar)
+        with shared.lock:
+            if shared.stop.is_set():
+                return  # interrupted: this cell's outcome is not trusted, it is run again on resume
+            store.append(rows, sweep.folder)
+            bar.finish(cell, rows[-1])
+            shared.summary[cell["cell_id"]] = rows[-1]

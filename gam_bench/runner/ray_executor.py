@@ -1,0 +1,346 @@
+"""The Ray executor: `gam-bench run SUITE --executor ray [--address ...] [--max-concurrency N]`.
+
+Each cell runs as a Ray actor task on a *cell worker*: a Ray actor that is the counterpart
+of a LocalExecutor worker process. It asks Ray for one GPU (cuda cells; plus one CPU) or for
+the cell's `threads` CPUs (cpu cells), so no two cells ever share a device, starts up the
+way a local worker does (`worker.prepare`: plugins, priming) and runs cells with the very
+same `worker.run_cell` (thread count set from the cell, memory cap, task, peak memory), so
+the per-cell logic exists once. As locally, a worker is reused from cell to cell, killed
+(`ray.kill`) on a timeout and replaced after any failed cell; a worker that dies (SIGKILL,
+node lost) gives an `error` row naming Ray's reason. (Actors rather than plain tasks: Ray
+reuses a plain task's worker process and offers no way to replace it after a failed cell,
+whose sticky CUDA error or address-space cap would then leak into the next cell.)
+
+The executor holds `slots(cells)` workers: what the cluster's alive nodes hold (per node:
+GPUs, or CPUs // threads), at most `max_concurrency` (on a shared cluster set it to what is
+free: a worker still waiting for resources after STARTUP_TIMEOUT_S gives an error row).
+The runner runs that many budget groups side by side (`runner.parallel`); results come back
+to the driver, which alone writes the store. Progress messages of a cell (perplexity
+training) are polled from its worker.
+
+`address`: None starts a fresh local Ray cluster for the sweep (shut down at the end);
+"auto" joins the cluster of this node (`ray start --head` / `ray start --address`); a
+"ray://host:port" address connects through Ray Client. A process that already called
+`ray.init` keeps its connection.
+
+Ray is an optional dependency: it is imported only when this executor is built.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import os
+import queue
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from gam_bench.errors import UserError
+from gam_bench.runner.executor import STARTUP_TIMEOUT_S, Outcome
+
+INSTALL_HINT = "the ray executor needs Ray: pip install 'gam-bench[ray]'"
+POLL_S = 1.0  # how often the driver checks a running cell (timeout, progress, Ctrl-C)
+PING_TIMEOUT_S = 60.0
+_MAX_REASON_CHARS = 600
+_RAY_GUESSES = "Some common causes include"
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise UserError(INSTALL_HINT) from exc
+    return ray
+
+
+# ---------------------------------------------------------------- worker side (in the actor)
+
+
+class _Notes:
+    """The `ctx` of a cell on a Ray worker: `progress(message)` is kept for the driver to poll."""
+
+    def __init__(self) -> None:
+        self._messages: collections.deque[str] = collections.deque(maxlen=100)
+
+    def progress(self, message: str) -> None:
+        self._messages.append(str(message))
+
+    def take(self) -> list[str]:
+        out = []
+        while self._messages:
+            out.append(self._messages.popleft())
+        return out
+
+
+class CellWorker:
+    """Body of the cell-worker actor (wrapped by `ray.remote` in the driver; two threads:
+    one runs the cell, the other answers `notes` and `load` polls)."""
+
+    def __init__(self, paths: list[str]) -> None:
+        for path in paths:  # the driver's sys.path (plugins next to the suite file, tests)
+            if path not in sys.path:
+                sys.path.append(path)
+        self._notes = _Notes()
+
+    def ready(self, device: str, plugins: list[str]) -> tuple[str, Any]:
+        """("ready", environment columns) or ("fatal", why it cannot start)."""
+        from gam_bench.runner import worker
+
+        try:
+            return "ready", worker.prepare(device, plugins)
+        except BaseException as exc:  # noqa: BLE001 - reported to the driver
+            return "fatal", f"{type(exc).__name__}: {exc}"
+
+    def run(self, cell: dict[str, Any]) -> dict[str, Any]:
+        from gam_bench.runner import worker
+
+        return worker.run_cell(cell, self._notes)
+
+    def notes(self) -> list[str]:
+        return self._notes.take()
+
+    def load(self) -> float | None:
+        try:
+            return os.getloadavg()[0]
+        except OSError:
+            return None
+
+
+# ---------------------------------------------------------------- driver side
+
+
+def resources(cell: dict[str, Any]) -> dict[str, float]:
+    """What one cell's worker asks Ray for: one GPU (and a CPU), or the cell's threads as CPUs."""
+    kind = cell["device"].split(":")[0]
+    if kind == "cpu":
+        return {"CPU": float(cell.get("threads") or 1)}
+    if kind in ("cuda", "xpu"):
+        return {"GPU": 1.0, "CPU": 1.0}
+    raise UserError(f"--executor ray: device {cell['device']!r} is not supported (use cpu or cuda)")
+
+
+def capacity(nodes: list[dict[str, Any]], request: dict[str, float]) -> int:
+    """How many workers asking `request` the alive `nodes` (ray.nodes()) hold at once."""
+    total = 0
+    for node in nodes:
+        if not node.get("Alive", True):
+            continue
+        have = node.get("Resources", {})
+        total += min(int(have.get(name, 0.0) // amount) for name, amount in request.items())
+    return total
+
+
+def death_reason(exc: BaseException) -> str:
+    """Ray's one-paragraph reason why an actor died, with the pid and node it ran on."""
+    lines = str(exc).splitlines() or [type(exc).__name__]
+    facts = dict(line.strip().split(": ", 1) for line in lines if line.startswith("\t") and ": " in line)
+    text = " ".join(line.strip() for line in lines[1:] if not line.startswith("\t")) or lines[0]
+    if _RAY_GUESSES in text:  # Ray's list of usual suspects: keep it to ours
+        text = text.split(_RAY_GUESSES)[0] + "(killed by a signal, possibly the kernel's OOM killer)"
+    where = ", ".join(f"{k} {facts[k]}" for k in ("pid", "ip") if k in facts)
+    return (f"{text} [{where}]" if where else text)[:_MAX_REASON_CHARS]
+
+
+@dataclass
+class _Slot:
+    """One place to run a cell: a cell-worker actor (None until needed) and its environment."""
+
+    actor: Any = None
+    request: dict[str, float] = field(default_factory=dict)
+    env: dict[str, Any] = field(default_factory=dict)
+
+
+class RayExecutor:
+    """Runs cells on Ray cell-worker actors; thread-safe, several cells at once (see `slots`)."""
+
+    name = "ray"
+
+    def __init__(
+        self, device: str, plugins: list[str], address: str | None = None, max_concurrency: int | None = None
+    ) -> None:
+        if max_concurrency is not None and max_concurrency < 1:
+            raise UserError(f"--max-concurrency: must be at least 1, got {max_concurrency}")
+        self.ray = import_ray()
+        self.device = device
+        self.plugins = list(plugins)
+        self.max_concurrency = max_concurrency
+        self._owns_ray = _connect(self.ray, address)
+        self._worker_cls = self.ray.remote(max_concurrency=2)(CellWorker)
+        self._closed = threading.Event()
+        self._all: list[_Slot] = []
+        self._idle: queue.Queue[_Slot] = queue.Queue()
+        self._resize(1)
+
+    # -- sizing
+
+    def slots(self, cells: list[dict[str, Any]]) -> int:
+        """Cells this executor runs at once for `cells`: what the cluster holds, at most max_concurrency."""
+        if not cells:
+            return 1
+        request = _largest(resources(c) for c in cells)
+        room = capacity(self.ray.nodes(), request)
+        if room == 0:
+            asked = " and ".join(f"{v:g} {k}" for k, v in request.items())
+            hint = " (set threads: in the suite)" if "GPU" not in request else ""
+            raise UserError(f"--executor ray: no node of the Ray cluster has {asked} for one cell{hint}")
+        count = min(room, self.max_concurrency or room)
+        self._resize(count)
+        return count
+
+    def _resize(self, count: int) -> None:
+        self._discard_all()
+        self._all = [_Slot() for _ in range(count)]
+        self._idle = queue.Queue()
+        for slot in self._all:
+            self._idle.put(slot)
+
+    # -- running one cell
+
+    def run(self, cell: dict[str, Any], on_progress: Callable[[str], None] | None = None) -> Outcome:
+        slot = self._idle.get()
+        try:
+            return self._run_on(slot, cell, on_progress)
+        finally:
+            self._idle.put(slot)
+
+    def _run_on(self, slot: _Slot, cell: dict[str, Any], on_progress: Callable[[str], None] | None) -> Outcome:
+        load, problem = self._ready_worker(slot, resources(cell))
+        if problem:
+            return Outcome("error", error=problem, env=dict(slot.env))
+        actor = slot.actor  # close() may clear the slot from another thread; keep our handle
+        started_at, t0 = dt.datetime.now(dt.timezone.utc), time.perf_counter()
+        reply = self._await(actor, actor.run.remote(cell), cell["limits"]["timeout_s"], on_progress)
+        if isinstance(reply, Outcome):  # timeout, or the worker died: no result came back
+            reply.started_at, reply.duration_s = started_at, time.perf_counter() - t0
+            reply.env = {**slot.env, "threads": cell.get("threads"), "load_avg_1m": load}
+            self._discard(slot)
+            return reply
+        slot.env = reply["env"]
+        if reply["status"] != "ok":
+            self._discard(slot)  # a fresh worker after any failure, as locally
+        return _outcome(reply)
+
+    def _ready_worker(self, slot: _Slot, request: dict[str, float]) -> tuple[float | None, str | None]:
+        """(the worker's 1-minute load, None) once `slot` has a live worker; else (None, why not)."""
+        if slot.actor is not None and slot.request == request:
+            try:  # alive between cells? (its node may be gone)
+                return self.ray.get(slot.actor.load.remote(), timeout=PING_TIMEOUT_S), None
+            except self.ray.exceptions.RayError:
+                pass
+        self._discard(slot)
+        problem = self._start_worker(slot, request)
+        if problem:
+            return None, problem
+        return slot.env.get("load_avg_1m"), None
+
+    def _start_worker(self, slot: _Slot, request: dict[str, float]) -> str | None:
+        if self._closed.is_set():
+            return "the sweep was stopped"
+        paths = [p for p in sys.path if p and os.path.isdir(p)]
+        options = {"num_cpus": request.get("CPU", 0.0), "num_gpus": request.get("GPU", 0.0)}
+        actor = self._worker_cls.options(**options).remote(paths)
+        slot.actor, slot.request = actor, request
+        ref = actor.ready.remote(self.device, self.plugins)
+        if not self.ray.wait([ref], timeout=STARTUP_TIMEOUT_S)[0]:
+            self._discard(slot)
+            return f"worker did not start within {STARTUP_TIMEOUT_S:.0f} s"
+        try:
+            kind, payload = self.ray.get(ref)
+        except self.ray.exceptions.RayError as exc:
+            self._discard(slot)
+            return f"worker died while starting ({death_reason(exc)})"
+        if kind != "ready":
+            self._discard(slot)
+            return f"worker failed to start: {payload}"
+        slot.env = payload
+        return None
+
+    def _await(
+        self, actor: Any, ref: Any, timeout_s: float, on_progress: Callable[[str], None] | None
+    ) -> dict[str, Any] | Outcome:
+        """The cell's result dict, or a timeout / error Outcome when none comes."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            done = self.ray.wait([ref], timeout=max(0.0, min(POLL_S, left)))[0]
+            self._relay(actor, on_progress)
+            if done:
+                try:
+                    return self.ray.get(ref)
+                except self.ray.exceptions.RayActorError as exc:
+                    return Outcome("error", error=f"worker died during the cell: {death_reason(exc)}")
+                except self.ray.exceptions.RayError as exc:
+                    return Outcome("error", error=f"Ray could not return the cell's result: {death_reason(exc)}")
+            if self._closed.is_set():
+                return Outcome("error", error="the sweep was stopped during the cell")
+            if left <= 0:
+                return Outcome("timeout", error=f"cell ran past its timeout of {timeout_s:g} s; worker killed")
+
+    def _relay(self, actor: Any, on_progress: Callable[[str], None] | None) -> None:
+        if on_progress is None:
+            return
+        try:
+            notes = self.ray.get(actor.notes.remote(), timeout=PING_TIMEOUT_S)
+        except self.ray.exceptions.RayError:
+            return  # the worker is gone; the cell's own reply says why
+        for message in notes:
+            on_progress(message)
+
+    # -- shutting down
+
+    def _discard(self, slot: _Slot) -> None:
+        if slot.actor is not None:
+            try:
+                self.ray.kill(slot.actor, no_restart=True)
+            except Exception:  # noqa: BLE001 - already gone, or the connection is
+                pass
+            slot.actor = None
+
+    def _discard_all(self) -> None:
+        for slot in self._all:
+            self._discard(slot)
+
+    def close(self) -> None:
+        """Kill every worker (cells in flight end as errors the runner drops); disconnect if we connected."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self._discard_all()
+        deadline = time.monotonic() + 5 * POLL_S  # let cells in flight notice and hand back their slots
+        while self._idle.qsize() < len(self._all) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self._owns_ray and self.ray.is_initialized():
+            self.ray.shutdown()
+
+
+def _outcome(result: dict[str, Any]) -> Outcome:
+    """A worker's result dict (see worker.run_cell) as an Outcome."""
+    keys = ("status", "rows", "error", "env", "started_at", "duration_s")
+    return Outcome(**{key: result[key] for key in keys})
+
+
+def _largest(requests: Any) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for request in requests:
+        for name, amount in request.items():
+            out[name] = max(out.get(name, 0.0), amount)
+    return out
+
+
+def _connect(ray: Any, address: str | None) -> bool:
+    """Connect to Ray (see the module docstring); True if this call did, so close() disconnects."""
+    if ray.is_initialized():
+        return False
+    options: dict[str, Any] = {"log_to_driver": False}
+    if address is None:
+        options["include_dashboard"] = False  # a fresh local cluster for this sweep
+    try:
+        ray.init(address=address, **options)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = f"at {address!r}" if address else "locally"
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"--address: cannot start or reach a Ray cluster {where}: {first}") from None
+    return True
