@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
+
+from gam_bench.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,6 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--address", metavar="ADDR", help="ray: cluster to use, auto or ray://host:port (default: a fresh local cluster)"
     )
     p.add_argument("--max-concurrency", metavar="N", type=int, help="ray: run at most N cells at once")
+    p.add_argument("--data-dir", metavar="DIR", help="perplexity data folder (default: $GAM_BENCH_DATA_DIR, then the suite's data_dir)")
     p.set_defaults(func=run)
 
 
@@ -38,6 +43,10 @@ def executor_options(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     from gam_bench.runner import run_suite
 
+    if args.data_dir:  # workers inherit the environment, so they see it too
+        if not Path(args.data_dir).is_dir():
+            raise UserError(f"--data-dir: {args.data_dir}: no such folder")
+        os.environ["GAM_BENCH_DATA_DIR"] = str(Path(args.data_dir).resolve())
     if args.dry_run:
         return _dry_run(args)
     run_suite(
