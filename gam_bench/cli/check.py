@@ -1,0 +1,150 @@
+"""`gam-bench check SUITE --baseline PATH`: run a suite afresh, then compare it with a baseline.
+
+The CI entry point. When the first comparison fails, the models of the failing cells are run
+again (`--reruns`, default 1) and a cell fails the gate only if it fails in every run: a burst
+of load on a shared runner slows one run, a real regression slows them all.
+
+Thresholds: the `--time-threshold` / `--mem-threshold` flags, else the suite's `regression:`
+section (for the device the run used), else the defaults (10% time, 5% memory).
+Exit codes as `gam-bench compare`: 0 pass, 1 regression or new failure, 2 bad input.
+
+Recording or refreshing a baseline: `gam-bench check SUITE --baseline PATH --update` runs the
+suite `--runs` times (default 2) into PATH/run-1, PATH/run-2, ... replacing what was recorded
+there (nothing is compared). The gate compares with each recorded run, so the baseline's own
+run-to-run spread is taken into account.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from gam_bench.cli.compare import EXIT_OK, add_gate_options, gate_settings, report, suite_settings
+from gam_bench.analysis.compare_settings import RUN_PREFIX
+from gam_bench.errors import UserError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "check",
+        help="run a suite and compare it with a baseline (the CI regression gate)",
+        description="Run SUITE afresh and compare it with the results in --baseline. Exit 0: no "
+        "regression; 1: a regression or new failure; 2: bad input. --update records a new baseline.",
+    )
+    parser.add_argument("suite", type=Path, help="suite YAML file")
+    parser.add_argument("--baseline", type=Path, required=True, metavar="PATH", help="baseline results folder")
+    parser.add_argument("--out", type=Path, metavar="DIR",
+                        help="keep the new results here (default: a temporary folder, deleted afterwards)")
+    parser.add_argument("--update", action="store_true",
+                        help="record this run as the baseline in PATH (replaces its result files), compare nothing")
+    parser.add_argument("--reruns", type=int, default=1, metavar="N",
+                        help="rerun failing models up to N times; fail only what fails every time (default 1)")
+    parser.add_argument("--runs", type=int, default=2, metavar="N",
+                        help="with --update: record N runs of the suite (default 2); the gate compares with each")
+    add_gate_options(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from gam_bench.suite import load_suite
+
+    suite = load_suite(args.suite)
+    gate_settings(args)  # reject bad flags before spending minutes on the run
+    for flag, value, least in (("--reruns", args.reruns, 0), ("--runs", args.runs, 1)):
+        if value < least:
+            raise UserError(f"{flag}: must be {least} or more (got {value})")
+    if not args.update:
+        _require_baseline(args.baseline)
+    with _results_folder(args.out) as out:
+        from gam_bench.runner import run_suite
+
+        if args.update:
+            runs = [out / f"{RUN_PREFIX}{i}" for i in range(1, args.runs + 1)]
+            for folder in runs:
+                run_suite(suite, out=folder, fresh=True, report=False)
+            return record_baseline(runs, args.baseline)
+        run_suite(suite, out=out, fresh=True, report=False)
+        return _compare(args, suite, out)
+
+
+def _compare(args: argparse.Namespace, suite, out: Path) -> int:
+    """Compare with every baseline run; rerun failing models; fail what fails in every comparison."""
+    from gam_bench.analysis.compare import FAILING_VERDICTS, runs_label, confirm
+    from gam_bench.runner import run_suite
+
+    comparisons = _compare_once(args, suite, out)
+    name = runs_label(args.baseline, len(comparisons))
+    combined = confirm(comparisons, name)
+    for attempt in range(args.reruns):
+        if not combined.failed:
+            break
+        models = sorted({cell.model for cell in combined.having(*FAILING_VERDICTS)})
+        print(f"confirming: rerun {attempt + 1} of {', '.join(models)} (cells fail only if they fail every time)")
+        run_suite(suite, out=out, only=models, fresh=True, report=False)
+        comparisons += _compare_once(args, suite, out)
+        combined = confirm(comparisons, name)
+    return report(combined, args.markdown)
+
+
+def _compare_once(args: argparse.Namespace, suite, out: Path) -> list:
+    """This run (newest attempt of every cell in `out`) against each baseline run."""
+    from gam_bench import store
+    from gam_bench.analysis.compare import compare_to_baseline
+
+    candidate = store.load(out)
+    settings = gate_settings(args, suite_settings(suite, candidate))
+    return compare_to_baseline(args.baseline, candidate, settings, force=args.force,
+                               candidate_name=f"{args.suite} (this run)")
+
+
+def _require_baseline(path: Path) -> None:
+    if not path.exists():
+        raise UserError(
+            f"--baseline: {path} does not exist; record one with `gam-bench check SUITE --baseline {path} --update`"
+        )
+
+
+@contextlib.contextmanager
+def _results_folder(out: Path | None) -> Iterator[Path]:
+    if out is not None:
+        yield out
+        return
+    with tempfile.TemporaryDirectory(prefix="gam-bench-check-") as tmp:
+        yield Path(tmp)
+
+
+def record_baseline(runs: list[Path], baseline: Path) -> int:
+    """Make `baseline` hold exactly `runs`, as baseline/run-1, run-2, ...
+
+    Replaced: the result files directly in `baseline` and its old run-* folders; anything else
+    there is kept. New runs are copied first and swapped in after the old ones are removed.
+    """
+    from gam_bench import store
+
+    if baseline.exists() and not baseline.is_dir():
+        raise UserError(f"--baseline: {baseline} is a file; --update needs a folder")
+    baseline.mkdir(parents=True, exist_ok=True)
+    staged = []
+    for i, run in enumerate(runs, start=1):
+        stage = baseline / f".staging-{RUN_PREFIX}{i}"
+        shutil.rmtree(stage, ignore_errors=True)
+        stage.mkdir()
+        for part in store.part_files(run):
+            shutil.copyfile(part, stage / part.name)
+        staged.append(stage)
+    for part in store.part_files(baseline):
+        if part.parent == baseline:
+            part.unlink()
+    for old in baseline.glob(f"{RUN_PREFIX}*"):
+        if old.is_dir():
+            shutil.rmtree(old)
+    for stage in staged:
+        os.replace(stage, baseline / stage.name.removeprefix(".staging-"))
+    cells = len(store.latest(store.load(baseline / f"{RUN_PREFIX}1")))
+    print(f"baseline recorded: {len(runs)} run(s) of {cells} cells in {baseline}")
+    return EXIT_OK

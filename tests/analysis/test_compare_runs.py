@@ -1,0 +1,102 @@
+"""The regression gate on real sweeps of a tiny suite (tests/analysis/perf_suite.yaml).
+
+The test block `perf-block` (perf_models.py) is made slower, hungrier or failing through
+environment variables that spawned workers inherit, so baseline and candidate are the same
+cells (same cell_id) measured with different "code". No timing thresholds are asserted
+here beyond the gate's own verdicts.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import perf_models  # noqa: E402
+
+from gam_bench.analysis.compare import (  # noqa: E402
+    NEW_FAILURE,
+    NOT_CONFIRMED,
+    REGRESSION,
+    UNCHANGED,
+    compare_paths,
+)
+from gam_bench.cli.main import main  # noqa: E402
+from gam_bench.runner import run_suite  # noqa: E402
+
+SUITE = HERE / "perf_suite.yaml"
+pytestmark = pytest.mark.slow
+
+
+def sweep(out: Path) -> Path:
+    return run_suite(SUITE, out=out, fresh=True, progress=False, report=False)
+
+
+def recorded(folder: Path, *sweeps: Path) -> Path:
+    """A results folder holding the sweeps as its recorded runs (run-1, run-2, ...), as links."""
+    folder.mkdir(parents=True)
+    for i, target in enumerate(sweeps, start=1):
+        (folder / f"run-{i}").symlink_to(target, target_is_directory=True)
+    return folder
+
+
+def test_a_a_comparisons_pass(tmp_path):
+    """Ten sweeps of unchanged code; five A/A comparisons, each interleaved like the CI workflow
+    (baseline runs i, i+2, i+4 against candidate runs i+1, i+3, i+5): none is flagged.
+
+    Three runs a side because this machine's timings jump between levels ~25% apart from one
+    worker process to the next; a cell fails only if it regresses in all nine pairs.
+    """
+    sweeps = [sweep(tmp_path / f"s{i}") for i in range(10)]
+    for i in range(5):
+        base = recorded(tmp_path / f"aa{i}" / "base", *sweeps[i:i + 6:2])
+        cand = recorded(tmp_path / f"aa{i}" / "cand", *sweeps[i + 1:i + 6:2])
+        assert main(["compare", str(base), str(cand)]) == 0
+        comparison = compare_paths(base, cand)
+        assert {cell.verdict for cell in comparison.cells} <= {UNCHANGED, NOT_CONFIRMED}
+        assert "(3 runs)" in comparison.baseline and "(3 runs)" in comparison.candidate
+
+
+def test_slowed_model_is_flagged(tmp_path, monkeypatch):
+    """The same cells with x1.3 the work, measured interleaved (base, slow, base, slow):
+    `gam-bench compare` fails, on time regressions present in all four comparisons.
+
+    Only "at least one cell" is asserted: this machine's run-to-run jumps (see the A/A test)
+    can hide the slowdown of a single cell, not of the whole gate.
+    """
+    runs: dict[str, list[Path]] = {"base": [], "slow": []}
+    for i in range(2):
+        for side, work in (("base", "1"), ("slow", "1.3")):
+            monkeypatch.setenv(perf_models.WORK_ENV, work)
+            runs[side].append(sweep(tmp_path / f"{side}{i}"))
+    base, slow = recorded(tmp_path / "base", *runs["base"]), recorded(tmp_path / "slow", *runs["slow"])
+    md = tmp_path / "perf.md"
+    assert main(["compare", str(base), str(slow), "--markdown", str(md)]) == 1
+    changes = md.read_text().split("<details>")[0]
+    flagged = [line for line in changes.splitlines() if ":x:" in line and line.startswith("| perf-block")]
+    # Memory may regress too: forward+backward keeps the activations of the extra matmuls.
+    assert flagged and all("regression (time" in line and "in all 4 comparisons)" in line for line in flagged)
+
+
+def test_memory_regression_and_new_failure_fail_check(tmp_path, monkeypatch, capsys):
+    """`gam-bench check` against a recorded baseline: every cell now holds 64 MiB more, and the
+    seq_len 512 cells fail. Both are flagged; check reruns the model and still fails (exit 1)."""
+    baseline = tmp_path / "baseline"
+    assert main(["check", str(SUITE), "--baseline", str(baseline), "--update", "--runs", "1"]) == 0
+    monkeypatch.setenv(perf_models.EXTRA_MB_ENV, "64")
+    monkeypatch.setenv(perf_models.FAIL_ENV, "512")
+    capsys.readouterr()
+    assert main(["check", str(SUITE), "--baseline", str(baseline), "--out", str(tmp_path / "cand")]) == 1
+    assert "confirming: rerun 1 of perf-block" in capsys.readouterr().out
+    comparison = compare_paths(baseline, tmp_path / "cand")
+    short = [cell for cell in comparison.cells if "T=128" in cell.label]
+    long = [cell for cell in comparison.cells if "T=512" in cell.label]
+    assert len(short) == len(long) == 2
+    for cell in short:
+        assert cell.memory.verdict == REGRESSION and cell.verdict == REGRESSION
+        assert cell.memory.candidate - cell.memory.baseline >= 60 * 2**20
+    for cell in long:
+        assert cell.verdict == NEW_FAILURE and "deliberate failure" in cell.note
