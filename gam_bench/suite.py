@@ -6,9 +6,10 @@ A suite file (see suites/README.md for a commented example) holds::
     description: ...
     task: throughput                 # or perplexity (then a `perplexity:` section)
     plugins: [my_models]             # modules imported (parent and workers) to register models
-    models:                          # registry names; a plain string or {name, overrides}
+    models:                          # registry names; a plain string or {name, overrides, perplexity}
       - gam
       - {name: transformer, overrides: {n_heads: 4}}
+      - {name: gam, perplexity: {dataset: tinystories}}   # perplexity suites: per-model settings
     axes:                            # swept: every combination becomes a cell
       seq_len: [256, 512, 1024]
       batch_size: [16]
@@ -81,10 +82,22 @@ class _Strict(BaseModel):
 
 
 class ModelEntry(_Strict):
-    """One model of the suite: a registry name plus config overrides for it."""
+    """One model of the suite: a registry name, config overrides, and (perplexity suites only)
+    settings that replace the suite's `perplexity:` fields for this entry - field by field, so
+    `budget: {epochs: 2}` replaces the whole budget. One suite can so train the same model on
+    two data sets (the paper's Table 1)."""
 
     name: str
     overrides: dict[str, Any] = Field(default_factory=dict)
+    perplexity: dict[str, Any] = Field(default_factory=dict)
+
+    def key(self) -> str:
+        """What makes two entries the same run: name, overrides and perplexity settings."""
+        return json.dumps([self.name, self.overrides, self.perplexity], sort_keys=True, default=str)
+
+    def label(self) -> str:
+        extras = [f"{k}={v}" for k, v in sorted({**self.overrides, **self.perplexity}.items())]
+        return f"{self.name} ({', '.join(extras)})" if extras else self.name
 
 
 class Measure(_Strict):
@@ -196,10 +209,11 @@ class SuiteConfig(_Strict):
     @field_validator("models")
     @classmethod
     def _distinct_models(cls, models: list[ModelEntry]) -> list[ModelEntry]:
-        names = [m.name for m in models]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"model {dupes[0]!r} is listed twice")
+        seen: set[str] = set()
+        for entry in models:
+            if entry.key() in seen:
+                raise ValueError(f"model {entry.label()!r} is listed twice")
+            seen.add(entry.key())
         return models
 
     @field_validator("perplexity")
@@ -211,6 +225,14 @@ class SuiteConfig(_Strict):
         if task == "throughput" and value is not None:
             raise ValueError("a 'perplexity:' section needs 'task: perplexity'")
         return value
+
+    def perplexity_for(self, entry: ModelEntry) -> PerplexitySettings | None:
+        """The suite's perplexity settings with the entry's own fields in their place."""
+        if self.perplexity is None:
+            return None
+        if not entry.perplexity:
+            return self.perplexity
+        return PerplexitySettings.model_validate({**self.perplexity.model_dump(), **entry.perplexity})
 
 
 class Suite(BaseModel):
@@ -305,13 +327,31 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def _validate(raw: dict[str, Any], source: Any, prefix: str, override: dict | None = None) -> SuiteConfig:
     try:
-        return SuiteConfig.model_validate(raw)
+        config = SuiteConfig.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = list(err["loc"])
-        if override is not None and not _path_in(override, loc):
-            prefix = ""  # the bad value comes from the top level, not from the profile
-        raise UserError(f"{source}: {prefix}{_loc_text(loc, raw)}: {_message(err)}") from None
+        _raise_located(exc, [], raw, source, prefix, override)
+    for i, entry in enumerate(config.models):
+        if entry.perplexity and config.perplexity is None:
+            where = _profile_prefix(prefix, override, ["models", i, "perplexity"])
+            raise UserError(f"{source}: {where}models[{i}].perplexity: per-model perplexity settings need 'task: perplexity'")
+        try:
+            config.perplexity_for(entry)
+        except ValidationError as exc:
+            _raise_located(exc, ["models", i, "perplexity"], raw, source, prefix, override)
+    return config
+
+
+def _raise_located(exc: ValidationError, at: list[Any], raw: dict[str, Any], source: Any, prefix: str,
+                   override: dict | None) -> None:
+    """Re-raise pydantic's first error as a UserError naming file, field and value."""
+    err = exc.errors()[0]
+    loc = at + list(err["loc"])
+    raise UserError(f"{source}: {_profile_prefix(prefix, override, loc)}{_loc_text(loc, raw)}: {_message(err)}") from None
+
+
+def _profile_prefix(prefix: str, override: dict | None, loc: list[Any]) -> str:
+    """`prefix` if the value at `loc` comes from the profile; "" if it comes from the top level."""
+    return "" if override is not None and not _path_in(override, loc) else prefix
 
 
 def _path_in(tree: Any, loc: list[Any]) -> bool:
@@ -407,6 +447,7 @@ def expand(suite: Suite | SuiteConfig, device: str, threads: int | None = None) 
                     "batch_size": batch,
                     "seq_len": seq_len,
                     "seed": seed,
+                    "perplexity": _dump(config.perplexity_for(entry)),
                 }
                 cells.append({**cell, "cell_id": cell_id(cell)})
     return cells
@@ -420,9 +461,12 @@ def _shared(config: SuiteConfig, device: str, threads: int | None) -> dict[str, 
         "threads": config.threads or threads,
         "measure": config.measure.model_dump(),
         "limits": config.limits.model_dump(),
-        "perplexity": config.perplexity.model_dump() if config.perplexity else None,
         "plugins": list(config.plugins),
     }
+
+
+def _dump(settings: PerplexitySettings | None) -> dict[str, Any] | None:
+    return settings.model_dump() if settings is not None else None
 
 
 def canonical_json(cell: dict[str, Any]) -> str:

@@ -138,7 +138,42 @@ BAD_CASES = {
     "not_a_mapping.yaml": "a suite file must be a mapping of fields, got list",
     "max_below_repeats.yaml": "measure: max_repeats (2) is below repeats (5)",
     "bad_name.yaml": "name: String should match pattern",
+    "bad_model_perplexity.yaml": "models[1].perplexity.dataset: Input should be 'wikitext-2-raw', 'wikitext-2' or 'tinystories' (got 'tinystorie')",
+    "model_perplexity_without_task.yaml": "models[0].perplexity: per-model perplexity settings need 'task: perplexity'",
+    "bad_profile_model_perplexity.yaml": "profiles.cpu.models[0].perplexity.budget: give exactly one of epochs, tokens, seconds (got epochs, tokens)",
 }
+
+
+PER_MODEL = """
+name: table1
+task: perplexity
+models:
+  - gam
+  - {name: gam, perplexity: {dataset: tinystories, budget: {tokens: 4096}}}
+  - {name: transformer, overrides: {n_heads: 2}, perplexity: {dataset: tinystories}}
+axes: {seq_len: [64], d_model: [32]}
+perplexity: {dataset: wikitext-2, budget: {epochs: 2}, lr: 0.01}
+"""
+
+
+def test_per_model_perplexity_fields_replace_the_suites_for_that_entry(tmp_path):
+    cells = expand(load_suite(write(tmp_path, PER_MODEL)), "cpu", 1)
+    got = [(c["model"], c["perplexity"]["dataset"], c["perplexity"]["budget"], c["perplexity"]["lr"]) for c in cells]
+    assert got == [
+        ("gam", "wikitext-2", {"epochs": 2.0, "tokens": None, "seconds": None}, 0.01),
+        ("gam", "tinystories", {"epochs": None, "tokens": 4096, "seconds": None}, 0.01),  # budget replaced whole
+        ("transformer", "tinystories", {"epochs": 2.0, "tokens": None, "seconds": None}, 0.01),
+    ]
+    assert cells[2]["overrides"] == {"n_heads": 2, "d_model": 32}
+    assert len({c["cell_id"] for c in cells}) == 3
+
+
+def test_same_model_twice_is_a_duplicate_only_with_the_same_settings():
+    base = {"name": "s", "task": "perplexity", "axes": {"seq_len": 64}, "perplexity": {}}
+    twice = {"name": "gam", "perplexity": {"dataset": "tinystories"}}
+    with pytest.raises(UserError, match=r"models: model 'gam \(dataset=tinystories\)' is listed twice"):
+        suite_from_dict({**base, "models": [twice, twice]})
+    assert len(expand(suite_from_dict({**base, "models": ["gam", twice]}), "cpu", 1)) == 2
 
 
 def test_every_bad_fixture_has_a_case():

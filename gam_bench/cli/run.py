@@ -74,13 +74,16 @@ def _dry_run(args: argparse.Namespace) -> int:
     folder = results_dir(suite, args.out)
     done = set() if args.fresh else store.done_cell_ids(folder)
     table = Table(title=f"{suite.name}: {len(cells)} cells on {cells[0]['device']} -> {folder}")
-    for column in ("#", "cell_id", "model", "level", "mode", "dtype", "B", "T", "overrides", "stored"):
+    data = cells[0]["task"] == "perplexity"
+    for column in ("#", "cell_id", "model", "level", "mode", "dtype", "B", "T", *(["data"] if data else []),
+                   "overrides", "stored"):
         table.add_column(column)
     for i, cell in enumerate(cells, 1):
         overrides = " ".join(f"{k}={v}" for k, v in sorted(cell["overrides"].items()))
         table.add_row(
             str(i), cell["cell_id"], cell["model"], cell["level"], cell["mode"], cell["dtype"],
-            str(cell["batch_size"]), str(cell["seq_len"]), overrides, "ok" if cell["cell_id"] in done else "",
+            str(cell["batch_size"]), str(cell["seq_len"]), *([cell["perplexity"]["dataset"]] if data else []),
+            overrides, "ok" if cell["cell_id"] in done else "",
         )
     Console().print(table)
     print(f"{len(cells)} cells, {sum(c['cell_id'] in done for c in cells)} already stored ok; nothing run (--dry-run)")

@@ -21,14 +21,21 @@ def preflight(config: SuiteConfig, cells: list[dict[str, Any]], source: str) -> 
     if not cells:
         raise UserError(f"{source}: the suite expands to no cells")
     seen: set[str] = set()
-    index = {m.name: i for i, m in enumerate(config.models)}
     for cell in cells:
         key = json.dumps([cell["model"], cell["overrides"], cell["level"]], sort_keys=True)
         if key in seen:
             continue
         seen.add(key)
-        entry = config.models[index[cell["model"]]]
-        _check_cell(cell, f"models[{index[cell['model']]}]", set(entry.overrides), source)
+        i = _entry_index(config, cell)
+        _check_cell(cell, f"models[{i}]", set(config.models[i].overrides), source)
+
+
+def _entry_index(config: SuiteConfig, cell: dict[str, Any]) -> int:
+    """Index of the models entry a cell came from: same name, preferring one whose overrides are
+    all in the cell's (axes win over an entry's overrides, so that may match none)."""
+    named = [i for i, entry in enumerate(config.models) if entry.name == cell["model"]]
+    exact = [i for i in named if config.models[i].overrides.items() <= cell["overrides"].items()]
+    return (exact or named)[0]
 
 
 def _where(field: str, model_at: str, from_model: set[str]) -> str:

@@ -54,7 +54,7 @@ def _only(cells: list[dict[str, Any]], config: SuiteConfig, only: list[str]) -> 
     names = [m.name for m in config.models]
     for name in only:
         if name not in names:
-            raise UserError(f"--only: model {name!r} is not in this suite (its models: {', '.join(names)})")
+            raise UserError(f"--only: model {name!r} is not in this suite (its models: {', '.join(dict.fromkeys(names))})")
     return [c for c in cells if c["model"] in only]
 
 

@@ -11,8 +11,7 @@ from gam_bench.tasks.perplexity_settings import PerplexitySettings
 
 REPO = Path(__file__).resolve().parents[2]
 SUITES = {
-    "perplexity.yaml": ["gam", "transformer", "mamba-paper"],
-    "perplexity-tinystories.yaml": ["gam", "transformer"],
+    "perplexity.yaml": ["gam", "transformer", "mamba-paper", "gam", "transformer"],
     "ablation.yaml": ["gam", "gam-global-only", "gam-sum-fusion", "gam-local-only"],
 }
 
@@ -26,6 +25,17 @@ def test_suite_validates_and_expands_on_both_devices(file: str) -> None:
         assert all(c["task"] == "perplexity" for c in cells)
         for cell in cells:
             PerplexitySettings.model_validate(cell["perplexity"])
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_table1_suite_holds_both_data_sets(device: str) -> None:
+    cells = expand(load_suite(REPO / "suites" / "perplexity.yaml"), device)
+    runs = [(c["model"], PerplexitySettings.model_validate(c["perplexity"]).dataset) for c in cells]
+    wikitext = "wikitext-2" if device == "cpu" else "wikitext-2-raw"
+    assert runs == [("gam", wikitext), ("transformer", wikitext), ("mamba-paper", wikitext),
+                    ("gam", "tinystories"), ("transformer", "tinystories")]
+    rows = {(c["perplexity"]["max_train_rows"], c["perplexity"]["max_val_rows"]) for c in cells[3:]}
+    assert rows == ({(None, None)} if device == "cpu" else {(50000, 5000)})  # the paper's trims, GPU only
 
 
 @pytest.mark.parametrize("file", sorted(SUITES))
