@@ -20,6 +20,8 @@ from rich.table import Table
 def cell_label(cell: dict[str, Any]) -> str:
     extra = " ".join(f"{k}={v}" for k, v in sorted(cell["overrides"].items()))
     text = f"{cell['model']} {cell['level']}/{cell['mode']}/{cell['dtype']} B={cell['batch_size']} T={cell['seq_len']}"
+    if cell.get("perplexity"):
+        text += f" {cell['perplexity']['dataset']}"
     return f"{text} {extra}".strip()
 
 
@@ -79,6 +81,8 @@ class SweepProgress:
 
 def _outcome_text(row: dict[str, Any]) -> str:
     if row["status"] == "ok":
+        if row.get("val_ppl") is not None:
+            return f"val ppl {row['val_ppl']:.1f}  {row.get('duration_s', 0):.0f} s"
         if row.get("time_ms") is None:
             return f"{row.get('duration_s', 0):.1f} s"
         mib = (row.get("peak_mem_bytes") or 0) / 2**20
@@ -87,7 +91,10 @@ def _outcome_text(row: dict[str, Any]) -> str:
 
 
 def summary_table(rows: list[dict[str, Any]], title: str) -> Table:
-    """One line per cell of this run: status, median time, tokens/s, peak memory."""
+    """One line per cell of this run: status, median time, tokens/s, peak memory (perplexity
+    cells: data set, tokens trained, final validation loss and perplexity, wall time)."""
+    if any(row.get("task") == "perplexity" for row in rows):
+        return _perplexity_table(rows, title)
     table = Table(title=title)
     for name in ("model", "level/mode/dtype", "B", "T", "status", "median ms", "tokens/s", "peak MiB"):
         table.add_column(name, justify="right" if name in ("B", "T", "median ms", "tokens/s", "peak MiB") else "left")
@@ -102,5 +109,23 @@ def summary_table(rows: list[dict[str, Any]], title: str) -> Table:
             f"{row['time_ms']:.2f}" if ok else "-",
             f"{row['tokens_per_s']:.0f}" if ok else "-",
             f"{row['peak_mem_bytes'] / 2**20:.0f}" if ok and row.get("peak_mem_bytes") is not None else "-",
+        )
+    return table
+
+
+def _perplexity_table(rows: list[dict[str, Any]], title: str) -> Table:
+    table = Table(title=title)
+    for name in ("model", "dataset", "status", "tokens", "val loss", "val ppl", "wall s"):
+        table.add_column(name, justify="left" if name in ("model", "dataset", "status") else "right")
+    for row in rows:
+        ok = row["status"] == "ok" and row.get("val_ppl") is not None
+        table.add_row(
+            row["model"],
+            str(row.get("dataset") or "-"),
+            row["status"],
+            f"{row['tokens_seen']:,}" if ok else "-",
+            f"{row['val_loss']:.3f}" if ok else "-",
+            f"{row['val_ppl']:.1f}" if ok else "-",
+            f"{row['duration_s']:.0f}" if row.get("duration_s") is not None else "-",
         )
     return table
