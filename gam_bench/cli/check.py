@@ -1,6 +1,14 @@
-"""`gam-bench check SUITE --baseline PATH`: run a suite afresh, then compare it with a baseline.
+"""`gam-bench check SUITE --against REV | --baseline PATH`: run a suite, compare, gate.
 
-The CI entry point. When the first comparison fails, the models of the failing cells are run
+`--against REV` (the trustworthy form, what CI uses): measure the suite at git revision REV
+(a temporary worktree) and at the working tree on this machine now, interleaved for
+`--rounds` rounds (base, head, base, head, ...), then compare every head run with every base
+run; a cell fails only if it fails in all of those comparisons. A drift of the machine's
+speed hits both sides alike. If REV has no such suite file, nothing is compared (exit 0).
+
+`--baseline PATH` compares with results recorded earlier (possibly on another day): quick,
+but a shared machine's speed drifts between then and now, so read it as a smoke test.
+When the first comparison fails, the models of the failing cells are run
 again (`--reruns`, default 1) and a cell fails the gate only if it fails in every run: a burst
 of load on a shared runner slows one run, a real regression slows them all.
 
@@ -18,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -37,9 +46,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "regression; 1: a regression or new failure; 2: bad input. --update records a new baseline.",
     )
     parser.add_argument("suite", type=Path, help="suite YAML file")
-    parser.add_argument("--baseline", type=Path, required=True, metavar="PATH", help="baseline results folder")
+    against = parser.add_mutually_exclusive_group(required=True)
+    against.add_argument("--against", metavar="REV",
+                         help="git revision to measure as the baseline, interleaved with the working tree (CI)")
+    against.add_argument("--baseline", type=Path, metavar="PATH", help="baseline results folder recorded earlier")
+    parser.add_argument("--rounds", type=int, default=2, metavar="N",
+                        help="with --against: run base and head N times each, alternating (default 2)")
     parser.add_argument("--out", type=Path, metavar="DIR",
-                        help="keep the new results here (default: a temporary folder, deleted afterwards)")
+                        help="keep the new results here (default: a temporary folder, deleted afterwards); "
+                        "with --against: DIR/base/run-N and DIR/head/run-N")
     parser.add_argument("--update", action="store_true",
                         help="record this run as the baseline in PATH (replaces its result files), compare nothing")
     parser.add_argument("--reruns", type=int, default=1, metavar="N",
@@ -55,14 +70,18 @@ def run(args: argparse.Namespace) -> int:
 
     suite = load_suite(args.suite)
     gate_settings(args)  # reject bad flags before spending minutes on the run
-    for flag, value, least in (("--reruns", args.reruns, 0), ("--runs", args.runs, 1)):
+    for flag, value, least in (("--reruns", args.reruns, 0), ("--runs", args.runs, 1), ("--rounds", args.rounds, 1)):
         if value < least:
             raise UserError(f"{flag}: must be {least} or more (got {value})")
-    if not args.update:
+    if args.update and args.against:
+        raise UserError("--update: records into --baseline PATH; it cannot be used with --against")
+    if args.against is None and not args.update:
         _require_baseline(args.baseline)
     with _results_folder(args.out) as out:
         from gam_bench.runner import run_suite
 
+        if args.against is not None:
+            return _check_against(args, suite, out)
         if args.update:
             runs = [out / f"{RUN_PREFIX}{i}" for i in range(1, args.runs + 1)]
             for folder in runs:
@@ -70,6 +89,34 @@ def run(args: argparse.Namespace) -> int:
             return record_baseline(runs, args.baseline)
         run_suite(suite, out=out, fresh=True, report=False)
         return _compare(args, suite, out)
+
+
+def _check_against(args: argparse.Namespace, suite, out: Path) -> int:
+    """Base revision and working tree, interleaved; every head run against every base run."""
+    from gam_bench import store
+    from gam_bench.analysis.compare import compare_paths
+    from gam_bench.runner import run_suite
+    from gam_bench.runner.revision import run_interleaved
+
+    rounds = [(out / "base" / f"{RUN_PREFIX}{i}", out / "head" / f"{RUN_PREFIX}{i}") for i in range(1, args.rounds + 1)]
+    sha = run_interleaved(args.suite, args.against, rounds,
+                          lambda folder: run_suite(suite, out=folder, fresh=True, report=False))
+    if sha is None:
+        return _nothing_to_compare(args)
+    settings = gate_settings(args, suite_settings(suite, store.load(out / "head")))
+    comparison = compare_paths(out / "base", out / "head", settings, force=args.force)
+    runs = f"{args.rounds} run{'s' if args.rounds > 1 else ''}"
+    return report(dataclasses.replace(comparison, baseline=f"{args.against} = {sha[:12]} ({runs})",
+                                      candidate=f"working tree ({runs})"), args.markdown)
+
+
+def _nothing_to_compare(args: argparse.Namespace) -> int:
+    message = f"no baseline: {args.against} has no {args.suite}; nothing compared"
+    print(message)
+    if args.markdown is not None:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(f"## gam-bench performance check\n\n{message}.\n")
+    return EXIT_OK
 
 
 def _compare(args: argparse.Namespace, suite, out: Path) -> int:

@@ -90,3 +90,87 @@ def test_update_records_baseline_runs_and_the_suite_thresholds_apply(tmp_path):
     text = md.read_text()
     assert "regression if the median moves >= 1000%" in text and ">= 1000% and >= 2 MiB higher" in text
     assert f"Baseline `{baseline} (2 runs)`" in text
+
+
+# ---------------------------------------------------------------- --against REV
+
+REPO = Path(__file__).resolve().parents[2]
+in_git = pytest.mark.skipif(not (REPO / ".git").exists(), reason="needs the git checkout of gam-bench")
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--against", "no-such-rev-xyz"], "--against: 'no-such-rev-xyz' is not a commit of the git repository at"),
+    (["--against", "HEAD", "--update"], "--update: records into --baseline PATH; it cannot be used with --against"),
+    (["--against", "HEAD", "--rounds", "0"], "--rounds: must be 1 or more (got 0)"),
+])
+@in_git
+def test_against_bad_input_exits_2_in_one_line(capsys, flags, message):
+    assert main(["check", str(SUITE), *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_against_and_baseline_are_exclusive(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:  # argparse: usage and one error line
+        main(["check", str(SUITE), "--against", "HEAD", "--baseline", str(tmp_path)])
+    assert info.value.code == 2
+    assert "argument --baseline: not allowed with argument --against" in capsys.readouterr().err
+
+
+def _clone(tmp_path: Path) -> Path:
+    """A scratch clone of this repository at HEAD, so tests can change its working tree."""
+    import subprocess
+
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(REPO), str(clone)], check=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True)
+    subprocess.run(["git", "checkout", "--quiet", "--detach", head.stdout.strip()], cwd=clone, check=True)
+    return clone
+
+
+def _check_in(clone: Path, *flags: str):
+    """`gam-bench check` of this checkout's code (the code under test) on the clone's suites.
+    Run from outside the clone: `python -m` would put the clone's own gam_bench first."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for var in ("GAM_BENCH_PERF_WORK", "GAM_BENCH_PERF_EXTRA_MB", "GAM_BENCH_PERF_FAIL_AT"):
+        env.pop(var, None)
+    return subprocess.run([sys.executable, "-m", "gam_bench", "check", *flags], cwd=clone.parent, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@in_git
+@pytest.mark.slow
+def test_against_runs_the_base_revision_and_flags_what_the_working_tree_changed(tmp_path):
+    """The working tree of a clone makes perf-block hold 64 MiB more than the committed one:
+    `check --against HEAD` measures the committed code (its own worktree) and the working tree,
+    and flags the memory regression of every cell; times are not judged (threshold x6)."""
+    clone = _clone(tmp_path)
+    models = clone / "tests" / "analysis" / "perf_models.py"
+    models.write_text(models.read_text().replace('os.environ.get(EXTRA_MB_ENV, "0")', '"64"'))
+    out, md = tmp_path / "out", tmp_path / "gate.md"
+    proc = _check_in(clone, str(clone / "tests" / "analysis" / "perf_suite.yaml"), "--against", "HEAD", "--rounds", "1",
+                     "--out", str(out), "--markdown", str(md), "--time-threshold", "5")
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr
+    assert "round 1 of 1: base" in proc.stdout
+    base, head = store.load(out / "base" / "run-1"), store.load(out / "head" / "run-1")
+    assert len(base) == len(head) == 4 and set(base["cell_id"]) == set(head["cell_id"])
+    grown = head.set_index("cell_id")["peak_mem_bytes"] - base.set_index("cell_id")["peak_mem_bytes"]
+    assert (grown > 50 * 2**20).all()
+    report = md.read_text()
+    assert "regression (memory)" in report and "working tree (1 run)" in report and "HEAD = " in report
+    assert "worktree" not in proc.stderr  # the temporary worktree was removed cleanly
+
+
+@in_git
+def test_against_a_revision_without_the_suite_compares_nothing(tmp_path):
+    clone = _clone(tmp_path)
+    suite = clone / "tests" / "analysis" / "new_suite.yaml"
+    suite.write_text((clone / "tests" / "analysis" / "perf_suite.yaml").read_text())
+    md = tmp_path / "gate.md"
+    proc = _check_in(clone, str(suite), "--against", "HEAD", "--markdown", str(md))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"no baseline: HEAD has no {suite}; nothing compared"
+    assert "nothing compared" in md.read_text()
