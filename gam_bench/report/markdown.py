@@ -33,7 +33,7 @@ def render(df: pd.DataFrame, newest: pd.DataFrame, out_dir: Path) -> str:
     parts = [_header(df, newest), _environment(newest), _status(newest)]
     parts += [_throughput(g, out_dir, colors) for g in groups]
     parts += [_perplexity(d, out_dir, colors) for d in datasets]
-    parts += [_failures(newest), _method()]
+    parts += [_failures(newest), _method(throughput=bool(groups), perplexity=bool(datasets))]
     return "\n".join(p.rstrip("\n") + "\n" for p in parts)
 
 
@@ -120,10 +120,17 @@ def _wrap(text: str) -> str:
     return textwrap.fill(text, width=90, subsequent_indent="  ", break_on_hyphens=False)
 
 
-def _method() -> str:
-    return f"""## Method
+def _method(throughput: bool = True, perplexity: bool = True) -> str:
+    """The method notes for the sections this report has."""
+    notes = ["## Method\n\n"]
+    if throughput:
+        notes.append(_THROUGHPUT_METHOD)
+    if perplexity:
+        notes.append(_PERPLEXITY_METHOD)
+    return "".join(notes)
 
-- **Time** is the median of a cell's timed repeats; error bars and bands span the
+
+_THROUGHPUT_METHOD = f"""- **Time** is the median of a cell's timed repeats; error bars and bands span the
   interquartile range (25th to 75th percentile). Throughput is batch × length / time.
 {_wrap(f"- **Fit window**: {WINDOW_RULE}.")}
 - **Time slope interval**: {CONFIDENCE:.0%} percentile bootstrap ({N_BOOT} resamples, seed
@@ -138,6 +145,8 @@ def _method() -> str:
 - **Failed cells** (✕ with their status, e.g. OOM) are drawn at their length, on the
   curve's trend continued from its last two successful lengths: the height is a guide for
   the eye, not a measurement.
-- **Perplexity** tables report each cell's final evaluation (highest step).
+"""
+_PERPLEXITY_METHOD = """- **Perplexity** tables report each cell's final evaluation (highest step), exp of the
+  validation loss averaged over every evaluated token (token-weighted, not per block).
   Avg. time/epoch is training time (evaluation excluded) divided by the epochs done.
 """
