@@ -42,8 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "check",
         help="run a suite and compare it with a baseline (the CI regression gate)",
-        description="Run SUITE afresh and compare it with the results in --baseline. Exit 0: no "
-        "regression; 1: a regression or new failure; 2: bad input. --update records a new baseline.",
+        description="Run SUITE at git revision --against REV and at the working tree, interleaved on "
+        "this machine, and compare (the CI gate); or run it once and compare with results stored in "
+        "--baseline PATH. Exit 0: no regression; 1: a regression or new failure; 2: bad input. "
+        "--update records a new baseline in PATH.",
     )
     parser.add_argument("suite", type=Path, help="suite YAML file")
     against = parser.add_mutually_exclusive_group(required=True)
@@ -58,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--update", action="store_true",
                         help="record this run as the baseline in PATH (replaces its result files), compare nothing")
     parser.add_argument("--reruns", type=int, default=1, metavar="N",
-                        help="rerun failing models up to N times; fail only what fails every time (default 1)")
+                        help="with --baseline: rerun failing models up to N times; fail only what fails every time (default 1)")
     parser.add_argument("--runs", type=int, default=2, metavar="N",
                         help="with --update: record N runs of the suite (default 2); the gate compares with each")
     add_gate_options(parser)
