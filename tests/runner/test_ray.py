@@ -42,7 +42,7 @@ limits: {timeout_s: 4, mem_cap_gb: 1.5}
 
 SLOW = """
 name: ray-resume
-models: [{name: test-tiny, overrides: {sleep_s: 0.2}}, test-pid]
+models: [{name: test-tiny, overrides: {sleep_s: 0.5}}, test-pid]  # ~2 s a tiny cell: Ctrl-C lands mid-sweep
 axes: {seq_len: [4, 8, 16, 32, 64], batch_size: 1}
 level: block
 mode: forward
