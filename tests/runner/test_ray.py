@@ -5,8 +5,9 @@ and the CLI flags work. Importing gam_bench (or running locally) never imports r
 
 from __future__ import annotations
 
-import _thread
 import importlib.util
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -128,29 +129,39 @@ def test_slots_follow_the_cluster_and_the_limit(ray_cluster):
 # ---------------------------------------------------------------- interrupt, then resume
 
 
-def _interrupt_after(out, parts: int) -> threading.Thread:
-    """Ctrl-C the main thread once `parts` part files are stored (at most 60 s from now)."""
+def _interrupt_after(out, parts: int) -> tuple[threading.Thread, dict]:
+    """Ctrl-C this process (a real SIGINT, as a terminal sends) once `parts` part files are
+    stored, or 60 s from now. Returns the watcher and what it saw, for failure messages."""
+    seen: dict = {}
 
     def watch() -> None:
-        deadline = time.monotonic() + 60
+        start = deadline = time.monotonic()
+        deadline += 60
         while time.monotonic() < deadline:
             if out.exists() and len(store.part_files(out)) >= parts:
                 break
             time.sleep(0.05)
-        _thread.interrupt_main()
+        seen.update(parts=len(store.part_files(out)) if out.exists() else 0, after_s=time.monotonic() - start)
+        os.kill(os.getpid(), signal.SIGINT)
 
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
-    return thread
+    return thread, seen
 
 
 @needs_ray
 @pytest.mark.slow
 def test_an_interrupted_ray_sweep_resumes(ray_cluster, suites, tmp_path):
     out = tmp_path / "results"
-    watcher = _interrupt_after(out, parts=3)
-    with pytest.raises(KeyboardInterrupt):
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    watcher, seen = _interrupt_after(out, parts=3)
+    start = time.monotonic()
+    try:
         run_suite(suites["slow"], out=out, executor="ray", progress=False, report=False)
+    except KeyboardInterrupt:
+        pass
+    else:
+        pytest.fail(f"the sweep ended ({time.monotonic() - start:.1f} s) without the Ctrl-C; watcher saw {seen}")
     watcher.join()
     before = store.load(out)
     assert 3 <= len(before) < 10 and (before["status"] == "ok").all()  # no row for the cells cut short
