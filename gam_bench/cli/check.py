@@ -116,8 +116,11 @@ def _nothing_to_compare(args: argparse.Namespace) -> int:
     message = f"no baseline: {args.against} has no {args.suite}; nothing compared"
     print(message)
     if args.markdown is not None:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(f"## gam-bench performance check\n\n{message}.\n")
+        try:
+            args.markdown.parent.mkdir(parents=True, exist_ok=True)
+            args.markdown.write_text(f"## gam-bench performance check\n\n{message}.\n")
+        except OSError as exc:
+            raise UserError(f"{args.markdown}: cannot write the Markdown report ({exc.strerror or exc})") from None
     return EXIT_OK
 
 
