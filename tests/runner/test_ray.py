@@ -153,7 +153,16 @@ def _interrupt_after(out, parts: int) -> tuple[threading.Thread, dict]:
 @pytest.mark.slow
 def test_an_interrupted_ray_sweep_resumes(ray_cluster, suites, tmp_path):
     out = tmp_path / "results"
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # Python's own Ctrl-C handler, as in a terminal: a process started in the background by a
+    # non-interactive shell (`cmd &`, as some CI scripts do) inherits SIGINT ignored.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _interrupt_then_resume(ray_cluster, suites, out)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupt_then_resume(ray_cluster, suites, out):
     watcher, seen = _interrupt_after(out, parts=3)
     start = time.monotonic()
     try:
