@@ -435,6 +435,7 @@ def expand(suite: Suite | SuiteConfig, device: str, threads: int | None = None) 
     grid = [*(getattr(config, k) for k in SWEEPABLE), config.axes.batch_size, config.axes.seed]
     cells = []
     for entry in config.models:
+        settings = config.perplexity_for(entry)  # validated once per entry, dumped fresh per cell
         for level, mode, dtype, batch, seed, *values in itertools.product(*grid, *(fields[k] for k in names)):
             for seq_len in sorted(config.axes.seq_len):
                 cell = {
@@ -447,7 +448,7 @@ def expand(suite: Suite | SuiteConfig, device: str, threads: int | None = None) 
                     "batch_size": batch,
                     "seq_len": seq_len,
                     "seed": seed,
-                    "perplexity": _dump(config.perplexity_for(entry)),
+                    "perplexity": _dump(settings),
                 }
                 cells.append({**cell, "cell_id": cell_id(cell)})
     return cells
