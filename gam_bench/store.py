@@ -17,8 +17,9 @@ from __future__ import annotations
 import os
 import secrets
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -117,8 +118,7 @@ def to_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
     for row in rows:
         _check_row(row)
     columns = {
-        name: [row.get(name, SCHEMA_VERSION if name == "schema_version" else None) for row in rows]
-        for name in COLUMNS
+        name: [row.get(name, SCHEMA_VERSION if name == "schema_version" else None) for row in rows] for name in COLUMNS
     }
     return pa.Table.from_pydict(columns, schema=SCHEMA)
 

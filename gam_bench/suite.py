@@ -115,7 +115,7 @@ class Measure(_Strict):
     flops: bool = True
 
     @model_validator(mode="after")
-    def _repeats_within_max(self) -> "Measure":
+    def _repeats_within_max(self) -> Measure:
         if self.max_repeats < self.repeats:
             raise ValueError(f"max_repeats ({self.max_repeats}) is below repeats ({self.repeats})")
         return self
@@ -154,7 +154,7 @@ class Axes(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _no_repeats(self) -> "Axes":
+    def _no_repeats(self) -> Axes:
         for key, values in self.values().items():
             if not values:
                 raise ValueError(f"axis {key!r} has no values")
@@ -333,7 +333,9 @@ def _validate(raw: dict[str, Any], source: Any, prefix: str, override: dict | No
     for i, entry in enumerate(config.models):
         if entry.perplexity and config.perplexity is None:
             where = _profile_prefix(prefix, override, ["models", i, "perplexity"])
-            raise UserError(f"{source}: {where}models[{i}].perplexity: per-model perplexity settings need 'task: perplexity'")
+            raise UserError(
+                f"{source}: {where}models[{i}].perplexity: per-model perplexity settings need 'task: perplexity'"
+            )
         try:
             config.perplexity_for(entry)
         except ValidationError as exc:
@@ -341,12 +343,15 @@ def _validate(raw: dict[str, Any], source: Any, prefix: str, override: dict | No
     return config
 
 
-def _raise_located(exc: ValidationError, at: list[Any], raw: dict[str, Any], source: Any, prefix: str,
-                   override: dict | None) -> None:
+def _raise_located(
+    exc: ValidationError, at: list[Any], raw: dict[str, Any], source: Any, prefix: str, override: dict | None
+) -> None:
     """Re-raise pydantic's first error as a UserError naming file, field and value."""
     err = exc.errors()[0]
     loc = at + list(err["loc"])
-    raise UserError(f"{source}: {_profile_prefix(prefix, override, loc)}{_loc_text(loc, raw)}: {_message(err)}") from None
+    raise UserError(
+        f"{source}: {_profile_prefix(prefix, override, loc)}{_loc_text(loc, raw)}: {_message(err)}"
+    ) from None
 
 
 def _profile_prefix(prefix: str, override: dict | None, loc: list[Any]) -> str:

@@ -22,8 +22,14 @@ T0 = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
 
 def row(cell="c1", run="r1", status="ok", minutes=0, **extra):
     return {
-        "suite": "s", "cell_id": cell, "run_id": run, "model": "gam", "status": status,
-        "seq_len": 128, "time_samples_ms": [1.0, 2.0, 3.0], "started_at": T0 + dt.timedelta(minutes=minutes),
+        "suite": "s",
+        "cell_id": cell,
+        "run_id": run,
+        "model": "gam",
+        "status": status,
+        "seq_len": 128,
+        "time_samples_ms": [1.0, 2.0, 3.0],
+        "started_at": T0 + dt.timedelta(minutes=minutes),
         **extra,
     }
 

@@ -92,10 +92,21 @@ def test_cell_id_is_stable_and_ignores_suite_name_and_out(tmp_path):
 def test_cell_id_golden_value():
     """A cell_id must not change between gam-bench versions for the same cell (resume, compare)."""
     cell = {
-        "task": "throughput", "model": "gam", "overrides": {"d_model": 64}, "level": "block",
-        "mode": "forward", "dtype": "float32", "device": "cpu", "batch_size": 2, "seq_len": 128,
-        "seed": 0, "threads": 2, "measure": {"warmup": 1}, "limits": {"timeout_s": 10},
-        "perplexity": None, "plugins": [],
+        "task": "throughput",
+        "model": "gam",
+        "overrides": {"d_model": 64},
+        "level": "block",
+        "mode": "forward",
+        "dtype": "float32",
+        "device": "cpu",
+        "batch_size": 2,
+        "seq_len": 128,
+        "seed": 0,
+        "threads": 2,
+        "measure": {"warmup": 1},
+        "limits": {"timeout_s": 10},
+        "perplexity": None,
+        "plugins": [],
     }
     assert cell_id(cell) == "7d82a1569e01491a"
     canonical = json.dumps(cell, sort_keys=True, separators=(",", ":"))
@@ -138,9 +149,14 @@ BAD_CASES = {
     "not_a_mapping.yaml": "a suite file must be a mapping of fields, got list",
     "max_below_repeats.yaml": "measure: max_repeats (2) is below repeats (5)",
     "bad_name.yaml": "name: String should match pattern",
-    "bad_model_perplexity.yaml": "models[1].perplexity.dataset: Input should be 'wikitext-2-raw', 'wikitext-2' or 'tinystories' (got 'tinystorie')",
+    "bad_model_perplexity.yaml": (
+        "models[1].perplexity.dataset: Input should be 'wikitext-2-raw', 'wikitext-2' or 'tinystories' "
+        "(got 'tinystorie')"
+    ),
     "model_perplexity_without_task.yaml": "models[0].perplexity: per-model perplexity settings need 'task: perplexity'",
-    "bad_profile_model_perplexity.yaml": "profiles.cpu.models[0].perplexity.budget: give exactly one of epochs, tokens, seconds (got epochs, tokens)",
+    "bad_profile_model_perplexity.yaml": (
+        "profiles.cpu.models[0].perplexity.budget: give exactly one of epochs, tokens, seconds (got epochs, tokens)"
+    ),
 }
 
 
@@ -199,13 +215,17 @@ def test_missing_file_is_a_user_error(tmp_path):
 def test_cli_prints_one_line_and_exits_2(capsys):
     assert main(["run", str(BAD / "unknown_model.yaml")]) == 2
     err = capsys.readouterr().err
-    assert err == f"gam-bench: error: {BAD / 'unknown_model.yaml'}: models[1].name: unknown model 'gma' (did you mean 'gam'?)\n"
+    where = BAD / "unknown_model.yaml"
+    assert err == f"gam-bench: error: {where}: models[1].name: unknown model 'gma' (did you mean 'gam'?)\n"
 
 
 def test_cli_subprocess_has_no_traceback():
     proc = subprocess.run(
         [sys.executable, "-m", "gam_bench", "run", "tests/suites_bad/bad_level.yaml"],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr

@@ -34,9 +34,10 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -197,8 +198,12 @@ def _change_ci(baseline: np.ndarray, candidate: np.ndarray) -> tuple[float, floa
         return np.median(c, axis=axis) / np.median(b, axis=axis) - 1
 
     res = stats.bootstrap(
-        (baseline, candidate), change, n_resamples=1000, method="percentile",
-        vectorized=True, rng=np.random.default_rng(0),
+        (baseline, candidate),
+        change,
+        n_resamples=1000,
+        method="percentile",
+        vectorized=True,
+        rng=np.random.default_rng(0),
     )
     low, high = res.confidence_interval
     return (float(low), float(high))
@@ -280,11 +285,19 @@ def _config(row: pd.Series) -> dict[str, Any]:
 def compare_cell(base: pd.Series, cand: pd.Series, settings: RegressionSettings, matched_by: str) -> CellComparison:
     """The verdict on one matched pair of rows."""
     b_status, c_status = _status(base), _status(cand)
-    common = dict(label=cell_label(cand), cell_id=str(cand["cell_id"]), baseline_status=b_status,
-                  candidate_status=c_status, matched_by=matched_by, model=str(cand.get("model") or ""),
-                  sort_key=_sort_key(cand))
+    common = dict(
+        label=cell_label(cand),
+        cell_id=str(cand["cell_id"]),
+        baseline_status=b_status,
+        candidate_status=c_status,
+        matched_by=matched_by,
+        model=str(cand.get("model") or ""),
+        sort_key=_sort_key(cand),
+    )
     if NewFailureCheck()(b_status, c_status):
-        return CellComparison(verdict=NEW_FAILURE, note=f"{c_status}: {_first_line(cand.get('error'))}".rstrip(": "), **common)
+        return CellComparison(
+            verdict=NEW_FAILURE, note=f"{c_status}: {_first_line(cand.get('error'))}".rstrip(": "), **common
+        )
     if b_status != "ok":
         verdict = FIXED if c_status == "ok" else STILL_FAILING
         return CellComparison(verdict=verdict, note=f"baseline {b_status}", **common)
@@ -307,8 +320,14 @@ def _combine(*results: MetricResult | None) -> tuple[str, str]:
 def _one_side(row: pd.Series, verdict: str) -> CellComparison:
     status = _status(row)
     sides = {"baseline_status": status} if verdict == ONLY_BASELINE else {"candidate_status": status}
-    return CellComparison(label=cell_label(row), cell_id=str(row["cell_id"]), verdict=verdict,
-                          model=str(row.get("model") or ""), sort_key=_sort_key(row), **sides)
+    return CellComparison(
+        label=cell_label(row),
+        cell_id=str(row["cell_id"]),
+        verdict=verdict,
+        model=str(row.get("model") or ""),
+        sort_key=_sort_key(row),
+        **sides,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -335,7 +354,9 @@ def config_key(config_json: Any) -> str | None:
     return json.dumps({k: v for k, v in config.items() if k not in VOLATILE_KEYS}, sort_keys=True)
 
 
-def match_cells(base: pd.DataFrame, cand: pd.DataFrame) -> tuple[list[tuple[pd.Series, pd.Series, str]], pd.DataFrame, pd.DataFrame]:
+def match_cells(
+    base: pd.DataFrame, cand: pd.DataFrame
+) -> tuple[list[tuple[pd.Series, pd.Series, str]], pd.DataFrame, pd.DataFrame]:
     """Pairs (baseline row, candidate row, matched_by), then unmatched baseline and candidate rows."""
     base_by_id = {row["cell_id"]: row for _, row in base.iterrows()}
     pairs = [(base_by_id[row["cell_id"]], row, "cell_id") for _, row in cand.iterrows() if row["cell_id"] in base_by_id]
@@ -387,7 +408,10 @@ def _load_note(pairs: list[tuple[pd.Series, pd.Series, str]]) -> list[str]:
     means = [np.mean([v for v in side if _present(v)]) if any(_present(v) for v in side) else None for side in loads]
     if None in means or abs(means[0] - means[1]) < LOAD_NOTE_GAP:
         return []
-    return [f"load average differs: baseline {means[0]:.1f}, candidate {means[1]:.1f} (times from a busy machine are suspect)"]
+    return [
+        f"load average differs: baseline {means[0]:.1f}, candidate {means[1]:.1f} "
+        "(times from a busy machine are suspect)"
+    ]
 
 
 def _text(value: Any) -> str:

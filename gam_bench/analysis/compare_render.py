@@ -26,14 +26,39 @@ from gam_bench.analysis.compare import (
 )
 
 # Most severe first: the order of the Markdown "changes" table and the summary line.
-SEVERITY = (NEW_FAILURE, REGRESSION, NOT_CONFIRMED, ONLY_BASELINE, ONLY_CANDIDATE, IMPROVEMENT, FIXED,
-            STILL_FAILING, UNCHANGED)
-_STYLE = {NEW_FAILURE: "bold red", REGRESSION: "bold red", IMPROVEMENT: "green", FIXED: "green",
-          NOT_CONFIRMED: "yellow", ONLY_BASELINE: "yellow", ONLY_CANDIDATE: "yellow", STILL_FAILING: "dim",
-          UNCHANGED: ""}
-_ICON = {NEW_FAILURE: ":x:", REGRESSION: ":x:", IMPROVEMENT: ":rocket:", FIXED: ":white_check_mark:",
-         NOT_CONFIRMED: ":warning:", ONLY_BASELINE: ":warning:", ONLY_CANDIDATE: ":warning:",
-         STILL_FAILING: ":grey_question:", UNCHANGED: ""}
+SEVERITY = (
+    NEW_FAILURE,
+    REGRESSION,
+    NOT_CONFIRMED,
+    ONLY_BASELINE,
+    ONLY_CANDIDATE,
+    IMPROVEMENT,
+    FIXED,
+    STILL_FAILING,
+    UNCHANGED,
+)
+_STYLE = {
+    NEW_FAILURE: "bold red",
+    REGRESSION: "bold red",
+    IMPROVEMENT: "green",
+    FIXED: "green",
+    NOT_CONFIRMED: "yellow",
+    ONLY_BASELINE: "yellow",
+    ONLY_CANDIDATE: "yellow",
+    STILL_FAILING: "dim",
+    UNCHANGED: "",
+}
+_ICON = {
+    NEW_FAILURE: ":x:",
+    REGRESSION: ":x:",
+    IMPROVEMENT: ":rocket:",
+    FIXED: ":white_check_mark:",
+    NOT_CONFIRMED: ":warning:",
+    ONLY_BASELINE: ":warning:",
+    ONLY_CANDIDATE: ":warning:",
+    STILL_FAILING: ":grey_question:",
+    UNCHANGED: "",
+}
 _HEADERS = ("Cell", "Verdict", "Time (median)", "Change [95% CI]", "p", "Peak memory", "Change")
 
 

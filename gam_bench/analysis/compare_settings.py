@@ -35,7 +35,7 @@ class RegressionSettings(BaseModel):
     mem_floor_mib: float = Field(DEFAULT_MEM_FLOOR_MIB, ge=0)
     alpha: float = Field(DEFAULT_ALPHA, gt=0, lt=0.5)
 
-    def with_overrides(self, **values: float | None) -> "RegressionSettings":
+    def with_overrides(self, **values: float | None) -> RegressionSettings:
         """A copy with every non-None value replaced, validated again."""
         given = {key: value for key, value in values.items() if value is not None}
         return RegressionSettings(**{**self.model_dump(), **given})

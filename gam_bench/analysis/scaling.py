@@ -17,8 +17,8 @@ Pure numpy; no torch, no pandas.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -89,9 +89,7 @@ def _ols_slopes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return yc @ xc / (xc @ xc)
 
 
-def _bootstrap_slopes(
-    x: np.ndarray, samples: Sequence[np.ndarray], n_boot: int, seed: int
-) -> np.ndarray:
+def _bootstrap_slopes(x: np.ndarray, samples: Sequence[np.ndarray], n_boot: int, seed: int) -> np.ndarray:
     """Slopes of n_boot refits, each on the medians of resampled repeats. -> (n_boot,)"""
     rng = np.random.default_rng(seed)
     medians = np.empty((n_boot, len(samples)))  # (n_boot, k)

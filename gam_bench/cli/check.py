@@ -30,11 +30,11 @@ import dataclasses
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
-from gam_bench.cli.compare import EXIT_OK, add_gate_options, gate_settings, report, suite_settings
 from gam_bench.analysis.compare_settings import RUN_PREFIX
+from gam_bench.cli.compare import EXIT_OK, add_gate_options, gate_settings, report, suite_settings
 from gam_bench.errors import UserError
 
 
@@ -49,20 +49,45 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("suite", type=Path, help="suite YAML file")
     against = parser.add_mutually_exclusive_group(required=True)
-    against.add_argument("--against", metavar="REV",
-                         help="git revision to measure as the baseline, interleaved with the working tree (CI)")
+    against.add_argument(
+        "--against",
+        metavar="REV",
+        help="git revision to measure as the baseline, interleaved with the working tree (CI)",
+    )
     against.add_argument("--baseline", type=Path, metavar="PATH", help="baseline results folder recorded earlier")
-    parser.add_argument("--rounds", type=int, default=2, metavar="N",
-                        help="with --against: run base and head N times each, alternating (default 2)")
-    parser.add_argument("--out", type=Path, metavar="DIR",
-                        help="keep the new results here (default: a temporary folder, deleted afterwards); "
-                        "with --against: DIR/base/run-N and DIR/head/run-N")
-    parser.add_argument("--update", action="store_true",
-                        help="record this run as the baseline in PATH (replaces its result files), compare nothing")
-    parser.add_argument("--reruns", type=int, default=1, metavar="N",
-                        help="with --baseline: rerun failing models up to N times; fail only what fails every time (default 1)")
-    parser.add_argument("--runs", type=int, default=2, metavar="N",
-                        help="with --update: record N runs of the suite (default 2); the gate compares with each")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        metavar="N",
+        help="with --against: run base and head N times each, alternating (default 2)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="keep the new results here (default: a temporary folder, deleted afterwards); "
+        "with --against: DIR/base/run-N and DIR/head/run-N",
+    )
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="record this run as the baseline in PATH (replaces its result files), compare nothing",
+    )
+    parser.add_argument(
+        "--reruns",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --baseline: rerun failing models up to N times; fail only what fails every time (default 1)",
+    )
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=2,
+        metavar="N",
+        help="with --update: record N runs of the suite (default 2); the gate compares with each",
+    )
     add_gate_options(parser)
     parser.set_defaults(func=run)
 
@@ -101,15 +126,20 @@ def _check_against(args: argparse.Namespace, suite, out: Path) -> int:
     from gam_bench.runner.revision import run_interleaved
 
     rounds = [(out / "base" / f"{RUN_PREFIX}{i}", out / "head" / f"{RUN_PREFIX}{i}") for i in range(1, args.rounds + 1)]
-    sha = run_interleaved(args.suite, args.against, rounds,
-                          lambda folder: run_suite(suite, out=folder, fresh=True, report=False))
+    sha = run_interleaved(
+        args.suite, args.against, rounds, lambda folder: run_suite(suite, out=folder, fresh=True, report=False)
+    )
     if sha is None:
         return _nothing_to_compare(args)
     settings = gate_settings(args, suite_settings(suite, store.load(out / "head")))
     comparison = compare_paths(out / "base", out / "head", settings, force=args.force)
     runs = f"{args.rounds} run{'s' if args.rounds > 1 else ''}"
-    return report(dataclasses.replace(comparison, baseline=f"{args.against} = {sha[:12]} ({runs})",
-                                      candidate=f"working tree ({runs})"), args.markdown)
+    return report(
+        dataclasses.replace(
+            comparison, baseline=f"{args.against} = {sha[:12]} ({runs})", candidate=f"working tree ({runs})"
+        ),
+        args.markdown,
+    )
 
 
 def _nothing_to_compare(args: argparse.Namespace) -> int:
@@ -126,7 +156,7 @@ def _nothing_to_compare(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace, suite, out: Path) -> int:
     """Compare with every baseline run; rerun failing models; fail what fails in every comparison."""
-    from gam_bench.analysis.compare import FAILING_VERDICTS, runs_label, confirm
+    from gam_bench.analysis.compare import FAILING_VERDICTS, confirm, runs_label
     from gam_bench.runner import run_suite
 
     comparisons = _compare_once(args, suite, out)
@@ -150,8 +180,9 @@ def _compare_once(args: argparse.Namespace, suite, out: Path) -> list:
 
     candidate = store.load(out)
     settings = gate_settings(args, suite_settings(suite, candidate))
-    return compare_to_baseline(args.baseline, candidate, settings, force=args.force,
-                               candidate_name=f"{args.suite} (this run)")
+    return compare_to_baseline(
+        args.baseline, candidate, settings, force=args.force, candidate_name=f"{args.suite} (this run)"
+    )
 
 
 def _require_baseline(path: Path) -> None:

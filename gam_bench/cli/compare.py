@@ -21,12 +21,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Compare time and peak memory per cell of two results files or folders. "
         "Exit 0: no regression; 1: a regression or new failure; 2: bad input.",
     )
-    parser.add_argument("baseline", type=Path,
-                        help="results file or folder of the baseline (recorded runs run-1/, run-2/ ... are "
-                        "compared one by one; a cell fails only if it fails against each)")
+    parser.add_argument(
+        "baseline",
+        type=Path,
+        help="results file or folder of the baseline (recorded runs run-1/, run-2/ ... are "
+        "compared one by one; a cell fails only if it fails against each)",
+    )
     parser.add_argument("candidate", type=Path, help="results file or folder to judge (may hold run-1/ ... too)")
-    parser.add_argument("--suite", type=Path, metavar="FILE",
-                        help="take the thresholds from this suite file's `regression:` section (flags still win)")
+    parser.add_argument(
+        "--suite",
+        type=Path,
+        metavar="FILE",
+        help="take the thresholds from this suite file's `regression:` section (flags still win)",
+    )
     add_gate_options(parser)
     parser.set_defaults(func=run)
 
@@ -35,10 +42,18 @@ def add_gate_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by `compare` and `check`."""
     parser.add_argument("--markdown", type=Path, metavar="FILE", help="also write a Markdown report (PR comment)")
     parser.add_argument("--force", action="store_true", help="compare across devices or thread counts anyway")
-    parser.add_argument("--time-threshold", type=float, metavar="FRACTION",
-                        help="minimum relative slowdown of the median time to flag (default 0.10)")
-    parser.add_argument("--mem-threshold", type=float, metavar="FRACTION",
-                        help="minimum relative growth of peak memory to flag (default 0.05)")
+    parser.add_argument(
+        "--time-threshold",
+        type=float,
+        metavar="FRACTION",
+        help="minimum relative slowdown of the median time to flag (default 0.10)",
+    )
+    parser.add_argument(
+        "--mem-threshold",
+        type=float,
+        metavar="FRACTION",
+        help="minimum relative growth of peak memory to flag (default 0.05)",
+    )
 
 
 def gate_settings(args: argparse.Namespace, base=None):

@@ -19,7 +19,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("results", type=Path, help="results file or folder, e.g. results/scaling/")
     parser.add_argument(
-        "-o", "--out", type=Path, default=None, metavar="OUT",
+        "-o",
+        "--out",
+        type=Path,
+        default=None,
+        metavar="OUT",
         help="output folder (default: reports/<suite name>/)",
     )
     parser.set_defaults(func=run)

@@ -21,10 +21,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar, per-cell lines or summary")
     p.add_argument("--executor", default="local", help="where cells run: local (worker processes here) or ray")
     p.add_argument(
-        "--address", metavar="ADDR", help="ray: cluster to use, auto or ray://host:port (default: a fresh local cluster)"
+        "--address",
+        metavar="ADDR",
+        help="ray: cluster to use, auto or ray://host:port (default: a fresh local cluster)",
     )
     p.add_argument("--max-concurrency", metavar="N", type=int, help="ray: run at most N cells at once")
-    p.add_argument("--data-dir", metavar="DIR", help="perplexity data folder (default: $GAM_BENCH_DATA_DIR, then the suite's data_dir)")
+    p.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="perplexity data folder (default: $GAM_BENCH_DATA_DIR, then the suite's data_dir)",
+    )
     p.set_defaults(func=run)
 
 
@@ -75,15 +81,34 @@ def _dry_run(args: argparse.Namespace) -> int:
     done = set() if args.fresh else store.done_cell_ids(folder)
     table = Table(title=f"{suite.name}: {len(cells)} cells on {cells[0]['device']} -> {folder}")
     data = cells[0]["task"] == "perplexity"
-    for column in ("#", "cell_id", "model", "level", "mode", "dtype", "B", "T", *(["data"] if data else []),
-                   "overrides", "stored"):
+    for column in (
+        "#",
+        "cell_id",
+        "model",
+        "level",
+        "mode",
+        "dtype",
+        "B",
+        "T",
+        *(["data"] if data else []),
+        "overrides",
+        "stored",
+    ):
         table.add_column(column)
     for i, cell in enumerate(cells, 1):
         overrides = " ".join(f"{k}={v}" for k, v in sorted(cell["overrides"].items()))
         table.add_row(
-            str(i), cell["cell_id"], cell["model"], cell["level"], cell["mode"], cell["dtype"],
-            str(cell["batch_size"]), str(cell["seq_len"]), *([cell["perplexity"]["dataset"]] if data else []),
-            overrides, "ok" if cell["cell_id"] in done else "",
+            str(i),
+            cell["cell_id"],
+            cell["model"],
+            cell["level"],
+            cell["mode"],
+            cell["dtype"],
+            str(cell["batch_size"]),
+            str(cell["seq_len"]),
+            *([cell["perplexity"]["dataset"]] if data else []),
+            overrides,
+            "ok" if cell["cell_id"] in done else "",
         )
     Console().print(table)
     print(f"{len(cells)} cells, {sum(c['cell_id'] in done for c in cells)} already stored ok; nothing run (--dry-run)")

@@ -7,7 +7,7 @@ counted step runs for real, so it is done outside the timed steps.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch.utils.flop_counter import FlopCounterMode
 

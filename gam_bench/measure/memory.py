@@ -53,7 +53,7 @@ def _libc() -> ctypes.CDLL | None:
     name = ctypes.util.find_library("c")
     try:
         lib = ctypes.CDLL(name)
-        lib.malloc_trim  # glibc only
+        _ = lib.malloc_trim  # glibc only: AttributeError elsewhere
         return lib
     except (OSError, AttributeError, TypeError):
         return None

@@ -9,8 +9,8 @@ accumulation is never timed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from torch.utils.benchmark.utils.timer import timer as synced_clock

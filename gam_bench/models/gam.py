@@ -61,15 +61,13 @@ class GAMBlock(nn.Module):
             nn.init.xavier_uniform_(self.memory_bank)
         if config.fusion == "gated":
             self.gate = nn.Linear(D, 2 * D)
-        self.ffn = nn.Sequential(
-            nn.Linear(D, 4 * D), nn.GELU(), nn.Linear(4 * D, D), nn.Dropout(config.dropout)
-        )
+        self.ffn = nn.Sequential(nn.Linear(D, 4 * D), nn.GELU(), nn.Linear(4 * D, D), nn.Dropout(config.dropout))
         self.ln1 = nn.LayerNorm(D)
         self.ln2 = nn.LayerNorm(D)
 
     @property
     def backend(self) -> str:
-        """"reference" or "fused" (the global path), or "local-only" when there is none."""
+        """ "reference" or "fused" (the global path), or "local-only" when there is none."""
         return "local-only" if self.fusion == "local" else self.impl
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -114,22 +112,38 @@ def _local_backends() -> list[str]:
 
 
 @register_model(
-    "gam-local-only", family="gam", config=GAMConfig, block=GAMBlock,
-    defaults={"fusion": "local"}, backends=_local_backends,
+    "gam-local-only",
+    family="gam",
+    config=GAMConfig,
+    block=GAMBlock,
+    defaults={"fusion": "local"},
+    backends=_local_backends,
     description="GAM ablation (Table 3): causal conv only, no memory, no gate",
 )
 @register_model(
-    "gam-global-only", family="gam", config=GAMConfig, block=GAMBlock,
-    defaults={"fusion": "global"}, backends=_gam_backends,
+    "gam-global-only",
+    family="gam",
+    config=GAMConfig,
+    block=GAMBlock,
+    defaults={"fusion": "global"},
+    backends=_gam_backends,
     description="GAM ablation (Table 3): memory only, no conv, no gate",
 )
 @register_model(
-    "gam-sum-fusion", family="gam", config=GAMConfig, block=GAMBlock,
-    defaults={"fusion": "sum"}, backends=_gam_backends,
+    "gam-sum-fusion",
+    family="gam",
+    config=GAMConfig,
+    block=GAMBlock,
+    defaults={"fusion": "sum"},
+    backends=_gam_backends,
     description="GAM ablation (Table 3): conv + memory summed, no gate",
 )
 @register_model(
-    "gam", family="gam", config=GAMConfig, block=GAMBlock, backends=_gam_backends,
+    "gam",
+    family="gam",
+    config=GAMConfig,
+    block=GAMBlock,
+    backends=_gam_backends,
     description="Gated Associative Memory (arXiv 2509.00605)",
 )
 class GAM(PositionalLM):

@@ -9,7 +9,7 @@ in the state dict, as in the official script).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

@@ -93,9 +93,7 @@ class MambaMixer(nn.Module):
         if backend == "torch":
             return self._scan_path(xz, A, chunked_selective_scan)
         if x.device.type != "cuda":
-            raise UserError(
-                f"Mamba config field backend='mamba-ssm' needs CUDA inputs, got {x.device}"
-            )
+            raise UserError(f"Mamba config field backend='mamba-ssm' needs CUDA inputs, got {x.device}")
         return self._mamba_ssm(xz, A)
 
     def _scan_path(self, xz: torch.Tensor, A: torch.Tensor, scan) -> torch.Tensor:
@@ -106,8 +104,15 @@ class MambaMixer(nn.Module):
         dt, B, C = self.x_proj(xs.transpose(1, 2)).split([self.dt_rank, N, N], dim=-1)  # (B, L, *)
         dt = F.linear(dt, self.dt_proj.weight).transpose(1, 2)  # (B, E, L); bias added in scan
         y = scan(
-            xs, dt, A, B.transpose(1, 2), C.transpose(1, 2), self.D.float(), z=z,
-            delta_bias=self.dt_proj.bias.float(), delta_softplus=True,
+            xs,
+            dt,
+            A,
+            B.transpose(1, 2),
+            C.transpose(1, 2),
+            self.D.float(),
+            z=z,
+            delta_bias=self.dt_proj.bias.float(),
+            delta_softplus=True,
         )  # (B, E, L)
         return self.out_proj(y.transpose(1, 2))  # (B, L, D)
 
@@ -118,9 +123,19 @@ class MambaMixer(nn.Module):
         from mamba_ssm.ops.selective_scan_interface import mamba_inner_fn
 
         out = mamba_inner_fn(
-            xz, self.conv1d.weight, self.conv1d.bias, self.x_proj.weight, self.dt_proj.weight,
-            self.out_proj.weight, self.out_proj.bias, A, None, None, self.D.float(),
-            delta_bias=self.dt_proj.bias.float(), delta_softplus=True,
+            xz,
+            self.conv1d.weight,
+            self.conv1d.bias,
+            self.x_proj.weight,
+            self.dt_proj.weight,
+            self.out_proj.weight,
+            self.out_proj.bias,
+            A,
+            None,
+            None,
+            self.D.float(),
+            delta_bias=self.dt_proj.bias.float(),
+            delta_softplus=True,
         )  # (B, L, D)
         return out
 
@@ -169,7 +184,11 @@ def _backends() -> list[str]:
 
 
 @register_model(
-    "mamba", family="mamba", config=MambaConfig, block=MambaResidualBlock, backends=_backends,
+    "mamba",
+    family="mamba",
+    config=MambaConfig,
+    block=MambaResidualBlock,
+    backends=_backends,
     description="Mamba, pre-norm residual stack (as MambaLMHeadModel)",
 )
 class MambaLM(nn.Module):
@@ -204,7 +223,11 @@ class MambaLM(nn.Module):
 
 
 @register_model(
-    "mamba-paper", family="mamba", config=MambaConfig, block=MambaMixer, backends=_backends,
+    "mamba-paper",
+    family="mamba",
+    config=MambaConfig,
+    block=MambaMixer,
+    backends=_backends,
     description="The paper's Mamba baseline: no residual, no norm",
 )
 class MambaPaper(PositionalLM):

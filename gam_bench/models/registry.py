@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import difflib
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, Callable
+from typing import Any
 
 from gam_bench.errors import UserError
 
@@ -131,9 +132,7 @@ def get_spec(name: str) -> ModelSpec:
         _load_plugins()
     if name not in _REGISTRY:
         names = available()
-        raise UserError(
-            f"unknown model {name!r}.{_did_you_mean(name, names)} Available: {', '.join(names)}"
-        )
+        raise UserError(f"unknown model {name!r}.{_did_you_mean(name, names)} Available: {', '.join(names)}")
     return _REGISTRY[name]
 
 
@@ -145,8 +144,7 @@ def make_config(name: str, **overrides: Any) -> Any:
     if unknown:
         key = unknown[0]
         raise UserError(
-            f"model {name!r} has no config field {key!r}.{_did_you_mean(key, fields)} "
-            f"Valid fields: {', '.join(fields)}"
+            f"model {name!r} has no config field {key!r}.{_did_you_mean(key, fields)} Valid fields: {', '.join(fields)}"
         )
     try:
         return spec.config_cls(**{**spec.defaults, **overrides})

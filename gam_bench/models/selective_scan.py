@@ -18,7 +18,7 @@ Nothing is padded: the last chunk is simply shorter, so timing curves are not di
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -199,9 +199,7 @@ class _ChunkedScan(torch.autograd.Function):
         bounds = _bounds(u.shape[1], ctx.chunk_size)
         for c in reversed(range(len(bounds))):
             t = slice(*bounds[c])
-            grads = _chunk_backward(
-                gy[:, t], u[:, t], delta[:, t], A, B[:, t], C[:, t], entry[:, c], carry
-            )
+            grads = _chunk_backward(gy[:, t], u[:, t], delta[:, t], A, B[:, t], C[:, t], entry[:, c], carry)
             gu[:, t], gdelta[:, t], gA_c, gB[:, t], gC[:, t], carry = grads
             gA += gA_c
         gu, gdelta, gB, gC = (g.transpose(1, 2) for g in (gu, gdelta, gB, gC))

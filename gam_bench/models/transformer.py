@@ -34,7 +34,7 @@ class TransformerConfig(LMConfig):
     impl: Literal["naive", "sdpa"] = "sdpa"
 
     @model_validator(mode="after")
-    def _heads_divide_width(self) -> "TransformerConfig":
+    def _heads_divide_width(self) -> TransformerConfig:
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
         return self
@@ -88,9 +88,7 @@ class TransformerBlock(nn.Module):
         self.ln_1 = nn.LayerNorm(D)
         self.attn = CausalSelfAttention(config)
         self.ln_2 = nn.LayerNorm(D)
-        self.ffn = nn.Sequential(
-            nn.Linear(D, 4 * D), nn.GELU(), nn.Linear(4 * D, D), nn.Dropout(config.dropout)
-        )
+        self.ffn = nn.Sequential(nn.Linear(D, 4 * D), nn.GELU(), nn.Linear(4 * D, D), nn.Dropout(config.dropout))
 
     @property
     def backend(self) -> str:
@@ -106,13 +104,21 @@ def _backends() -> list[str]:
 
 
 @register_model(
-    "transformer-naive", family="transformer", config=TransformerConfig, block=TransformerBlock,
-    defaults={"impl": "naive"}, backends=_backends,
+    "transformer-naive",
+    family="transformer",
+    config=TransformerConfig,
+    block=TransformerBlock,
+    defaults={"impl": "naive"},
+    backends=_backends,
     description="The paper's Transformer, materialised O(T^2) attention",
 )
 @register_model(
-    "transformer", family="transformer", config=TransformerConfig, block=TransformerBlock,
-    defaults={"impl": "sdpa"}, backends=_backends,
+    "transformer",
+    family="transformer",
+    config=TransformerConfig,
+    block=TransformerBlock,
+    defaults={"impl": "sdpa"},
+    backends=_backends,
     description="The paper's Transformer, SDPA attention (flash on GPU)",
 )
 class Transformer(PositionalLM):

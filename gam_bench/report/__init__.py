@@ -27,9 +27,7 @@ def default_out_dir(df: pd.DataFrame, results_path: str | os.PathLike[str]) -> P
     return Path("reports") / name
 
 
-def write_report(
-    results_path: str | os.PathLike[str], out_dir: str | os.PathLike[str] | None = None
-) -> Path:
+def write_report(results_path: str | os.PathLike[str], out_dir: str | os.PathLike[str] | None = None) -> Path:
     """Write report.md and its figures for the results under `results_path`; return its path.
 
     out_dir defaults to `default_out_dir`. Raises UserError when there is nothing to report.

@@ -94,8 +94,7 @@ def _series(part: pd.DataFrame) -> list[Series]:
         for model, variant in part[["model", "_variant"]].drop_duplicates().itertuples(index=False)
     )
     out = [
-        Series(labels[key], str(key[0]), _points(rows))
-        for key, rows in part.groupby(["model", "_variant"], sort=True)
+        Series(labels[key], str(key[0]), _points(rows)) for key, rows in part.groupby(["model", "_variant"], sort=True)
     ]
     return sorted(out, key=lambda s: s.label)
 
@@ -111,8 +110,18 @@ def _variant(row: object) -> str:
 
 
 POINT_COLUMNS = (
-    "seq_len", "status", "time_ms", "time_q25", "time_q75", "samples", "peak_mem_bytes",
-    "tokens_per_s", "tps_q25", "tps_q75", "backend", "error",
+    "seq_len",
+    "status",
+    "time_ms",
+    "time_q25",
+    "time_q75",
+    "samples",
+    "peak_mem_bytes",
+    "tokens_per_s",
+    "tps_q25",
+    "tps_q75",
+    "backend",
+    "error",
 )
 
 
@@ -151,8 +160,11 @@ def _pooled_time(ok: pd.DataFrame) -> tuple[float, float, float, np.ndarray | No
     lists = [np.asarray(s, dtype=float) for s in ok["time_samples_ms"] if s is not None and len(s)]
     if len(ok) == 1:
         row = ok.iloc[0]
-        return float(row["time_ms"]), float(row["time_ms_q25"]), float(row["time_ms_q75"]), (
-            lists[0] if lists else None
+        return (
+            float(row["time_ms"]),
+            float(row["time_ms_q25"]),
+            float(row["time_ms_q75"]),
+            (lists[0] if lists else None),
         )
     if not lists:
         return float(ok["time_ms"].median()), np.nan, np.nan, None

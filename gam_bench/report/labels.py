@@ -8,7 +8,8 @@ e.g. "gam (impl=fused)" and "gam (impl=reference)", or "gam (seed=1)".
 from __future__ import annotations
 
 import json
-from typing import Any, Hashable, Iterable
+from collections.abc import Hashable, Iterable
+from typing import Any
 
 
 def parse_config(text: object) -> dict[str, Any]:

@@ -28,7 +28,7 @@ def render(df: pd.DataFrame, newest: pd.DataFrame, out_dir: Path) -> str:
     """df: every stored row; newest: the newest attempt of each cell (`store.latest(df)`)."""
     groups = build_groups(newest)
     datasets = perplexity.by_dataset(newest)
-    labels = [s.label for g in groups for s in g.series] + [l for d in datasets for l in d.final["label"]]
+    labels = [s.label for g in groups for s in g.series] + [lab for d in datasets for lab in d.final["label"]]
     colors = palette(labels)
     parts = [_header(df, newest), _environment(newest), _status(newest)]
     parts += [_throughput(g, out_dir, colors) for g in groups]
@@ -71,8 +71,7 @@ def _throughput(group: Group, out_dir: Path, colors: dict[str, str]) -> str:
             "Median time per call (ms) and peak memory (MiB); a failed cell shows its status.\n",
             tables.table2(group),
             "### Scaling exponents\n",
-            "Slope of log time and of log peak memory against log length over the window "
-            "(see [method](#method)).\n",
+            "Slope of log time and of log peak memory against log length over the window (see [method](#method)).\n",
             tables.exponents(group),
             "### Crossovers\n",
             crossings,

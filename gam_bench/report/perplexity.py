@@ -95,13 +95,26 @@ def results_table(runs: DatasetRuns) -> str:
     """Params, Avg. time/epoch, Val. loss, Val. PPL per model (final evaluation of each cell)."""
     rows = [
         [
-            r.label, fmt_params(r.params), _int(r.seq_len), _int(r.tokens_seen),
-            fmt_num(_time_per_epoch(r)), _fixed(r.val_loss, 4), _fixed(r.val_ppl, 2), status_label(r.status),
+            r.label,
+            fmt_params(r.params),
+            _int(r.seq_len),
+            _int(r.tokens_seen),
+            fmt_num(_time_per_epoch(r)),
+            _fixed(r.val_loss, 4),
+            _fixed(r.val_ppl, 2),
+            status_label(r.status),
         ]
         for r in runs.final.itertuples()
     ]
     headers = [
-        "Model", "Params", "Context", "Tokens seen", "Avg. time/epoch (s)", "Val. loss", "Val. PPL", "Status",
+        "Model",
+        "Params",
+        "Context",
+        "Tokens seen",
+        "Avg. time/epoch (s)",
+        "Val. loss",
+        "Val. PPL",
+        "Status",
     ]
     return markdown_table(headers, rows, align="lrrrrrrl")
 
@@ -144,8 +157,16 @@ def curve_figure(runs: DatasetRuns, x: str, colors: dict[str, str]) -> Figure:
             rows = rows.dropna(subset=["val_ppl", column]).sort_values("step")
             if rows.empty:  # e.g. a cell that failed before its first evaluation
                 continue
-            ax.plot(rows[column], rows["val_ppl"], marker="o", markersize=3, linewidth=1.2,
-                    color=colors[label], label=label, gid=f"curve:{label}")
+            ax.plot(
+                rows[column],
+                rows["val_ppl"],
+                marker="o",
+                markersize=3,
+                linewidth=1.2,
+                color=colors[label],
+                label=label,
+                gid=f"curve:{label}",
+            )
         ax.set_yscale("log")
         ax.set_xlabel(xlabel)
         ax.set_ylabel("Validation perplexity")
@@ -162,8 +183,16 @@ def position_figure(runs: DatasetRuns, colors: dict[str, str]) -> Figure:
         for r in runs.final.itertuples():
             x, y = _bucket_points(r.position_loss, r.position_bucket_edges)
             if len(x):
-                ax.plot(x, y, marker="o", markersize=3, linewidth=1.2, color=colors[r.label],
-                        label=r.label, gid=f"position:{r.label}")
+                ax.plot(
+                    x,
+                    y,
+                    marker="o",
+                    markersize=3,
+                    linewidth=1.2,
+                    color=colors[r.label],
+                    label=r.label,
+                    gid=f"position:{r.label}",
+                )
         ax.set_xlabel("Position in the context window (tokens, bucket centre)")
         ax.set_ylabel("Validation loss (nats/token)")
         ax.set_title(f"Validation loss by position in context\n{runs.dataset}")

@@ -13,9 +13,9 @@ the `Figure`; tests inspect its artists, found by `gid`:
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import matplotlib
 import matplotlib.colors
@@ -131,13 +131,20 @@ def _draw_series(ax, s: Series, m: Metric, fit: ExponentFit | None, color: str) 
     x, y, low, high = _values(s, m)
     label = s.label if fit is None else f"{s.label} (slope {fit.slope:.2f})"
     yerr = [np.clip(y - low, 0, None), np.clip(high - y, 0, None)] if m.low else None  # IQR
-    bars = ax.errorbar(x, y, yerr=yerr, marker="o", markersize=4, capsize=2, linewidth=1.2,
-                       color=color, label=label)
+    bars = ax.errorbar(x, y, yerr=yerr, marker="o", markersize=4, capsize=2, linewidth=1.2, color=color, label=label)
     bars.lines[0].set_gid(f"series:{s.label}")
     if fit is not None:
         wx = np.array([fit.window[0], fit.window[-1]], dtype=float)
-        ax.plot(wx, fit.predict(wx) * m.scale, linestyle="--", linewidth=0.9, color=color,
-                alpha=0.8, gid=f"fit:{s.label}", label="_nolegend_")
+        ax.plot(
+            wx,
+            fit.predict(wx) * m.scale,
+            linestyle="--",
+            linewidth=0.9,
+            color=color,
+            alpha=0.8,
+            gid=f"fit:{s.label}",
+            label="_nolegend_",
+        )
 
 
 def _draw_failed(ax, s: Series, m: Metric, color: str, index: int) -> None:
@@ -151,11 +158,28 @@ def _draw_failed(ax, s: Series, m: Metric, color: str, index: int) -> None:
         fy, transform = _extrapolate(x, y, fx), ax.transData
     else:  # nothing ran: stack the markers near the top of the axes
         fy, transform = np.full(len(fx), 0.95 - 0.06 * index), ax.get_xaxis_transform()
-    ax.plot(fx, fy, linestyle="none", marker="x", markersize=7, markeredgewidth=1.8, color=color,
-            transform=transform, gid=f"failed:{s.label}", label="_nolegend_")
+    ax.plot(
+        fx,
+        fy,
+        linestyle="none",
+        marker="x",
+        markersize=7,
+        markeredgewidth=1.8,
+        color=color,
+        transform=transform,
+        gid=f"failed:{s.label}",
+        label="_nolegend_",
+    )
     for xi, yi, status in zip(fx, fy, failed["status"]):
-        ax.annotate(status_label(status), (xi, yi), xycoords=transform, textcoords="offset points",
-                    xytext=(4, 3), fontsize=6, color=color)
+        ax.annotate(
+            status_label(status),
+            (xi, yi),
+            xycoords=transform,
+            textcoords="offset points",
+            xytext=(4, 3),
+            fontsize=6,
+            color=color,
+        )
 
 
 def _extrapolate(x: np.ndarray, y: np.ndarray, fx: np.ndarray) -> np.ndarray:
@@ -172,9 +196,18 @@ def _draw_crossovers(ax, group: Group) -> None:
         if c.kind != "measured":
             continue
         ax.axvline(c.seq_len, color="0.4", linestyle=":", linewidth=0.9, gid=f"crossover:{c.a}|{c.b}")
-        ax.text(c.seq_len, 0.03, f" {c.a} = {c.b} at ≈{fmt_len(round(c.seq_len))}", rotation=90,
-                transform=ax.get_xaxis_transform(), fontsize=6, color="0.3", va="bottom", ha="right",
-                bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 0.5})
+        ax.text(
+            c.seq_len,
+            0.03,
+            f" {c.a} = {c.b} at ≈{fmt_len(round(c.seq_len))}",
+            rotation=90,
+            transform=ax.get_xaxis_transform(),
+            fontsize=6,
+            color="0.3",
+            va="bottom",
+            ha="right",
+            bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 0.5},
+        )
 
 
 def _finish_axes(ax, group: Group, m: Metric) -> None:

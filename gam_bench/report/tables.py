@@ -5,7 +5,7 @@ sorts what it shows, so the same results always give the same bytes.
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import pandas as pd
 
@@ -75,9 +75,7 @@ def _values(df: pd.DataFrame, column: str) -> str:
 def environment(df: pd.DataFrame) -> str:
     """Where and with what the results were measured (newest attempt of each cell)."""
     ok = df[df["status"] == "ok"]
-    backends = [
-        f"{model}: {_values(part, 'backend')}" for model, part in ok.groupby("model", sort=True)
-    ]
+    backends = [f"{model}: {_values(part, 'backend')}" for model, part in ok.groupby("model", sort=True)]
     started = df["started_at"].dropna()
     span = MISSING
     if not started.empty:
@@ -179,8 +177,12 @@ def failures(df: pd.DataFrame) -> str:
     order = ["task", "level", "mode", "dtype", "batch_size", "model", "seq_len", "cell_id"]
     rows = [
         [
-            r.task, f"{r.level} · {r.mode} · {r.dtype} · batch {_int_text(r.batch_size)}",
-            r.model, _int_text(r.seq_len), status_label(r.status), _first_line(r.error),
+            r.task,
+            f"{r.level} · {r.mode} · {r.dtype} · batch {_int_text(r.batch_size)}",
+            r.model,
+            _int_text(r.seq_len),
+            status_label(r.status),
+            _first_line(r.error),
         ]
         for r in failed.sort_values(order).itertuples()
     ]
@@ -197,4 +199,3 @@ def _first_line(text: object, limit: int = 120) -> str:
         return MISSING
     line = text.strip().splitlines()[0]
     return line if len(line) <= limit else line[: limit - 1] + "…"
-

@@ -46,11 +46,13 @@ def _check_cell(cell: dict[str, Any], model_at: str, from_model: set[str], sourc
     name = cell["model"]
     spec = registry.get_spec(name)
     fields = list(spec.config_cls.model_fields)
-    for field, value in cell["overrides"].items():
+    for field in cell["overrides"]:
         if field not in fields:
             close = difflib.get_close_matches(field, fields, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else f" (fields: {', '.join(fields)})"
-            raise UserError(f"{source}: {_where(field, model_at, from_model)}: model {name!r} has no config field {field!r}{hint}")
+            raise UserError(
+                f"{source}: {_where(field, model_at, from_model)}: model {name!r} has no config field {field!r}{hint}"
+            )
     try:
         registry.make_config(name, **cell["overrides"])
     except UserError as exc:

@@ -37,7 +37,7 @@ class SweepProgress:
         self._bar: Progress | None = None
         self._task: Any = None
 
-    def __enter__(self) -> "SweepProgress":
+    def __enter__(self) -> SweepProgress:
         if self._live:
             self._bar = Progress(
                 TextColumn("[bold]{task.description}"),

@@ -35,8 +35,9 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from gam_bench.errors import UserError
 from gam_bench.runner.executor import STARTUP_TIMEOUT_S, Outcome

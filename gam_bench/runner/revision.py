@@ -15,8 +15,8 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from gam_bench.errors import UserError
 
@@ -80,8 +80,17 @@ def run_interleaved(
 def _run_base(tree: Path, suite: Path, folder: Path) -> None:
     """`gam-bench run` of the base checkout's own suite file, importing the base's own code."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")]))}
-    command = [sys.executable, "-m", "gam_bench", "run", str(suite), "--out", str(folder.resolve()),
-               "--fresh", "--no-report"]
+    command = [
+        sys.executable,
+        "-m",
+        "gam_bench",
+        "run",
+        str(suite),
+        "--out",
+        str(folder.resolve()),
+        "--fresh",
+        "--no-report",
+    ]
     proc = subprocess.run(command, cwd=tree, env=env)
     if proc.returncode != 0:
         raise UserError(f"--against: the base revision's `gam-bench run {suite}` failed (exit {proc.returncode})")

@@ -14,8 +14,9 @@ import functools
 import json
 import os
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from rich.console import Console
 
@@ -54,7 +55,9 @@ def _only(cells: list[dict[str, Any]], config: SuiteConfig, only: list[str]) -> 
     names = [m.name for m in config.models]
     for name in only:
         if name not in names:
-            raise UserError(f"--only: model {name!r} is not in this suite (its models: {', '.join(dict.fromkeys(names))})")
+            raise UserError(
+                f"--only: model {name!r} is not in this suite (its models: {', '.join(dict.fromkeys(names))})"
+            )
     return [c for c in cells if c["model"] in only]
 
 

@@ -12,7 +12,7 @@ split is scored (the final window is shorter).
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 
@@ -40,9 +40,7 @@ def epoch_batches(
         yield chunk[:, :-1], chunk[:, 1:]
 
 
-def eval_windows(
-    tokens: torch.Tensor, seq_len: int, batch_size: int
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def eval_windows(tokens: torch.Tensor, seq_len: int, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Windows covering every target token once. Yields (inputs, targets), each (b, T), T <= seq_len."""
     n_targets = tokens.numel() - 1
     n_full = n_targets // seq_len

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
-from typing import ContextManager
 
 import numpy as np
 import torch
@@ -84,9 +84,7 @@ def _summarise(loss_sum: torch.Tensor, count: torch.Tensor, edges: list[int]) ->
     for lo, hi in zip(edges[:-1], edges[1:]):
         c = count[lo:hi].sum().item()
         buckets.append(loss_sum[lo:hi].sum().item() / c if c else math.nan)
-    return EvalResult(
-        loss=loss_sum.sum().item() / n, n_tokens=n, position_loss=buckets, bucket_edges=list(edges)
-    )
+    return EvalResult(loss=loss_sum.sum().item() / n, n_tokens=n, position_loss=buckets, bucket_edges=list(edges))
 
 
 def unigram_perplexity(train_ids: np.ndarray, val_ids: np.ndarray, vocab_size: int) -> float:

@@ -17,8 +17,9 @@ the mean training loss since the previous row, `split` the evaluation split (wit
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
-from typing import Any, ContextManager
+from typing import Any
 
 import torch
 from torch import nn

@@ -59,8 +59,13 @@ class PerfBlock(nn.Module):
         return x
 
 
-@register_model("perf-block", family="test", config=PerfConfig, block=PerfBlock,
-                description="test-only: work, memory and failures set by environment variables")
+@register_model(
+    "perf-block",
+    family="test",
+    config=PerfConfig,
+    block=PerfBlock,
+    description="test-only: work, memory and failures set by environment variables",
+)
 class PerfLM(nn.Module):
     """Embedding -> n_layers PerfBlocks -> tied head; idx (B, T) -> logits (B, T, V)."""
 

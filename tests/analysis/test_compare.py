@@ -16,6 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare_rows import frame, row, samples  # noqa: E402
 
+from gam_bench import store  # noqa: E402
 from gam_bench.analysis.compare import (  # noqa: E402
     FIXED,
     IMPROVEMENT,
@@ -29,17 +30,16 @@ from gam_bench.analysis.compare import (  # noqa: E402
     EffectSizeCheck,
     NewFailureCheck,
     RankTestCheck,
-    recorded_runs,
     compare_frames,
     compare_paths,
     config_key,
     confirm,
     judge_memory,
     judge_time,
+    recorded_runs,
 )
 from gam_bench.analysis.compare_render import render_markdown, render_terminal, summary_line  # noqa: E402
 from gam_bench.analysis.compare_settings import RegressionSettings  # noqa: E402
-from gam_bench import store  # noqa: E402
 from gam_bench.errors import UserError  # noqa: E402
 
 SETTINGS = RegressionSettings()
@@ -161,17 +161,18 @@ def test_settings_validate_and_override():
 
 
 def test_cells_get_their_verdicts():
-    base = frame([row(64), row(128), row(256), row(512), row(1024, status="oom"), row(2048, status="error"),
-                  row(4096)])
-    cand = frame([
-        row(64, samples(10.0, seed=5)),  # unchanged
-        row(128, samples(26.0, seed=5)),  # +30% time
-        row(256, mem=480 * 2**20),  # +20% memory
-        row(512, status="oom", error="CPU out of memory\ntraceback..."),  # new failure
-        row(1024),  # fixed
-        row(2048, status="error"),  # still failing
-        row(8192),  # only in candidate
-    ])
+    base = frame([row(64), row(128), row(256), row(512), row(1024, status="oom"), row(2048, status="error"), row(4096)])
+    cand = frame(
+        [
+            row(64, samples(10.0, seed=5)),  # unchanged
+            row(128, samples(26.0, seed=5)),  # +30% time
+            row(256, mem=480 * 2**20),  # +20% memory
+            row(512, status="oom", error="CPU out of memory\ntraceback..."),  # new failure
+            row(1024),  # fixed
+            row(2048, status="error"),  # still failing
+            row(8192),  # only in candidate
+        ]
+    )
     comparison = compare_frames(base, cand)
     cells = by_seq_len(comparison)
     assert cells[64].verdict == UNCHANGED
@@ -185,7 +186,15 @@ def test_cells_get_their_verdicts():
     assert cells[8192].verdict == ONLY_CANDIDATE
     assert comparison.failed
     assert [c.label.split("T=")[1].split()[0] for c in comparison.cells] == [
-        "64", "128", "256", "512", "1024", "2048", "4096", "8192"]
+        "64",
+        "128",
+        "256",
+        "512",
+        "1024",
+        "2048",
+        "4096",
+        "8192",
+    ]
 
 
 def test_improvements_and_one_sided_cells_do_not_fail_the_gate():
@@ -233,7 +242,7 @@ def test_different_device_or_threads_is_refused_unless_forced(column, value, sho
     with pytest.raises(UserError, match="--force") as info:
         compare_frames(base, cand, names=("base/", "cand/"))
     message = str(info.value)
-    assert "\n" not in message and "base/: device='cpu', threads=2" in message and f"cand/: " in message
+    assert "\n" not in message and "base/: device='cpu', threads=2" in message and "cand/: " in message
     assert shown in message
     forced = compare_frames(base, cand, force=True)
     assert any(shown in note for note in forced.notes)
@@ -246,7 +255,9 @@ def test_a_different_cpu_model_is_noted_not_refused():
 
 def test_a_busier_candidate_machine_is_noted():
     comparison = compare_frames(frame([row(64, load_avg_1m=0.2)]), frame([row(64, load_avg_1m=2.5)]))
-    assert comparison.notes == ["load average differs: baseline 0.2, candidate 2.5 (times from a busy machine are suspect)"]
+    assert comparison.notes == [
+        "load average differs: baseline 0.2, candidate 2.5 (times from a busy machine are suspect)"
+    ]
     assert compare_frames(frame([row(64, load_avg_1m=0.2)]), frame([row(64, load_avg_1m=0.9)])).notes == []
 
 
@@ -260,8 +271,7 @@ def test_nothing_in_common_or_nothing_to_compare_is_bad_input():
 def test_confirm_fails_only_cells_that_fail_in_every_comparison():
     base = frame([row(64), row(128), row(256), row(512)])
     run1 = compare_frames(base, frame([row(64, samples(26.0 / 2)), row(128, samples(26.0)), row(256), row(512)]))
-    run2 = compare_frames(base, frame([row(64), row(128, samples(26.0, seed=4)), row(256, samples(52.0)),
-                                       row(512)]))
+    run2 = compare_frames(base, frame([row(64), row(128, samples(26.0, seed=4)), row(256, samples(52.0)), row(512)]))
     combined = confirm([run1, run2])
     cells = by_seq_len(combined)
     assert cells[64].verdict == NOT_CONFIRMED and cells[64].note == "failing in 1 of 2 comparisons; last: unchanged"
@@ -351,7 +361,9 @@ def test_terminal_table_shows_every_cell_and_the_summary():
 
 
 def test_comparison_modules_do_not_import_torch():
-    code = ("import sys, gam_bench.analysis.compare, gam_bench.analysis.compare_render, "
-            "gam_bench.cli.compare; print('torch' in sys.modules)")
+    code = (
+        "import sys, gam_bench.analysis.compare, gam_bench.analysis.compare_render, "
+        "gam_bench.cli.compare; print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

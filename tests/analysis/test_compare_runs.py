@@ -58,7 +58,7 @@ def test_a_a_comparisons_pass(tmp_path):
     """
     sweeps = [sweep(tmp_path / f"s{i}") for i in range(2 * RUNS_A_SIDE + 4)]
     for i in range(5):
-        window = sweeps[i:i + 2 * RUNS_A_SIDE]
+        window = sweeps[i : i + 2 * RUNS_A_SIDE]
         base = recorded(tmp_path / f"aa{i}" / "base", *window[0::2])
         cand = recorded(tmp_path / f"aa{i}" / "cand", *window[1::2])
         assert main(["compare", str(base), str(cand)]) == 0

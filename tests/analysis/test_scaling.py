@@ -15,9 +15,7 @@ LENGTHS = [2**k for k in range(8, 15)]  # 256 .. 16384
 def noisy_power_law(slope: float, seed: int, *, repeats: int = 15, sigma: float = 0.05, overhead: float = 0.0):
     """Per length: `repeats` timings of 1e-3 * L**slope (+ a fixed overhead), lognormal noise."""
     rng = np.random.default_rng(seed)
-    samples = [
-        (1e-3 * n**slope + overhead) * np.exp(rng.normal(0.0, sigma, repeats)) for n in LENGTHS
-    ]
+    samples = [(1e-3 * n**slope + overhead) * np.exp(rng.normal(0.0, sigma, repeats)) for n in LENGTHS]
     medians = [float(np.median(s)) for s in samples]
     return medians, samples
 

@@ -26,15 +26,20 @@ def test_missing_baseline_exits_2_with_the_way_to_record_one(tmp_path, capsys):
     missing = tmp_path / "nope"
     assert main(["check", str(SUITE), "--baseline", str(missing)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == (f"gam-bench: error: --baseline: {missing} does not exist; record one with "
-                   f"`gam-bench check SUITE --baseline {missing} --update`")
+    assert err == (
+        f"gam-bench: error: --baseline: {missing} does not exist; record one with "
+        f"`gam-bench check SUITE --baseline {missing} --update`"
+    )
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--time-threshold", "0"], "--time-threshold: Input should be greater than 0"),
-    (["--reruns", "-1"], "--reruns: must be 0 or more (got -1)"),
-    (["--update", "--runs", "0"], "--runs: must be 1 or more (got 0)"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--time-threshold", "0"], "--time-threshold: Input should be greater than 0"),
+        (["--reruns", "-1"], "--reruns: must be 0 or more (got -1)"),
+        (["--update", "--runs", "0"], "--runs: must be 1 or more (got 0)"),
+    ],
+)
 def test_bad_flags_exit_2_before_running(tmp_path, capsys, flags, message):
     assert main(["check", str(SUITE), "--baseline", str(tmp_path), *flags]) == 2
     assert message in capsys.readouterr().err
@@ -69,7 +74,8 @@ def test_record_baseline_replaces_recorded_runs_only(tmp_path):
     assert other.exists() and (baseline / "README.md").exists()
     for i, run in enumerate(runs, start=1):
         assert sorted(p.name for p in (baseline / f"run-{i}").glob("*.parquet")) == sorted(
-            p.name for p in run.glob("*.parquet"))
+            p.name for p in run.glob("*.parquet")
+        )
     assert not list(baseline.glob(".staging*"))
     with pytest.raises(Exception, match="is a file"):
         record_baseline(runs, baseline / "README.md")
@@ -98,11 +104,14 @@ REPO = Path(__file__).resolve().parents[2]
 in_git = pytest.mark.skipif(not (REPO / ".git").exists(), reason="needs the git checkout of gam-bench")
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--against", "no-such-rev-xyz"], "--against: 'no-such-rev-xyz' is not a commit of the git repository at"),
-    (["--against", "HEAD", "--update"], "--update: records into --baseline PATH; it cannot be used with --against"),
-    (["--against", "HEAD", "--rounds", "0"], "--rounds: must be 1 or more (got 0)"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--against", "no-such-rev-xyz"], "--against: 'no-such-rev-xyz' is not a commit of the git repository at"),
+        (["--against", "HEAD", "--update"], "--update: records into --baseline PATH; it cannot be used with --against"),
+        (["--against", "HEAD", "--rounds", "0"], "--rounds: must be 1 or more (got 0)"),
+    ],
+)
 @in_git
 def test_against_bad_input_exits_2_in_one_line(capsys, flags, message):
     assert main(["check", str(SUITE), *flags]) == 2
@@ -137,8 +146,14 @@ def _check_in(clone: Path, *flags: str):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     for var in ("GAM_BENCH_PERF_WORK", "GAM_BENCH_PERF_EXTRA_MB", "GAM_BENCH_PERF_FAIL_AT"):
         env.pop(var, None)
-    return subprocess.run([sys.executable, "-m", "gam_bench", "check", *flags], cwd=clone.parent, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "gam_bench", "check", *flags],
+        cwd=clone.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @in_git
@@ -151,8 +166,20 @@ def test_against_runs_the_base_revision_and_flags_what_the_working_tree_changed(
     models = clone / "tests" / "analysis" / "perf_models.py"
     models.write_text(models.read_text().replace('os.environ.get(EXTRA_MB_ENV, "0")', '"64"'))
     out, md = tmp_path / "out", tmp_path / "gate.md"
-    proc = _check_in(clone, str(clone / "tests" / "analysis" / "perf_suite.yaml"), "--against", "HEAD", "--rounds", "1",
-                     "--out", str(out), "--markdown", str(md), "--time-threshold", "5")
+    proc = _check_in(
+        clone,
+        str(clone / "tests" / "analysis" / "perf_suite.yaml"),
+        "--against",
+        "HEAD",
+        "--rounds",
+        "1",
+        "--out",
+        str(out),
+        "--markdown",
+        str(md),
+        "--time-threshold",
+        "5",
+    )
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr
     assert "round 1 of 1: base" in proc.stdout
     base, head = store.load(out / "base" / "run-1"), store.load(out / "head" / "run-1")

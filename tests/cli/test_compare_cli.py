@@ -59,10 +59,13 @@ def test_thresholds_come_from_the_flags(results):
     assert main(["compare", str(base), str(cand), "--time-threshold", "0.5", "--mem-threshold", "0.2"]) == 0
 
 
-@pytest.mark.parametrize("argv_tail, message", [
-    (["--time-threshold", "-1"], "--time-threshold: Input should be greater than 0 (got -1.0)"),
-    (["--mem-threshold", "0"], "--mem-threshold: Input should be greater than 0 (got 0.0)"),
-])
+@pytest.mark.parametrize(
+    "argv_tail, message",
+    [
+        (["--time-threshold", "-1"], "--time-threshold: Input should be greater than 0 (got -1.0)"),
+        (["--mem-threshold", "0"], "--mem-threshold: Input should be greater than 0 (got 0.0)"),
+    ],
+)
 def test_bad_thresholds_exit_2(results, capsys, argv_tail, message):
     base = results("base", [row(64)])
     assert main(["compare", str(base), str(base), *argv_tail]) == 2
@@ -87,8 +90,11 @@ def test_other_thread_count_exits_2_unless_forced(results, capsys):
 
 def test_the_installed_command_exits_2_without_a_traceback(results, tmp_path):
     base = results("base", [row(64)])
-    proc = subprocess.run([sys.executable, "-m", "gam_bench", "compare", str(base), str(tmp_path / "missing")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gam_bench", "compare", str(base), str(tmp_path / "missing")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("gam-bench: error: ")

@@ -17,11 +17,11 @@ def test_lm_is_causal(name, tiny):
         base = model(idx)
         for t in (0, 7, 16, T - 2):
             changed = idx.clone()
-            changed[:, t + 1:] = (changed[:, t + 1:] + 1 + torch.randint(0, V - 1, (2, T - t - 1))) % V
+            changed[:, t + 1 :] = (changed[:, t + 1 :] + 1 + torch.randint(0, V - 1, (2, T - t - 1))) % V
             out = model(changed)
             torch.testing.assert_close(out[:, : t + 1], base[:, : t + 1], rtol=0, atol=1e-6)
             # ...and the change is visible afterwards, so the check above can fail.
-            assert not torch.allclose(out[:, t + 1:], base[:, t + 1:])
+            assert not torch.allclose(out[:, t + 1 :], base[:, t + 1 :])
 
 
 @pytest.mark.parametrize("name", [n for n in available() if get_spec(n).block_cls is not None])

@@ -66,8 +66,9 @@ def official_transformer_state_dict(g):
     return sd
 
 
-def official_mamba_state_dict(g, E=3 * D, N=4, R=math.ceil(D / 16), d_conv=4):
+def official_mamba_state_dict(g, E=3 * D, N=4, R=None, d_conv=4):
     """The official MambaModel's state_dict(): mamba_ssm Mamba layers under blocks.{i}."""
+    R = math.ceil(D / 16) if R is None else R
     sd = {}
     _lm_shell(sd, g)
     for i in range(LAYERS):
@@ -132,11 +133,14 @@ def test_gam_state_dict_keys_are_the_official_ones(tiny):
     assert set(build("gam", **tiny("gam")).state_dict()) == official
 
 
-@pytest.mark.parametrize("name, absent", [
-    ("gam-global-only", {"gate", "causal_conv"}),
-    ("gam-local-only", {"gate", "memory_bank"}),
-    ("gam-sum-fusion", {"gate"}),
-])
+@pytest.mark.parametrize(
+    "name, absent",
+    [
+        ("gam-global-only", {"gate", "causal_conv"}),
+        ("gam-local-only", {"gate", "memory_bank"}),
+        ("gam-sum-fusion", {"gate"}),
+    ],
+)
 def test_ablation_state_dicts_lack_the_removed_modules(name, absent, tiny):
     official = set(official_gam_state_dict(torch.Generator().manual_seed(0)))
     expected = {k for k in official if not (k.startswith("blocks.") and k.split(".")[2] in absent)}
@@ -145,8 +149,17 @@ def test_ablation_state_dicts_lack_the_removed_modules(name, absent, tiny):
 
 def test_standard_mamba_uses_mamba_ssm_key_layout(tiny):
     keys = set(build("mamba", **tiny("mamba")).state_dict())
-    mixer = {"in_proj.weight", "conv1d.weight", "conv1d.bias", "x_proj.weight", "dt_proj.weight",
-             "dt_proj.bias", "A_log", "D", "out_proj.weight"}
+    mixer = {
+        "in_proj.weight",
+        "conv1d.weight",
+        "conv1d.bias",
+        "x_proj.weight",
+        "dt_proj.weight",
+        "dt_proj.bias",
+        "A_log",
+        "D",
+        "out_proj.weight",
+    }
     expected = {"backbone.embedding.weight", "backbone.norm_f.weight", "lm_head.weight"}
     for i in range(LAYERS):
         expected.add(f"backbone.layers.{i}.norm.weight")

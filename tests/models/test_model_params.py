@@ -35,8 +35,7 @@ def test_param_count_matches_paper(name):
 def test_defaults_are_the_paper_config():
     for name in ("gam", "transformer", "mamba", "mamba-paper"):
         cfg = make_config(name)
-        assert (cfg.vocab_size, cfg.max_seq_len, cfg.d_model, cfg.n_layers, cfg.dropout) == (
-            10_000, 256, 512, 6, 0.1)
+        assert (cfg.vocab_size, cfg.max_seq_len, cfg.d_model, cfg.n_layers, cfg.dropout) == (10_000, 256, 512, 6, 0.1)
     gam, tf, mamba = make_config("gam"), make_config("transformer"), make_config("mamba")
     assert (gam.num_memory_slots, gam.conv_kernel_size) == (512, 3)
     assert tf.n_heads == 8

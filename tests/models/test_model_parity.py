@@ -69,9 +69,14 @@ def _scan_inputs(L, dtype=torch.float32, batch=2, dim=6, n=4, delta_scale=1.0):
     g = torch.Generator().manual_seed(L)
     r = lambda *s: torch.randn(*s, generator=g, dtype=dtype)  # noqa: E731
     return dict(
-        u=r(batch, dim, L), delta=r(batch, dim, L) * delta_scale,
+        u=r(batch, dim, L),
+        delta=r(batch, dim, L) * delta_scale,
         A=-torch.rand(dim, n, generator=g, dtype=dtype) * 4,
-        B=r(batch, n, L), C=r(batch, n, L), D=r(dim), z=r(batch, dim, L), delta_bias=r(dim),
+        B=r(batch, n, L),
+        C=r(batch, n, L),
+        D=r(dim),
+        z=r(batch, dim, L),
+        delta_bias=r(dim),
     )
 
 
@@ -110,8 +115,7 @@ def test_chunked_scan_is_safe_with_strong_decay():
 def test_chunked_scan_gradcheck():
     x = _scan_inputs(11, torch.float64, dim=3, n=2)
     args = [x["u"], torch.rand_like(x["delta"]), x["A"], x["B"], x["C"]]
-    assert torch.autograd.gradcheck(
-        lambda *a: _ChunkedScan.apply(*a, 4), [a.requires_grad_() for a in args])
+    assert torch.autograd.gradcheck(lambda *a: _ChunkedScan.apply(*a, 4), [a.requires_grad_() for a in args])
 
 
 def test_chunked_scan_keeps_fp32_under_autocast():

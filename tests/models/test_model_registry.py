@@ -53,8 +53,15 @@ class ToyLM(nn.Module):
 
 
 def test_decorator_registers_a_model(isolated_registry):
-    register_model("toy", family="toy", config=ToyConfig, block=ToyBlock, defaults={"d_model": 8},
-                   backends=lambda: ["toy"], description="a toy")(ToyLM)
+    register_model(
+        "toy",
+        family="toy",
+        config=ToyConfig,
+        block=ToyBlock,
+        defaults={"d_model": 8},
+        backends=lambda: ["toy"],
+        description="a toy",
+    )(ToyLM)
     assert "toy" in available()
     model = build("toy", vocab_size=11)
     assert isinstance(model, ToyLM) and model.config.d_model == 8 and model.config.vocab_size == 11
@@ -82,7 +89,11 @@ def _plugin_module(tmp_path, monkeypatch, name: str, body: str) -> str:
 
 
 def test_entry_point_plugin_is_discovered_and_built(isolated_registry, tmp_path):
-    module = _plugin_module(tmp_path, isolated_registry, "ok", """
+    module = _plugin_module(
+        tmp_path,
+        isolated_registry,
+        "ok",
+        """
         from torch import nn
         from gam_bench.models import register_model
         from gam_bench.models.config import LMConfig
@@ -95,7 +106,8 @@ def test_entry_point_plugin_is_discovered_and_built(isolated_registry, tmp_path)
                 self.emb = nn.Embedding(config.vocab_size, config.d_model)
             def forward(self, idx):
                 return self.emb(idx) @ self.emb.weight.T
-    """)
+    """,
+    )
     ep = EntryPoint(name="plugged", value=module, group=registry.ENTRY_POINT_GROUP)
     isolated_registry.setattr(registry, "_plugin_entry_points", lambda: [ep])
     assert "plugged" in available()  # listed before anything is imported
@@ -133,12 +145,15 @@ def test_unknown_field_suggests_the_closest_and_lists_valid_fields():
         make_config("gam", n_heads=4)  # a Transformer field is not a GAM field
 
 
-@pytest.mark.parametrize("name, overrides, fragment", [
-    ("gam", {"d_model": 0}, "d_model=0"),
-    ("gam", {"impl": "fast"}, "impl='fast'"),
-    ("transformer", {"d_model": 30}, "not divisible by n_heads=8"),
-    ("mamba", {"backend": "cuda"}, "backend='cuda'"),
-])
+@pytest.mark.parametrize(
+    "name, overrides, fragment",
+    [
+        ("gam", {"d_model": 0}, "d_model=0"),
+        ("gam", {"impl": "fast"}, "impl='fast'"),
+        ("transformer", {"d_model": 30}, "not divisible by n_heads=8"),
+        ("mamba", {"backend": "cuda"}, "backend='cuda'"),
+    ],
+)
 def test_invalid_values_are_one_line_user_errors(name, overrides, fragment):
     with pytest.raises(UserError) as err:
         make_config(name, **overrides)

@@ -59,8 +59,9 @@ def gam_forward(idx, sd, n_layers):
         p = f"blocks.{i}"
         h = _ln(x, sd, f"{p}.ln1")
         w = sd[f"{p}.causal_conv.weight"]
-        local = F.conv1d(h.transpose(1, 2), w, sd[f"{p}.causal_conv.bias"],
-                         padding=w.shape[-1] - 1, groups=w.shape[0])[:, :, :T].transpose(1, 2)
+        local = F.conv1d(h.transpose(1, 2), w, sd[f"{p}.causal_conv.bias"], padding=w.shape[-1] - 1, groups=w.shape[0])[
+            :, :, :T
+        ].transpose(1, 2)
         M = sd[f"{p}.memory_bank"]
         glob = torch.softmax(h @ M.T, dim=-1) @ M
         g_local, g_global = F.linear(h, sd[f"{p}.gate.weight"], sd[f"{p}.gate.bias"]).chunk(2, -1)
@@ -97,8 +98,17 @@ def mamba_mixer_forward(x, sd, prefix):
     R, N = w("dt_proj.weight").shape[1], w("A_log").shape[1]
     dt, B, C = (xs.transpose(1, 2) @ w("x_proj.weight").T).split([R, N, N], dim=-1)
     dt = (dt @ w("dt_proj.weight").T).transpose(1, 2)
-    y = sequential_scan(xs, dt, -torch.exp(w("A_log")), B.transpose(1, 2), C.transpose(1, 2),
-                        w("D"), z, w("dt_proj.bias"), delta_softplus=True)
+    y = sequential_scan(
+        xs,
+        dt,
+        -torch.exp(w("A_log")),
+        B.transpose(1, 2),
+        C.transpose(1, 2),
+        w("D"),
+        z,
+        w("dt_proj.bias"),
+        delta_softplus=True,
+    )
     return y.transpose(1, 2) @ w("out_proj.weight").T
 
 

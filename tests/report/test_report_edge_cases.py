@@ -8,8 +8,14 @@ from gam_bench import store
 from gam_bench.report import write_report
 
 BASE = {
-    "suite": "edge", "task": "throughput", "level": "block", "mode": "forward", "dtype": "float32",
-    "device": "cpu", "batch_size": 1, "started_at": pd.Timestamp("2025-01-01", tz="UTC"),
+    "suite": "edge",
+    "task": "throughput",
+    "level": "block",
+    "mode": "forward",
+    "dtype": "float32",
+    "device": "cpu",
+    "batch_size": 1,
+    "started_at": pd.Timestamp("2025-01-01", tz="UTC"),
 }
 
 
@@ -20,8 +26,15 @@ def _write(rows: list[dict], folder) -> str:
 
 def test_every_cell_failed(tmp_path):
     rows = [
-        {**BASE, "cell_id": f"c{n}", "run_id": f"r{n}", "model": "transformer-naive", "seq_len": n,
-         "status": "oom" if n == 256 else "skipped", "error": "MemoryError"}
+        {
+            **BASE,
+            "cell_id": f"c{n}",
+            "run_id": f"r{n}",
+            "model": "transformer-naive",
+            "seq_len": n,
+            "status": "oom" if n == 256 else "skipped",
+            "error": "MemoryError",
+        }
         for n in (256, 512)
     ]
     text = _write(rows, tmp_path)
@@ -30,8 +43,20 @@ def test_every_cell_failed(tmp_path):
 
 
 def test_single_length_has_no_fit(tmp_path):
-    rows = [{**BASE, "cell_id": "c", "run_id": "r", "model": "gam", "seq_len": 256, "status": "ok",
-             "time_ms": 1.0, "time_samples_ms": [1.0, 1.1], "tokens_per_s": 256e3, "peak_mem_bytes": 2**20}]
+    rows = [
+        {
+            **BASE,
+            "cell_id": "c",
+            "run_id": "r",
+            "model": "gam",
+            "seq_len": 256,
+            "status": "ok",
+            "time_ms": 1.0,
+            "time_samples_ms": [1.0, 1.1],
+            "tokens_per_s": 256e3,
+            "peak_mem_bytes": 2**20,
+        }
+    ]
     text = _write(rows, tmp_path)
     assert "| gam | – | – | – | – | – |" in text  # exponents: nothing to fit
     assert "Fewer than two models share a length." in text
@@ -39,9 +64,21 @@ def test_single_length_has_no_fit(tmp_path):
 
 def test_perplexity_only(tmp_path):
     rows = [
-        {**BASE, "task": "perplexity", "cell_id": "p", "run_id": "r", "model": "gam", "seq_len": 128,
-         "status": "ok", "dataset": "tinystories", "step": s, "tokens_seen": 100 * s, "wall_s": float(s),
-         "val_loss": 5.0 - s / 100, "val_ppl": 2.718 ** (5.0 - s / 100)}
+        {
+            **BASE,
+            "task": "perplexity",
+            "cell_id": "p",
+            "run_id": "r",
+            "model": "gam",
+            "seq_len": 128,
+            "status": "ok",
+            "dataset": "tinystories",
+            "step": s,
+            "tokens_seen": 100 * s,
+            "wall_s": float(s),
+            "val_loss": 5.0 - s / 100,
+            "val_ppl": 2.718 ** (5.0 - s / 100),
+        }
         for s in (10, 20)
     ]
     text = _write(rows, tmp_path)

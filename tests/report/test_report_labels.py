@@ -18,7 +18,10 @@ def test_single_configuration_is_just_the_model_name():
 
 def test_differing_nested_values_name_the_variant():
     labels = variant_labels(
-        [("a", "gam", {"overrides": {"impl": "fused"}, "seed": 0}), ("b", "gam", {"overrides": {"impl": "reference"}, "seed": 0})]
+        [
+            ("a", "gam", {"overrides": {"impl": "fused"}, "seed": 0}),
+            ("b", "gam", {"overrides": {"impl": "reference"}, "seed": 0}),
+        ]
     )
     assert labels == {"a": "gam (impl=fused)", "b": "gam (impl=reference)"}
 
@@ -30,10 +33,21 @@ def test_identical_configs_are_numbered():
 def _row(d_model: int, seq_len: int, seed: int) -> dict:
     config = {"model": "gam", "overrides": {"d_model": d_model}, "seq_len": seq_len, "seed": seed}
     return {
-        "task": "throughput", "status": "ok", "model": "gam", "level": "block", "mode": "forward",
-        "dtype": "float32", "device": "cpu", "batch_size": 1, "seq_len": seq_len, "seed": seed,
-        "cell_id": f"{d_model}-{seq_len}-{seed}", "run_id": f"{d_model}-{seq_len}-{seed}",
-        "config_json": json.dumps(config), "time_ms": float(seq_len * d_model), "tokens_per_s": 1.0,
+        "task": "throughput",
+        "status": "ok",
+        "model": "gam",
+        "level": "block",
+        "mode": "forward",
+        "dtype": "float32",
+        "device": "cpu",
+        "batch_size": 1,
+        "seq_len": seq_len,
+        "seed": seed,
+        "cell_id": f"{d_model}-{seq_len}-{seed}",
+        "run_id": f"{d_model}-{seq_len}-{seed}",
+        "config_json": json.dumps(config),
+        "time_ms": float(seq_len * d_model),
+        "tokens_per_s": 1.0,
         "started_at": pd.Timestamp("2025-01-01", tz="UTC"),
     }
 

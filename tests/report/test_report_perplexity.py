@@ -53,10 +53,20 @@ def test_table_has_the_paper_columns_and_final_values(runs):
 def _ppl_row(model: str, family: str, seed: int, step: int, **extra) -> dict:
     config = {"model": model, "seed": seed, "perplexity": {"budget": {"tokens": 1000}}}
     return {
-        "task": "perplexity", "status": "ok", "model": model, "family": family, "dataset": "tinystories",
-        "cell_id": f"{model}-{seed}", "run_id": f"{model}-{seed}", "seed": seed, "step": step,
-        "config_json": json.dumps(config, sort_keys=True), "val_loss": 3.0, "val_ppl": 20.0,
-        "started_at": pd.Timestamp("2025-01-01", tz="UTC"), **extra,
+        "task": "perplexity",
+        "status": "ok",
+        "model": model,
+        "family": family,
+        "dataset": "tinystories",
+        "cell_id": f"{model}-{seed}",
+        "run_id": f"{model}-{seed}",
+        "seed": seed,
+        "step": step,
+        "config_json": json.dumps(config, sort_keys=True),
+        "val_loss": 3.0,
+        "val_ppl": 20.0,
+        "started_at": pd.Timestamp("2025-01-01", tz="UTC"),
+        **extra,
     }
 
 
@@ -64,7 +74,12 @@ def test_ablation_layout_and_labels_that_tell_cells_apart():
     rows = [_ppl_row(m, "gam", s, 10) for m in ("gam", "gam-local-only") for s in (0, 1)]
     (runs,) = perplexity.by_dataset(store.to_table(rows).to_pandas())
     assert runs.layout == "paper Table 3 layout (ablation)"
-    assert list(runs.final["label"]) == ["gam (seed=0)", "gam (seed=1)", "gam-local-only (seed=0)", "gam-local-only (seed=1)"]
+    assert list(runs.final["label"]) == [
+        "gam (seed=0)",
+        "gam (seed=1)",
+        "gam-local-only (seed=0)",
+        "gam-local-only (seed=1)",
+    ]
 
 
 def test_avg_time_per_epoch_falls_back_to_wall_over_epochs():

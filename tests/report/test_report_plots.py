@@ -15,7 +15,7 @@ def lines_by_gid(ax, prefix: str) -> dict[str, list]:
     for line in ax.lines:
         gid = line.get_gid() or ""
         if gid.startswith(prefix):
-            out.setdefault(gid[len(prefix):], []).append(line)
+            out.setdefault(gid[len(prefix) :], []).append(line)
     return out
 
 
@@ -24,9 +24,7 @@ def colors(groups):
     return palette([s.label for g in groups.values() for s in g.series])
 
 
-@pytest.mark.parametrize(
-    "metric, ylabel", [("time", "(ms)"), ("memory", "(MiB)"), ("throughput", "(tokens/s)")]
-)
+@pytest.mark.parametrize("metric, ylabel", [("time", "(ms)"), ("memory", "(MiB)"), ("throughput", "(tokens/s)")])
 def test_axes_are_log_log_with_units_title_and_legend(groups, colors, metric, ylabel):
     ax = scaling_figure(groups["forward"], metric, colors).axes[0]
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"

@@ -109,13 +109,41 @@ def test_fmt_num(value, text):
 
 def test_pooled_seeds_and_all_failed_series():
     """Two seeds on one point pool their repeats; a model with no ok cell still shows up."""
-    base = {"task": "throughput", "level": "block", "mode": "forward", "dtype": "float32", "device": "cpu",
-            "batch_size": 1, "seq_len": 256, "d_model": 8, "n_layers": 1, "started_at": pd.Timestamp("2025-01-01", tz="UTC")}
+    base = {
+        "task": "throughput",
+        "level": "block",
+        "mode": "forward",
+        "dtype": "float32",
+        "device": "cpu",
+        "batch_size": 1,
+        "seq_len": 256,
+        "d_model": 8,
+        "n_layers": 1,
+        "started_at": pd.Timestamp("2025-01-01", tz="UTC"),
+    }
     rows = [
-        {**base, "cell_id": "a", "run_id": "1", "model": "gam", "status": "ok", "time_ms": 2.0,
-         "time_samples_ms": [1.0, 2.0, 3.0], "peak_mem_bytes": 100, "tokens_per_s": 1.0},
-        {**base, "cell_id": "b", "run_id": "2", "model": "gam", "status": "ok", "time_ms": 5.0,
-         "time_samples_ms": [4.0, 5.0, 6.0], "peak_mem_bytes": 300, "tokens_per_s": 1.0},
+        {
+            **base,
+            "cell_id": "a",
+            "run_id": "1",
+            "model": "gam",
+            "status": "ok",
+            "time_ms": 2.0,
+            "time_samples_ms": [1.0, 2.0, 3.0],
+            "peak_mem_bytes": 100,
+            "tokens_per_s": 1.0,
+        },
+        {
+            **base,
+            "cell_id": "b",
+            "run_id": "2",
+            "model": "gam",
+            "status": "ok",
+            "time_ms": 5.0,
+            "time_samples_ms": [4.0, 5.0, 6.0],
+            "peak_mem_bytes": 300,
+            "tokens_per_s": 1.0,
+        },
         {**base, "cell_id": "c", "run_id": "3", "model": "mamba", "status": "error", "error": "boom"},
     ]
     (group,) = build_groups(store.to_table(rows).to_pandas())

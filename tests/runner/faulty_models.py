@@ -104,5 +104,14 @@ def _register(name: str) -> None:
 
 register_model("test-lm-only", family="test", config=TinyConfig, description="test-only: no block")(TinyLM)
 
-for _name in ("test-tiny", "test-pid", "test-pid2", "test-raises", "test-hog", "test-hang", "test-kill", "test-oom-long"):
+for _name in (
+    "test-tiny",
+    "test-pid",
+    "test-pid2",
+    "test-raises",
+    "test-hog",
+    "test-hang",
+    "test-kill",
+    "test-oom-long",
+):
     _register(_name)

@@ -11,7 +11,10 @@ import torch
 def test_env_prints_device_versions_threads_and_backends(cli_env):
     proc = subprocess.run(
         [sys.executable, "-m", "gam_bench", "env", "--device", "cpu"],
-        env={**cli_env, "COLUMNS": "200"}, capture_output=True, text=True, timeout=120,
+        env={**cli_env, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout

@@ -49,9 +49,23 @@ def statuses(by_cell, model):
 def test_one_row_per_cell_with_identity_and_environment(result):
     _, df = result
     assert len(df) == 7 * len(LENGTHS) and df["cell_id"].is_unique
-    for column in ("suite", "run_id", "family", "config_json", "torch_version", "cpu_model", "hostname",
-                   "gam_bench_version", "device_name", "started_at", "duration_s", "threads", "executor",
-                   "d_model", "n_layers"):
+    for column in (
+        "suite",
+        "run_id",
+        "family",
+        "config_json",
+        "torch_version",
+        "cpu_model",
+        "hostname",
+        "gam_bench_version",
+        "device_name",
+        "started_at",
+        "duration_s",
+        "threads",
+        "executor",
+        "d_model",
+        "n_layers",
+    ):
         assert df[column].notna().all(), column
     assert set(df["threads"]) == {1} and set(df["executor"]) == {"local"} and set(df["suite"]) == {"failures"}
 

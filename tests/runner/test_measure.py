@@ -53,11 +53,18 @@ def restore_process_limits():
 
 
 def _cells(level="block", mode="forward_backward", **extra):
-    suite = suite_from_dict({
-        "name": "m", "plugins": ["faulty_models"], "models": [{"name": "test-tiny", "overrides": extra}],
-        "axes": {"seq_len": [8], "batch_size": [3]}, "level": level, "mode": mode, "device": "cpu",
-        "measure": {"warmup": 1, "repeats": 4},
-    })
+    suite = suite_from_dict(
+        {
+            "name": "m",
+            "plugins": ["faulty_models"],
+            "models": [{"name": "test-tiny", "overrides": extra}],
+            "axes": {"seq_len": [8], "batch_size": [3]},
+            "level": level,
+            "mode": mode,
+            "device": "cpu",
+            "measure": {"warmup": 1, "repeats": 4},
+        }
+    )
     return expand(suite, "cpu", threads=1)
 
 
@@ -127,6 +134,8 @@ def test_busy_machine_warning_reads_the_load_column():
     from gam_bench.runner.runner import busy_warning
 
     cores = usable_cores()
-    assert busy_warning([{"load_avg_1m": cores + 3.0}, {"load_avg_1m": None}]).startswith("warning: the machine was busy")
+    assert busy_warning([{"load_avg_1m": cores + 3.0}, {"load_avg_1m": None}]).startswith(
+        "warning: the machine was busy"
+    )
     assert busy_warning([{"load_avg_1m": cores * 0.5}]) is None
     assert busy_warning([{"load_avg_1m": None}]) is None

@@ -31,10 +31,22 @@ def test_a_valid_suite_plans_all_cells(write_suite):
 @pytest.mark.parametrize(
     ("kwargs", "expected"),
     [
-        ({"overrides": "{d_modle: 4}"}, "models[1].overrides.d_modle: model 'test-tiny' has no config field 'd_modle' (did you mean 'd_model'?)"),
-        ({"axes": ", n_layer: [1, 2]"}, "axes.n_layer: model 'test-pid' has no config field 'n_layer' (did you mean 'n_layers'?)"),
-        ({"overrides": "{sleep_s: soon}"}, "models[1].overrides.sleep_s: model 'test-tiny': invalid config: sleep_s='soon'"),
-        ({"level": "[block, lm]", "overrides": "{alloc_mb: -1.5}"}, "models[1].overrides.alloc_mb: model 'test-tiny': invalid config"),
+        (
+            {"overrides": "{d_modle: 4}"},
+            "models[1].overrides.d_modle: model 'test-tiny' has no config field 'd_modle' (did you mean 'd_model'?)",
+        ),
+        (
+            {"axes": ", n_layer: [1, 2]"},
+            "axes.n_layer: model 'test-pid' has no config field 'n_layer' (did you mean 'n_layers'?)",
+        ),
+        (
+            {"overrides": "{sleep_s: soon}"},
+            "models[1].overrides.sleep_s: model 'test-tiny': invalid config: sleep_s='soon'",
+        ),
+        (
+            {"level": "[block, lm]", "overrides": "{alloc_mb: -1.5}"},
+            "models[1].overrides.alloc_mb: model 'test-tiny': invalid config",
+        ),
     ],
 )
 def test_bad_model_config_names_file_and_field(write_suite, tmp_path, kwargs, expected):

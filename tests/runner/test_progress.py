@@ -14,30 +14,64 @@ def _render(table) -> str:
 
 
 def _cell(**extra):
-    return {"model": "gam", "level": "lm", "mode": "train_step", "dtype": "float32", "batch_size": 8,
-            "seq_len": 128, "overrides": {"d_model": 64}, **extra}
+    return {
+        "model": "gam",
+        "level": "lm",
+        "mode": "train_step",
+        "dtype": "float32",
+        "batch_size": 8,
+        "seq_len": 128,
+        "overrides": {"d_model": 64},
+        **extra,
+    }
 
 
 def test_cell_label_names_the_data_set_of_a_perplexity_cell():
     assert cell_label(_cell(perplexity={"dataset": "tinystories"})) == (
-        "gam lm/train_step/float32 B=8 T=128 tinystories d_model=64")
+        "gam lm/train_step/float32 B=8 T=128 tinystories d_model=64"
+    )
     assert "tinystories" not in cell_label(_cell(perplexity=None))
 
 
 def test_summary_of_perplexity_cells_shows_the_final_validation_perplexity():
-    row = {"task": "perplexity", "model": "gam", "dataset": "wikitext-2", "status": "ok", "tokens_seen": 1228800,
-           "val_loss": 5.733, "val_ppl": 308.9, "duration_s": 412.0}
+    row = {
+        "task": "perplexity",
+        "model": "gam",
+        "dataset": "wikitext-2",
+        "status": "ok",
+        "tokens_seen": 1228800,
+        "val_loss": 5.733,
+        "val_ppl": 308.9,
+        "duration_s": 412.0,
+    }
     failed = {**row, "model": "transformer", "status": "error", "val_ppl": None, "duration_s": 3.0}
     text = _render(summary_table([row, failed], "t"))
     gam_line = next(line for line in text.splitlines() if "gam" in line)
     assert [cell.strip() for cell in gam_line.split("│")[1:-1]] == [
-        "gam", "wikitext-2", "ok", "1,228,800", "5.733", "308.9", "412"]
+        "gam",
+        "wikitext-2",
+        "ok",
+        "1,228,800",
+        "5.733",
+        "308.9",
+        "412",
+    ]
     assert "transformer │ wikitext-2 │ error" in text
 
 
 def test_summary_of_throughput_cells_shows_time_and_memory():
-    row = {"task": "throughput", "model": "gam", "level": "block", "mode": "forward", "dtype": "float32",
-           "batch_size": 2, "seq_len": 64, "status": "ok", "time_ms": 1.234, "tokens_per_s": 103728.0,
-           "peak_mem_bytes": 3 * 2**20}
+    row = {
+        "task": "throughput",
+        "model": "gam",
+        "level": "block",
+        "mode": "forward",
+        "dtype": "float32",
+        "batch_size": 2,
+        "seq_len": 64,
+        "status": "ok",
+        "time_ms": 1.234,
+        "tokens_per_s": 103728.0,
+        "peak_mem_bytes": 3 * 2**20,
+    }
     text = _render(summary_table([row], "t"))
     assert "1.23" in text and "103728" in text and "│        3 │" in text

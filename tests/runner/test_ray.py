@@ -198,8 +198,24 @@ def _wait_for(condition, timeout_s: float = 20.0) -> None:
 def test_cli_joins_a_running_cluster(ray_cluster, suites, tmp_path, cli_env):
     address = ray_cluster.get_runtime_context().gcs_address
     out = tmp_path / "results"
-    cmd = [sys.executable, "-m", "gam_bench", "run", str(suites["slow"]), "--out", str(out), "--no-report",
-           "--executor", "ray", "--address", address, "--max-concurrency", "2", "--only", "test-pid"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "gam_bench",
+        "run",
+        str(suites["slow"]),
+        "--out",
+        str(out),
+        "--no-report",
+        "--executor",
+        "ray",
+        "--address",
+        address,
+        "--max-concurrency",
+        "2",
+        "--only",
+        "test-pid",
+    ]
     proc = subprocess.run(cmd, env=cli_env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr
     assert "[5/5] ok" in proc.stdout  # the same per-cell lines as a local run
@@ -250,7 +266,7 @@ from gam_bench.cli.main import build_parser
 build_parser()
 assert "ray" not in sys.modules, "import"
 from gam_bench.runner import run_suite
-run_suite({str(suite)!r}, out={str(tmp_path / 'out')!r}, progress=False, report=False)
+run_suite({str(suite)!r}, out={str(tmp_path / "out")!r}, progress=False, report=False)
 assert "ray" not in sys.modules, "local run"
 print("no ray")
 """

@@ -78,7 +78,10 @@ def test_dry_run_prints_cells_and_runs_nothing(write_suite, tmp_path, cli_env):
     path, out = write_suite(SUITE), tmp_path / "results"
     proc = subprocess.run(
         [sys.executable, "-m", "gam_bench", "run", str(path), "--out", str(out), "--dry-run", "--only", "test-pid"],
-        env={**cli_env, "COLUMNS": "200"}, capture_output=True, text=True, timeout=120,
+        env={**cli_env, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert "6 cells, 0 already stored ok; nothing run (--dry-run)" in proc.stdout
@@ -89,7 +92,13 @@ def test_dry_run_prints_cells_and_runs_nothing(write_suite, tmp_path, cli_env):
 def test_only_with_a_model_outside_the_suite_is_a_user_error(write_suite, cli_env):
     proc = subprocess.run(
         [sys.executable, "-m", "gam_bench", "run", str(write_suite(SUITE)), "--only", "gam"],
-        env=cli_env, capture_output=True, text=True, timeout=120,
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "gam-bench: error: --only: model 'gam' is not in this suite (its models: test-tiny, test-pid)"
+    assert (
+        proc.stderr.strip()
+        == "gam-bench: error: --only: model 'gam' is not in this suite (its models: test-tiny, test-pid)"
+    )

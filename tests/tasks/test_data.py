@@ -87,7 +87,7 @@ def test_env_folder_is_searched_before_the_suite_folder(tmp_path: Path, monkeypa
 
 def test_files_directly_in_the_folder_and_gzip_are_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
-    (tmp_path / "wiki.test.raw.gz").write_bytes(gzip.compress("a b\n\nc\n".encode()))
+    (tmp_path / "wiki.test.raw.gz").write_bytes(gzip.compress(b"a b\n\nc\n"))
     split = data.load_split("wikitext-2-raw", "test", tmp_path)
     assert split.lines == ["a b", "", "c"]
     assert split.sha256 == hashlib.sha256(b"a b\n\nc\n").hexdigest()

@@ -91,7 +91,14 @@ def test_rows_carry_provenance_and_round_trip_through_the_store(
     assert row["position_bucket_edges"] == [0, 8, 16, 24, 32] and len(row["position_loss"]) == 4
     assert 0 < row["epoch"] < 1 and row["epoch_time_s"] == pytest.approx(row["wall_s"] / row["epoch"])
 
-    identity = {"suite": "t", "cell_id": "c1", "run_id": "r1", "task": "perplexity", "model": tiny_model, "status": "ok"}
+    identity = {
+        "suite": "t",
+        "cell_id": "c1",
+        "run_id": "r1",
+        "task": "perplexity",
+        "model": tiny_model,
+        "status": "ok",
+    }
     store.append([{**identity, **r} for r in rows], tmp_path)
     df = store.load(tmp_path)
     assert len(df) == 1

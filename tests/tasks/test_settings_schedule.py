@@ -16,7 +16,12 @@ def test_defaults_are_the_paper_protocol() -> None:
     s = PerplexitySettings()
     assert (s.dataset, s.tokenizer, s.effective_vocab_size) == ("wikitext-2-raw", "bpe", 10000)
     assert (s.lr, s.betas, s.weight_decay, s.warmup_steps, s.grad_clip, s.dropout) == (
-        3e-4, (0.9, 0.95), 0.1, 100, 1.0, 0.1,
+        3e-4,
+        (0.9, 0.95),
+        0.1,
+        100,
+        1.0,
+        0.1,
     )
     assert s.budget.kind == "epochs" and s.budget.epochs == 5
 

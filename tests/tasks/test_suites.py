@@ -32,8 +32,13 @@ def test_table1_suite_holds_both_data_sets(device: str) -> None:
     cells = expand(load_suite(REPO / "suites" / "perplexity.yaml"), device)
     runs = [(c["model"], PerplexitySettings.model_validate(c["perplexity"]).dataset) for c in cells]
     wikitext = "wikitext-2" if device == "cpu" else "wikitext-2-raw"
-    assert runs == [("gam", wikitext), ("transformer", wikitext), ("mamba-paper", wikitext),
-                    ("gam", "tinystories"), ("transformer", "tinystories")]
+    assert runs == [
+        ("gam", wikitext),
+        ("transformer", wikitext),
+        ("mamba-paper", wikitext),
+        ("gam", "tinystories"),
+        ("transformer", "tinystories"),
+    ]
     rows = {(c["perplexity"]["max_train_rows"], c["perplexity"]["max_val_rows"]) for c in cells[3:]}
     assert rows == ({(None, None)} if device == "cpu" else {(50000, 5000)})  # the paper's trims, GPU only
 
@@ -43,7 +48,13 @@ def test_gpu_profile_is_the_paper_protocol(file: str) -> None:
     cell = expand(load_suite(REPO / "suites" / file), "cuda")[0]
     s = PerplexitySettings.model_validate(cell["perplexity"])
     assert (cell["seq_len"], cell["batch_size"], cell["overrides"], cell["dtype"]) == (256, 32, {}, "bfloat16")
-    assert (s.effective_vocab_size, s.lr, s.warmup_steps, s.budget.epochs, s.max_eval_tokens) == (10000, 3e-4, 100, 5, None)
+    assert (s.effective_vocab_size, s.lr, s.warmup_steps, s.budget.epochs, s.max_eval_tokens) == (
+        10000,
+        3e-4,
+        100,
+        5,
+        None,
+    )
 
 
 @pytest.mark.parametrize("file", sorted(SUITES))
