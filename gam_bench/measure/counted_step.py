@@ -1,0 +1,39 @@
+"""The one untimed counted step: FLOPs (optional) and peak tensor bytes from a single run.
+
+`FlopCounterMode` and `TensorMemory` are both dispatch modes; nested, every op passes
+through both, so one step gives both figures (tests check either nesting order agrees).
+The throughput task calls this in place of `count_flops(step)`:
+
+    counted = count_step(step, flops=measure["flops"], device=cell["device"])
+    row["flops"] = counted.flops           # None when flops is False
+    row["peak_tensor_bytes"] = counted.peak_tensor_bytes
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from gam_bench.measure.tensor_memory import TensorMemory
+
+
+@dataclass(frozen=True)
+class CountedStep:
+    flops: int | None  # None when not counted
+    peak_tensor_bytes: int  # live tensor storage on the device at the step's peak, inputs and weights included
+
+
+def count_step(step: Callable[[], object], flops: bool, device: torch.device | str | None = None) -> CountedStep:
+    """Run `step` once, tracking tensor memory on `device` and, if `flops`, counting FLOPs.
+
+    Tensors live at entry are those reachable from `step` (its closure: module, inputs,
+    optimizer), so the figure does not depend on what else the worker holds."""
+    counter = FlopCounterMode(display=False) if flops else None
+    with counter if counter is not None else contextlib.nullcontext(), TensorMemory(device, roots=(step,)) as memory:
+        step()
+    total = int(counter.get_total_flops()) if counter is not None else None
+    return CountedStep(flops=total, peak_tensor_bytes=memory.peak_bytes)
