@@ -182,3 +182,20 @@ def test_device_filter_ignores_other_devices():
         meta = torch.empty(10, device="meta")  # 40 B on meta
     assert tm.peak_bytes == 40
     del keep, meta
+
+
+def test_agrees_with_torch_mem_tracker_on_a_block_step():
+    """The reference twin: torch's own MemTracker (dispatch mode + module hooks) on the CPU."""
+    from torch.distributed._tools.mem_tracker import MemTracker
+
+    step = _block_step("gam", 128)
+    cells = [cell.cell_contents for cell in step.__closure__]
+    block = next(c for c in cells if isinstance(c, torch.nn.Module))
+    x = next(c for c in cells if isinstance(c, torch.Tensor))
+    mine = count_step(step, flops=False).peak_tensor_bytes
+    tracker = MemTracker()
+    tracker.track_external(block, x)
+    with tracker:
+        step()
+    theirs = sum(device["Total"] for device in tracker.get_tracker_snapshot("peak").values())
+    assert mine == theirs > 0
