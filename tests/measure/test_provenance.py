@@ -130,3 +130,21 @@ def test_sdpa_kernel_of_model_blocks_fwd_bwd(model, dropout, expected):
 def test_accelerator_provenance_cpu_has_no_clocks():
     row = provenance.accelerator_provenance(torch.device("cpu"))
     assert "gpu_sm_clock_mhz" not in row and "float32_matmul_precision" in row
+
+
+def test_every_provenance_column_is_in_the_store():
+    from gam_bench import store
+    from gam_bench.measure import memory
+
+    row = {
+        **provenance.numerics(),
+        **provenance.kernel_versions(),
+        **provenance.gpu_clocks(0),
+        **memory.device_memory_at_start(torch.device("cpu")),
+        "sdpa_kernel": "",
+        "backend_reason": "",
+        "device_time_ms": None,
+        "device_time_samples_ms": None,
+    }
+    assert set(row) <= set(store.COLUMNS)
+    assert store.to_table([{**row, "status": "ok"}]).num_rows == 1
