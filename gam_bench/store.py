@@ -94,6 +94,26 @@ SCHEMA = pa.schema(
         ("hostname", _STR),
         ("gam_bench_version", _STR),
         ("git_sha", _STR),
+        # accelerator provenance (issue 11; measure/provenance.py, measure/memory.py, measure/timing.py)
+        ("backend_reason", _STR),  # which kernel path ran and why (e.g. mamba-ssm import error)
+        ("sdpa_kernel", _STR),  # SDPA kernels that ran: flash, efficient, cudnn, flash_cpu, math; "" none
+        ("float32_matmul_precision", _STR),  # "highest" | "high" | "medium" (TF32)
+        ("cuda_matmul_allow_tf32", _BOOL),
+        ("cudnn_enabled", _BOOL),
+        ("cudnn_benchmark", _BOOL),
+        ("cudnn_deterministic", _BOOL),
+        ("cudnn_allow_tf32", _BOOL),
+        ("mamba_ssm_version", _STR),
+        ("causal_conv1d_version", _STR),
+        ("triton_version", _STR),
+        ("gpu_sm_clock_mhz", _F64),  # at cell start (NVML / nvidia-smi), null where unreadable
+        ("gpu_mem_clock_mhz", _F64),
+        ("gpu_max_sm_clock_mhz", _F64),
+        ("gpu_power_limit_w", _F64),
+        ("device_mem_free_bytes", _I64),  # device (CPU: RAM available) memory at cell start, all processes
+        ("device_mem_total_bytes", _I64),
+        ("device_time_ms", _F64),  # median of device-event step times (accelerator only)
+        ("device_time_samples_ms", pa.list_(_F64)),
         ("executor", _STR),
         ("started_at", pa.timestamp("us", tz="UTC")),
         ("duration_s", _F64),

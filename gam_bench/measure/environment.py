@@ -52,7 +52,9 @@ def resolve_device(requested: str) -> str:
 
     An explicitly requested device that this machine does not have is a UserError.
     """
-    accelerator = torch.accelerator.current_accelerator(check_available=True)
+    accelerator = torch.accelerator.current_accelerator()  # check_available= is newer than torch 2.6
+    if accelerator is not None and not torch.accelerator.is_available():
+        accelerator = None
     if requested == "auto":
         return accelerator.type if accelerator is not None else "cpu"
     if requested != "cpu" and (accelerator is None or accelerator.type != requested.split(":")[0]):

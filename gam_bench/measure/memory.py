@@ -17,7 +17,12 @@ worker held when the cell started.
 Cap: on CPU an address-space limit (RLIMIT_AS) of the worker's current size plus the cap,
 so a runaway allocation fails with MemoryError / "can't allocate memory" (recorded as
 `oom`) instead of waking the kernel's OOM killer. On an accelerator, the allocator's
-per-process memory fraction.
+per-process memory fraction, set on the cell's device with its index (`cuda` -> `cuda:0`).
+
+The cap is a fraction of the device's total memory, not of what is free: memory still held
+by a worker that was just killed would turn into false `oom` rows. `wait_for_release`
+waits (bounded) until the device's free memory is back near its level before that worker
+ran; `device_memory_at_start` records free and total memory with every row.
 """
 
 from __future__ import annotations
@@ -27,9 +32,13 @@ import ctypes.util
 import gc
 import os
 import resource
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
+
+from gam_bench.measure import accelerator
 
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -70,7 +79,7 @@ class PeakMemory:
     """Per-cell peak memory meter: `start()` before the cell, `peak_bytes()` after it."""
 
     def __init__(self, device: torch.device) -> None:
-        self.device = device
+        self.device = accelerator.indexed(device)
         self.on_accelerator = device.type != "cpu"
         self._baseline = 0
         self.source = self._pick_source()
@@ -85,9 +94,9 @@ class PeakMemory:
     def start(self) -> None:
         _trim_heap()
         if self.on_accelerator:
-            torch.accelerator.empty_cache()
-            torch.accelerator.reset_peak_memory_stats(self.device)
-            self._baseline = torch.accelerator.memory_allocated(self.device)
+            accelerator.empty_cache(self.device)
+            accelerator.reset_peak_memory_stats(self.device)
+            self._baseline = accelerator.memory_allocated(self.device)
         elif self.source == "rss_hwm":
             _CLEAR_REFS.write_text("5")
             self._baseline = (_status_kib("VmRSS") or 0) * 1024
@@ -96,8 +105,8 @@ class PeakMemory:
 
     def peak_bytes(self) -> int:
         if self.on_accelerator:
-            torch.accelerator.synchronize(self.device)
-            return int(torch.accelerator.max_memory_allocated(self.device)) - self._baseline
+            accelerator.synchronize(self.device)
+            return accelerator.max_memory_allocated(self.device) - self._baseline
         if self.source == "rss_hwm":
             return (_status_kib("VmHWM") or 0) * 1024 - self._baseline
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -109,7 +118,7 @@ def cap_bytes(mem_cap_gb: float | None, mem_cap_fraction: float, device: torch.d
         return int(mem_cap_gb * 2**30)
     if device.type == "cpu":
         return int(total_ram_bytes() * mem_cap_fraction)
-    _free, total = torch.accelerator.get_memory_info(device)
+    _free, total = accelerator.memory_info(device)
     return int(total * mem_cap_fraction)
 
 
@@ -117,9 +126,71 @@ def apply_cap(device: torch.device, cap: int) -> None:
     """Limit what the cell can allocate (see the module docstring)."""
     if device.type == "cpu":
         _cap_address_space(cap)
-    elif device.type == "cuda":
-        total = torch.cuda.get_device_properties(device).total_memory
-        torch.cuda.set_per_process_memory_fraction(min(1.0, cap / total), device)
+        return
+    _free, total = accelerator.memory_info(device)
+    accelerator.set_memory_fraction(device, cap / total)
+
+
+def device_memory_at_start(device: torch.device) -> dict[str, int | None]:
+    """The `device_mem_free_bytes` / `device_mem_total_bytes` columns: the device's free and
+    total memory when the cell starts (all processes; RAM on CPU: MemAvailable)."""
+    if device.type == "cpu":
+        available = _meminfo_kib("MemAvailable")
+        return {
+            "device_mem_free_bytes": available * 1024 if available is not None else None,
+            "device_mem_total_bytes": total_ram_bytes(),
+        }
+    free, total = accelerator.memory_info(device)
+    return {"device_mem_free_bytes": free, "device_mem_total_bytes": total}
+
+
+def wait_for_release(
+    free_before: int,
+    read_free: Callable[[], int],
+    process_alive: Callable[[], bool] = lambda: False,
+    timeout_s: float = 30.0,
+    tolerance_bytes: int = 256 * 2**20,
+    poll_s: float = 0.1,
+) -> tuple[bool, int]:
+    """After a worker died or was killed: poll `read_free()` (the device's free bytes) until it
+    is back within `tolerance_bytes` of `free_before` (its level before that worker's cell)
+    and `process_alive()` is False, or until `timeout_s`. Returns (released, free bytes last read).
+
+    In the parent, pass `free_memory_reader(device)`: it reads through NVML / nvidia-smi where it
+    can, so that waiting does not create a CUDA context in the parent.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        free = int(read_free())
+        if free + tolerance_bytes >= free_before and not process_alive():
+            return True, free
+        if time.monotonic() >= deadline:
+            return False, free
+        time.sleep(poll_s)
+
+
+def free_memory_reader(device: torch.device) -> Callable[[], int]:
+    """A function returning the device's free bytes now: NVML (pynvml) or nvidia-smi for a CUDA
+    device when either works (no CUDA context in the caller), else torch; MemAvailable on CPU."""
+    if device.type == "cpu":
+        return lambda: (_meminfo_kib("MemAvailable") or 0) * 1024
+    if device.type == "cuda":
+        from gam_bench.measure.provenance import nvml_memory_info
+
+        index = device.index if device.index is not None else 0
+        if nvml_memory_info(index) is not None:
+            return lambda: nvml_memory_info(index)[0]
+    return lambda: accelerator.memory_info(device)[0]
+
+
+def _meminfo_kib(field: str) -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
 
 
 def _cap_address_space(cap: int) -> None:

@@ -1,5 +1,13 @@
-"""Which optional kernels can run on this machine. Detection is lazy and cached: importing
-mamba_ssm pulls in triton and CUDA libraries, so nothing here runs at import time.
+"""Which optional kernels can run on this machine, and why not when they cannot. Detection is
+lazy and cached: importing mamba_ssm pulls in triton and CUDA libraries, so nothing here runs
+at import time.
+
+mamba-ssm has two paths, named apart in `backend` columns:
+  mamba-ssm-fused: `mamba_inner_fn` (conv, projections and scan in one kernel; needs causal-conv1d),
+  mamba-ssm-scan:  `selective_scan_fn` plus a torch Conv1d (causal-conv1d missing or broken).
+An import that fails keeps its reason (the exception's type and first line, e.g. the usual
+"undefined symbol" of a pip build against another torch), so `backend: auto` never measures
+the slow torch scan silently.
 """
 
 from __future__ import annotations
@@ -9,21 +17,67 @@ import importlib
 
 import torch
 
+MAMBA_SSM_FUSED = "mamba-ssm-fused"
+MAMBA_SSM_SCAN = "mamba-ssm-scan"
+
 
 @functools.cache
-def _importable(module: str) -> bool:
+def import_error(module: str) -> str | None:
+    """None when `module` imports, else why not: "<ExceptionType>: <first line of the message>"."""
     try:
         importlib.import_module(module)
-    except Exception:  # ImportError, or a CUDA/ABI mismatch raised while importing
-        return False
-    return True
+    except Exception as exc:  # ImportError, or a CUDA/ABI mismatch (OSError, RuntimeError) raised while importing
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return f"{type(exc).__name__}: {first}"[:300]
+    return None
+
+
+def _cuda_reason() -> str | None:
+    return None if torch.cuda.is_available() else f"no CUDA device (torch {torch.__version__})"
 
 
 def mamba_ssm_available() -> bool:
     """True when mamba_ssm's selective-scan kernel imports and a CUDA device is present."""
-    return torch.cuda.is_available() and _importable("mamba_ssm.ops.selective_scan_interface")
+    return mamba_ssm_reason() is None
+
+
+def mamba_ssm_reason() -> str | None:
+    """Why mamba_ssm's kernels cannot run here, or None when they can."""
+    return _cuda_reason() or _prefixed("mamba_ssm", import_error("mamba_ssm.ops.selective_scan_interface"))
 
 
 def causal_conv1d_available() -> bool:
     """True when the causal-conv1d kernel (mamba_ssm's fused fast path needs it) imports."""
-    return torch.cuda.is_available() and _importable("causal_conv1d")
+    return causal_conv1d_reason() is None
+
+
+def causal_conv1d_reason() -> str | None:
+    """Why causal-conv1d cannot run here, or None when it can."""
+    return _cuda_reason() or _prefixed("causal_conv1d", import_error("causal_conv1d"))
+
+
+def _prefixed(name: str, reason: str | None) -> str | None:
+    return f"{name} does not import ({reason})" if reason else None
+
+
+def mamba_backend_status() -> tuple[bool, str, str]:
+    """(available, path, reason) for mamba-ssm on this machine's CUDA device:
+    (True, "mamba-ssm-fused", "") when both kernels import; (True, "mamba-ssm-scan", why the
+    fused path cannot run) without causal-conv1d; (False, "torch-chunked-scan", why mamba-ssm
+    cannot run) otherwise: what `backend: auto` runs for CUDA inputs, and why."""
+    reason = mamba_ssm_reason()
+    if reason is not None:
+        return False, "torch-chunked-scan", reason
+    conv_reason = causal_conv1d_reason()
+    if conv_reason is not None:
+        return True, MAMBA_SSM_SCAN, f"fused mamba_inner_fn unavailable: {conv_reason}"
+    return True, MAMBA_SSM_FUSED, ""
+
+
+def backend_reason(module: torch.nn.Module) -> str:
+    """The first `backend_reason` among `module` and its submodules (Mamba mixers set one), or ""."""
+    for sub in module.modules():
+        reason = getattr(sub, "backend_reason", None)
+        if isinstance(reason, str):
+            return reason
+    return ""

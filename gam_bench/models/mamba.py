@@ -27,7 +27,7 @@ from pydantic import Field
 from torch import nn
 
 from gam_bench.errors import UserError
-from gam_bench.models.backends import causal_conv1d_available, mamba_ssm_available
+from gam_bench.models.backends import causal_conv1d_available, mamba_backend_status, mamba_ssm_available
 from gam_bench.models.config import LMConfig
 from gam_bench.models.lm import PositionalLM
 from gam_bench.models.registry import register_model
@@ -80,6 +80,17 @@ class MambaMixer(nn.Module):
     def backend(self) -> str:
         """What runs for inputs on the device the weights are on."""
         return BACKEND_NAMES[self._resolve(self.in_proj.weight.device)]
+
+    @property
+    def backend_reason(self) -> str:
+        """Which path runs for inputs on the weights' device and why (the `backend_reason` column)."""
+        device = self.in_proj.weight.device
+        available, path, reason = mamba_backend_status()
+        if self.requested == "torch":
+            return "torch-chunked-scan: backend 'torch' requested"
+        if device.type != "cuda":
+            return f"torch-chunked-scan: inputs on {device.type} (mamba-ssm kernels are CUDA-only)"
+        return f"{path}: {reason}" if reason else path
 
     def _resolve(self, device: torch.device) -> str:
         if self.requested == "auto":

@@ -29,6 +29,23 @@ def make_optimizer(
     return torch.optim.AdamW(model.parameters(), lr=lr, betas=betas, weight_decay=weight_decay)
 
 
+def make_scaler(dtype: torch.dtype | str, device: torch.device | str) -> torch.amp.GradScaler | None:
+    """A `torch.amp.GradScaler` for float16 steps (as users train in float16), else None.
+
+    float16's range is narrow: the gradient of a mean loss over B*T positions is ~1/(B*T) per
+    element and underflows to zero at long lengths; the scaler multiplies the loss (2**16 at
+    first) before backward and unscales the gradients before the optimizer.
+    """
+    if dtype not in (torch.float16, "float16"):
+        return None
+    return torch.amp.GradScaler(torch.device(device).type)
+
+
+def backward(loss: torch.Tensor, scaler: torch.amp.GradScaler | None = None) -> None:
+    """loss.backward(), through the scaler when there is one (float16)."""
+    (scaler.scale(loss) if scaler is not None else loss).backward()
+
+
 def train_step(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -38,19 +55,28 @@ def train_step(
     autocast: ContextManager | None = None,
     grad_clip: float | None = 1.0,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> float:
     """One optimizer step on (inputs (B, T), targets (B, T)); returns the loss as a float.
 
-    Gradients are set to None first, so repeated calls never accumulate.
+    Gradients are set to None first, so repeated calls never accumulate. With a `scaler`
+    (float16: `make_scaler`) the loss is scaled for backward, gradients are unscaled before
+    clipping, and the scaler skips the step on inf/nan gradients and updates its scale.
     """
     optimizer.zero_grad(set_to_none=True)
     with autocast or contextlib.nullcontext():
         logits = model(inputs)  # (B, T, V)
         loss = lm_loss(logits, targets)
-    loss.backward()
+    backward(loss, scaler)
+    if scaler is not None:
+        scaler.unscale_(optimizer)
     if grad_clip is not None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    optimizer.step()
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
     if scheduler is not None:
         scheduler.step()
     return loss.detach().item()
