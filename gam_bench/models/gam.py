@@ -12,12 +12,18 @@ The global path has two implementations (`impl`):
   fused:     F.scaled_dot_product_attention with the memory bank as keys and values, scale 1,
              never materialising the scores. The memory is not indexed by position, so no
              mask is needed and causality holds.
+Decoding (gam_bench.models.decode): the only state is the conv window, the last k-1
+normalised inputs of each block, (B, k-1, D) (zeros before the first token); the memory read
+is per token and needs no state. So the state is constant in the context length:
+B * (k-1) * D * element size per layer, and none at all for the "global" ablation.
+
 The paper's Table 3 ablations are the `fusion` field: "global" (no gate, no conv), "local"
 (no gate, no memory) and "sum" (no gate, plain sum); their state dicts lack those modules.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Literal
 
 import torch
@@ -26,6 +32,7 @@ from pydantic import Field
 from torch import nn
 
 from gam_bench.models.config import LMConfig
+from gam_bench.models.decode import DecodeState, check_one_token
 from gam_bench.models.lm import PositionalLM
 from gam_bench.models.registry import register_model
 
@@ -44,6 +51,13 @@ class GAMConfig(LMConfig):
     conv_kernel_size: int = Field(3, ge=1)
     impl: Literal["reference", "fused"] = DEFAULT_IMPL
     fusion: Literal["gated", "sum", "global", "local"] = "gated"
+
+
+@dataclasses.dataclass
+class GAMState(DecodeState):
+    """The conv window: the last k-1 normalised inputs, (B, k-1, D); None without a conv."""
+
+    window: torch.Tensor | None
 
 
 class GAMBlock(nn.Module):
@@ -74,16 +88,51 @@ class GAMBlock(nn.Module):
         x = x + self._context(self.ln1(x))  # (B, T, D)
         return x + self.ffn(self.ln2(x))  # (B, T, D)
 
-    def _context(self, h: torch.Tensor) -> torch.Tensor:
-        """Fused local and global context of the normalised input h (B, T, D)."""
-        if self.fusion == "local":
-            return self._local(h)
+    def prefill(self, x: torch.Tensor) -> tuple[torch.Tensor, GAMState]:
+        """forward(x) for x (B, T, D), and the conv window after it."""
+        h = self.ln1(x)  # (B, T, D)
+        x = x + self._context(h)
+        return x + self.ffn(self.ln2(x)), GAMState(self._last_window(h))  # (B, T, D)
+
+    def decode(self, x: torch.Tensor, state: GAMState) -> tuple[torch.Tensor, GAMState]:
+        """One position x (B, 1, D): the conv sees the window and x; the memory read, x alone."""
+        check_one_token(x)
+        h = self.ln1(x)  # (B, 1, D)
+        if state.window is None:
+            x = x + self._context(h)
+            return x + self.ffn(self.ln2(x)), state
+        seen = torch.cat([state.window, h], dim=1)  # (B, k, D)
+        x = x + self._context(h, self._conv_valid(seen))
+        return x + self.ffn(self.ln2(x)), GAMState(seen[:, 1:].clone())  # (B, 1, D); window (B, k-1, D)
+
+    def _last_window(self, h: torch.Tensor) -> torch.Tensor | None:
+        """The last k-1 rows of h (B, T, D), zero-padded in front when T < k-1; a copy."""
+        if self.fusion == "global":
+            return None
+        B, T, D = h.shape
+        n = min(T, self.causal_conv.kernel_size[0] - 1)
+        window = h.new_zeros(B, self.causal_conv.kernel_size[0] - 1, D)  # (B, k-1, D)
+        window[:, window.shape[1] - n :] = h[:, T - n :]
+        return window
+
+    def _conv_valid(self, seen: torch.Tensor) -> torch.Tensor:
+        """The conv's output at the last of k positions seen (B, k, D) -> (B, 1, D)."""
+        conv = self.causal_conv
+        out = F.conv1d(seen.transpose(1, 2), conv.weight, conv.bias, groups=conv.groups)  # (B, D, 1)
+        return out.transpose(1, 2)
+
+    def _context(self, h: torch.Tensor, local: torch.Tensor | None = None) -> torch.Tensor:
+        """Fused local and global context of the normalised input h (B, T, D). `local`: the
+        conv's output when already known (decode), else computed from h."""
         if self.fusion == "global":
             return self._global(h)
+        local = self._local(h) if local is None else local  # (B, T, D)
+        if self.fusion == "local":
+            return local
         if self.fusion == "sum":
-            return self._local(h) + self._global(h)
+            return local + self._global(h)
         g_local, g_global = self.gate(h).chunk(2, dim=-1)  # (B, T, D) each
-        return torch.sigmoid(g_local) * self._local(h) + torch.sigmoid(g_global) * self._global(h)
+        return torch.sigmoid(g_local) * local + torch.sigmoid(g_global) * self._global(h)
 
     def _local(self, h: torch.Tensor) -> torch.Tensor:
         """Depthwise causal convolution: (B, T, D) -> (B, T, D)."""

@@ -8,6 +8,16 @@ A_log, D, out_proj) and initialised the same way, so weights load across backend
 backend="auto" picks mamba-ssm for CUDA inputs when it imports, else torch. Asking for
 mamba-ssm where it cannot run is a UserError, never a silent fallback.
 
+Decoding (gam_bench.models.decode): per mixer a `MambaState` of the conv window (the last
+d_conv-1 conv inputs, (B, E, d_conv-1), zeros before the first token) and the SSM state
+(B, E, N), float32 (the scan's dtype), as mamba_ssm's `InferenceParams` holds them. Prefill
+runs the scan with return_last_state (the chunked scan on torch; mamba_ssm's
+selective_scan_fn on mamba-ssm, as its Mamba does when given inference_params, not the
+fused mamba_inner_fn, which returns no state). Decode is one recurrence step: a torch step,
+or on mamba-ssm `selective_state_update` plus causal-conv1d's `causal_conv1d_update` (the
+torch conv step when causal-conv1d is missing; `decode_backend` says which ran). Bytes:
+B * E * ((d_conv-1) * element size + 4 N) per layer, constant in the context length.
+
 Stacks:
   mamba-paper: the paper's baseline: token + positional embedding, dropout, bare mixers with
                no residual and no norm, final LayerNorm, tied head (official key layout).
@@ -18,6 +28,7 @@ Stacks:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Literal
 
@@ -29,12 +40,21 @@ from torch import nn
 from gam_bench.errors import UserError
 from gam_bench.models.backends import causal_conv1d_available, mamba_backend_status, mamba_ssm_available
 from gam_bench.models.config import LMConfig
+from gam_bench.models.decode import DecodeState, LMState, check_one_token
 from gam_bench.models.lm import PositionalLM
 from gam_bench.models.registry import register_model
 from gam_bench.models.selective_scan import chunked_selective_scan, mamba_ssm_selective_scan
 
 # What each `backend` value runs, as reported by the `backend` property.
 BACKEND_NAMES = {"torch": "torch-chunked-scan", "mamba-ssm": "mamba-ssm"}
+
+
+@dataclasses.dataclass
+class MambaState(DecodeState):
+    """One mixer's state: conv window (B, E, d_conv-1) and SSM state (B, E, N), float32."""
+
+    conv: torch.Tensor
+    ssm: torch.Tensor
 
 
 class MambaConfig(LMConfig):
@@ -107,10 +127,12 @@ class MambaMixer(nn.Module):
             raise UserError(f"Mamba config field backend='mamba-ssm' needs CUDA inputs, got {x.device}")
         return self._mamba_ssm(xz, A)
 
-    def _scan_path(self, xz: torch.Tensor, A: torch.Tensor, scan) -> torch.Tensor:
-        """conv -> SiLU -> input-dependent (dt, B, C) -> selective scan -> gate -> out_proj."""
+    def _scan_path(self, xz: torch.Tensor, A: torch.Tensor, scan, return_state: bool = False):
+        """conv -> SiLU -> input-dependent (dt, B, C) -> selective scan -> gate -> out_proj.
+        -> (B, L, D); with return_state, (out, MambaState after the last position)."""
         L, N = xz.shape[-1], self.d_state
         xs, z = xz.chunk(2, dim=1)  # (B, E, L) each
+        conv_state = self._last_conv_inputs(xs) if return_state else None
         xs = F.silu(self.conv1d(xs)[..., :L])  # (B, E, L), causal
         dt, B, C = self.x_proj(xs.transpose(1, 2)).split([self.dt_rank, N, N], dim=-1)  # (B, L, *)
         dt = F.linear(dt, self.dt_proj.weight).transpose(1, 2)  # (B, E, L); bias added in scan
@@ -124,7 +146,11 @@ class MambaMixer(nn.Module):
             z=z,
             delta_bias=self.dt_proj.bias.float(),
             delta_softplus=True,
-        )  # (B, E, L)
+            **({"return_last_state": True} if return_state else {}),
+        )  # (B, E, L), or (y, last state (B, E, N))
+        if return_state:
+            y, ssm_state = y
+            return self.out_proj(y.transpose(1, 2)), MambaState(conv_state, ssm_state.float())
         return self.out_proj(y.transpose(1, 2))  # (B, L, D)
 
     def _mamba_ssm(self, xz: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
@@ -149,6 +175,85 @@ class MambaMixer(nn.Module):
             delta_softplus=True,
         )  # (B, L, D)
         return out
+
+    @property
+    def decode_backend(self) -> str:
+        """What `decode` runs for inputs on the device the weights are on."""
+        if self._resolve(self.in_proj.weight.device) == "torch":
+            return "torch-step"
+        return "mamba-ssm-step+" + ("causal-conv1d-update" if causal_conv1d_available() else "torch-conv-step")
+
+    def prefill(self, x: torch.Tensor) -> tuple[torch.Tensor, MambaState]:
+        """forward(x) for x (B, L, D), and the conv and SSM states after it."""
+        backend = self._resolve(x.device)
+        xz = self.in_proj(x).transpose(1, 2)  # (B, 2E, L)
+        A = -torch.exp(self.A_log.float())  # (E, N)
+        if backend == "torch":
+            return self._scan_path(xz, A, chunked_selective_scan, return_state=True)
+        if x.device.type != "cuda":
+            raise UserError(f"Mamba config field backend='mamba-ssm' needs CUDA inputs, got {x.device}")
+        return self._scan_path(xz, A, mamba_ssm_selective_scan(), return_state=True)
+
+    def decode(self, x: torch.Tensor, state: MambaState) -> tuple[torch.Tensor, MambaState]:
+        """One recurrence step for x (B, 1, D). The mamba-ssm kernels update `state` in place."""
+        check_one_token(x)
+        backend = self._resolve(x.device)
+        xs, z = self.in_proj(x[:, 0]).chunk(2, dim=-1)  # (B, E) each
+        A = -torch.exp(self.A_log.float())  # (E, N)
+        if backend == "torch":
+            y, state = self._torch_step(xs, z, A, state)
+        else:
+            y = self._mamba_ssm_step(xs, z, A, state)
+        return self.out_proj(y).unsqueeze(1), state  # (B, 1, D)
+
+    def _last_conv_inputs(self, xs: torch.Tensor) -> torch.Tensor:
+        """The last d_conv-1 conv inputs of xs (B, E, L), zero-padded in front; a copy."""
+        B, E, L = xs.shape
+        n = min(L, self.conv1d.kernel_size[0] - 1)
+        window = xs.new_zeros(B, E, self.conv1d.kernel_size[0] - 1)  # (B, E, d_conv-1)
+        window[..., window.shape[-1] - n :] = xs[..., L - n :]
+        return window
+
+    def _conv_step(self, xs: torch.Tensor, conv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """SiLU(conv) at the newest position: xs (B, E), window (B, E, d_conv-1) -> (B, E), new window."""
+        seen = torch.cat([conv, xs.unsqueeze(-1)], dim=-1)  # (B, E, d_conv)
+        out = F.conv1d(seen, self.conv1d.weight, self.conv1d.bias, groups=self.d_inner)  # (B, E, 1)
+        return F.silu(out[..., 0]), seen[..., 1:].clone()
+
+    def _dt_b_c(self, xc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(dt without bias (B, E), B (B, N), C (B, N)) of the conv output xc (B, E)."""
+        dt, B, C = self.x_proj(xc).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        return F.linear(dt, self.dt_proj.weight), B, C
+
+    def _torch_step(self, xs, z, A, state: MambaState) -> tuple[torch.Tensor, MambaState]:
+        """One step of the scan in its dtype (float32), as chunked_selective_scan computes it."""
+        xc, conv = self._conv_step(xs, state.conv)  # (B, E)
+        dt, B, C = self._dt_b_c(xc)
+        compute = torch.promote_types(xc.dtype, torch.float32)
+        with torch.autocast(xc.device.type, enabled=False):
+            u = xc.to(compute)  # (B, E)
+            delta = F.softplus(dt.to(compute) + self.dt_proj.bias.to(compute))  # (B, E)
+            decay = torch.exp(delta.unsqueeze(-1) * A.to(compute))  # (B, E, N)
+            h = ((delta * u).unsqueeze(-1) * B.to(compute).unsqueeze(1)).addcmul_(decay, state.ssm)  # (B, E, N)
+            y = torch.matmul(h, C.to(compute).unsqueeze(-1)).squeeze(-1)  # (B, E): sum_n h * C
+            y = (y + u * self.D.to(compute)) * F.silu(z.to(compute))
+        return y.to(xc.dtype), MambaState(conv, h)
+
+    def _mamba_ssm_step(self, xs, z, A, state: MambaState) -> torch.Tensor:
+        """mamba_ssm's Mamba.step: causal_conv1d_update and selective_state_update, in place."""
+        from mamba_ssm.ops.triton.selective_state_update import selective_state_update
+
+        if causal_conv1d_available():
+            from causal_conv1d import causal_conv1d_update
+
+            weight = self.conv1d.weight.squeeze(1)  # (E, d_conv)
+            xc = causal_conv1d_update(xs, state.conv, weight, self.conv1d.bias, "silu")  # (B, E)
+        else:
+            xc, state.conv = self._conv_step(xs, state.conv)
+        dt, B, C = self._dt_b_c(xc)
+        return selective_state_update(
+            state.ssm, xc, dt, A, B, C, self.D.float(), z=z, dt_bias=self.dt_proj.bias.float(), dt_softplus=True
+        )  # (B, E)
 
 
 def _init_dt_proj(dt_proj: nn.Linear, dt_rank: int, dt_min=1e-3, dt_max=0.1, floor=1e-4) -> None:
@@ -176,8 +281,20 @@ class MambaResidualBlock(nn.Module):
     def backend(self) -> str:
         return self.mixer.backend
 
+    @property
+    def decode_backend(self) -> str:
+        return self.mixer.decode_backend
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.mixer(self.norm(x))  # (B, L, D)
+
+    def prefill(self, x: torch.Tensor) -> tuple[torch.Tensor, MambaState]:
+        out, state = self.mixer.prefill(self.norm(x))
+        return x + out, state  # (B, L, D)
+
+    def decode(self, x: torch.Tensor, state: MambaState) -> tuple[torch.Tensor, MambaState]:
+        out, state = self.mixer.decode(self.norm(x), state)
+        return x + out, state  # (B, 1, D)
 
 
 class _Backbone(nn.Module):
@@ -226,11 +343,35 @@ class MambaLM(nn.Module):
     def backend(self) -> str:
         return self.backbone.layers[0].backend
 
+    @property
+    def decode_backend(self) -> str:
+        return self.backbone.layers[0].decode_backend
+
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         x = self.backbone.embedding(idx)  # (B, T, D)
         for layer in self.backbone.layers:
             x = layer(x)  # (B, T, D)
         return self.lm_head(self.backbone.norm_f(x))  # (B, T, V)
+
+    def prefill(self, idx: torch.Tensor, last_only: bool = False) -> tuple[torch.Tensor, LMState]:
+        """Logits of idx (B, T) (the last position's only with last_only) and the state after it."""
+        x = self.backbone.embedding(idx)  # (B, T, D)
+        states = []
+        for layer in self.backbone.layers:
+            x, s = layer.prefill(x)  # (B, T, D)
+            states.append(s)
+        if last_only:
+            x = x[:, -1:]  # (B, 1, D)
+        return self.lm_head(self.backbone.norm_f(x)), LMState(position=idx.shape[1], layers=states)
+
+    def decode(self, idx: torch.Tensor, state: LMState) -> tuple[torch.Tensor, LMState]:
+        """Logits (B, 1, V) of one more token idx (B, 1)."""
+        check_one_token(idx)
+        x = self.backbone.embedding(idx)  # (B, 1, D)
+        for i, layer in enumerate(self.backbone.layers):
+            x, state.layers[i] = layer.decode(x, state.layers[i])  # (B, 1, D)
+        state.position += 1
+        return self.lm_head(self.backbone.norm_f(x)), state
 
 
 @register_model(
@@ -243,6 +384,10 @@ class MambaLM(nn.Module):
 )
 class MambaPaper(PositionalLM):
     """The paper's Mamba stack; keys as the official checkpoint (blocks.{i}.in_proj...)."""
+
+    @property
+    def decode_backend(self) -> str:
+        return self.blocks[0].decode_backend
 
     def __init__(self, config: MambaConfig):
         super().__init__(config, MambaMixer)

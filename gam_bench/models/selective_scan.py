@@ -43,12 +43,15 @@ def chunked_selective_scan(
     z: torch.Tensor | None = None,
     delta_bias: torch.Tensor | None = None,
     delta_softplus: bool = False,
+    return_last_state: bool = False,
     chunk_size: int | None = None,
-) -> torch.Tensor:
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Same contract as mamba_ssm's `selective_scan_fn` (real A, input-dependent B and C).
 
     u, delta, z: (B, D, L); A: (D, N); B, C: (B, N, L); D, delta_bias: (D,). Returns (B, D, L)
     in u's dtype; the scan itself runs in float32 (float64 if the inputs are float64).
+    return_last_state: also return the state after the last step, h_{L-1} (B, D, N), in the
+    scan's dtype (no gradient flows through it), as mamba_ssm does: (y, last_state).
     chunk_size: steps per chunk (default: by device, see CHUNK_SIZE).
     """
     if chunk_size is None:
@@ -64,12 +67,12 @@ def chunked_selective_scan(
         delta32 = F.softplus(delta32)
     with torch.autocast(u.device.type, enabled=False):  # the scan stays in fp32 under autocast
         A32, B32, C32 = A.to(compute), B.to(compute), C.to(compute)
-        y = _ChunkedScan.apply(u32, delta32, A32, B32, C32, chunk_size)
+        y, last_state = _ChunkedScan.apply(u32, delta32, A32, B32, C32, chunk_size)
     if D is not None:
         y = y + u32 * D.to(compute)[:, None]
     if z is not None:
         y = y * F.silu(z.to(compute))
-    return y.to(dtype)
+    return (y.to(dtype), last_state) if return_last_state else y.to(dtype)
 
 
 def mamba_ssm_selective_scan() -> Callable[..., torch.Tensor]:
@@ -128,8 +131,8 @@ def _bounds(length: int, chunk_size: int) -> list[tuple[int, int]]:
 
 
 def _scan_forward(u, delta, A, B, C, chunk_size):
-    """u, delta (B, L, D); B, C (B, L, N) -> y (B, L, D) and the state entering every chunk,
-    (B, n_chunks, D, N)."""
+    """u, delta (B, L, D); B, C (B, L, N) -> y (B, L, D), the state entering every chunk,
+    (B, n_chunks, D, N), and the state after the last step (B, D, N)."""
     batch, length, dim = u.shape
     bounds = _bounds(length, chunk_size)
     y = torch.empty_like(u)
@@ -141,7 +144,7 @@ def _scan_forward(u, delta, A, B, C, chunk_size):
         hs = _chunk_states(a, b, h)  # (B, l, D, N)
         y[:, lo:hi] = torch.matmul(hs, C[:, lo:hi].unsqueeze(-1)).squeeze(-1)  # sum_n h * C
         h = hs[:, -1].clone()
-    return y, entry
+    return y, entry, h
 
 
 def _chunk_backward(gy_c, u_c, delta_c, A, B_c, C_c, h0, carry):
@@ -173,19 +176,21 @@ def _chunk_backward(gy_c, u_c, delta_c, A, B_c, C_c, h0, carry):
 
 
 class _ChunkedScan(torch.autograd.Function):
-    """y (B, D, L) = selective scan of (u, delta, A, B, C), recomputing states in backward."""
+    """(y (B, D, L), last state (B, D, N)) = selective scan of (u, delta, A, B, C), recomputing
+    states in backward. The last state is not differentiable."""
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, chunk_size):
         u, delta, B, C = _to_time_major(u, delta, B, C)
-        y, entry = _scan_forward(u, delta, A, B, C, chunk_size)
+        y, entry, last = _scan_forward(u, delta, A, B, C, chunk_size)
         ctx.save_for_backward(u, delta, A, B, C, entry)
         ctx.chunk_size = chunk_size
-        return y.transpose(1, 2)
+        ctx.mark_non_differentiable(last)
+        return y.transpose(1, 2), last
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, gy):
+    def backward(ctx, gy, _g_last):
         with torch.autocast(gy.device.type, enabled=False):
             return _ChunkedScan._backward(ctx, gy.to(ctx.saved_tensors[0].dtype))
 
