@@ -2,7 +2,8 @@
 
     PYTHONPATH=$PWD python benchmarks/compile_modes.py --lengths 1024 8192 --out /tmp/compile_modes.json
 
-For each (model, length): build the block (seed 0, d_model 64, dropout 0), compile it
+For each (model, length): build the block (seed 0, d_model 64, dropout 0; attention with
+n_heads 1 as in suites/scaling.yaml's CPU profile), compile it
 (`compile_s`, untimed), check parity (forward output and every gradient), then time eager
 and compiled steps interleaved round by round (the machine is shared: interleaving puts both
 under the same load), and report medians. FLOPs come from one eager step under
@@ -29,9 +30,9 @@ from gam_bench.tasks import execution
 MODELS = ("gam", "transformer", "transformer-naive", "mamba")
 
 
-def build(name: str, d_model: int, seq_len: int) -> torch.nn.Module:
+def build(name: str, d_model: int, seq_len: int, n_heads: int) -> torch.nn.Module:
     fields = registry.get_spec(name).config_cls.model_fields
-    extra = {k: v for k, v in (("max_seq_len", seq_len), ("dropout", 0.0)) if k in fields}
+    extra = {k: v for k, v in (("max_seq_len", seq_len), ("dropout", 0.0), ("n_heads", n_heads)) if k in fields}
     torch.manual_seed(0)
     return registry.build_block(name, d_model=d_model, **extra).train()
 
@@ -55,7 +56,7 @@ def timed(step, n: int) -> list[float]:
 
 
 def measure(name: str, seq_len: int, args: argparse.Namespace, peak: float) -> dict:
-    block = build(name, args.d_model, seq_len)
+    block = build(name, args.d_model, seq_len, args.n_heads)
     x = torch.randn(args.batch, seq_len, args.d_model, requires_grad=True)  # (B, T, D)
     eager = fwd_bwd(block, block, x)
     compiled_module = execution.compile_module(block, args.compile)
@@ -97,6 +98,7 @@ def main() -> None:
     parser.add_argument("--lengths", nargs="+", type=int, default=[1024, 8192])
     parser.add_argument("--d-model", type=int, default=64)
     parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--n-heads", type=int, default=1, help="attention heads (1: scaling.yaml's CPU profile)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--compile", default="default", choices=execution.COMPILE_MODES[1:])
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (eager, compiled alternate)")

@@ -90,7 +90,9 @@ def matmul_peak(
     return {"supported": True, "peak_flops_per_s": by_size[best], "size": int(best), "by_size": by_size}
 
 
-def copy_bandwidth(device: str, threads: int, copy_mib: float = COPY_MIB, min_run_time: float = MIN_RUN_TIME_S) -> float:
+def copy_bandwidth(
+    device: str, threads: int, copy_mib: float = COPY_MIB, min_run_time: float = MIN_RUN_TIME_S
+) -> float:
     """Bytes read + written per second by `dst.copy_(src)` of a `copy_mib` MiB float32 buffer (best block)."""
     n = int(copy_mib * 2**20) // 4
     src = torch.rand(n, device=torch.device(device))  # (n,)
