@@ -15,7 +15,7 @@ import sys
 from gam_bench import __version__
 from gam_bench.errors import UserError
 
-SUBCOMMANDS = ("run", "models", "env", "report", "compare", "check", "doctor")
+SUBCOMMANDS = ("run", "models", "env", "report", "compare", "check", "doctor", "calibrate")
 
 
 def build_parser() -> argparse.ArgumentParser:
