@@ -1,0 +1,207 @@
+"""The recall task: train a registered LM on MQAR (tasks.mqar) and score held-out recall.
+
+`train_and_evaluate(model, settings, seq_len, device)` draws a training and a disjoint test
+set, trains with the shared AdamW (`step.make_optimizer`) under a steps or seconds budget
+(warmup, then cosine decay to zero over the budget, `schedule.warmup_cosine`), with the
+cross-entropy taken only at the answer positions, and returns one dict of results.
+
+Scoring: a prediction is the argmax over the whole vocabulary at an answer position.
+`accuracy` = correct / n_answers over every answer of every test example. The answers of
+one example share its context, so they are not independent trials; `probe_correct` of
+`n_examples` scores one answer per example (a seeded random pair of each), which are
+independent trials for a binomial interval. `chance` = 1 / number of value tokens (a
+uniform guess of a value); `chance_in_context` = 1 / num_kv_pairs (a guess among the values
+in the example's own context, which needs no key-specific recall).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager as ContextManager
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gam_bench.models import registry
+from gam_bench.tasks import mqar
+from gam_bench.tasks.recall_settings import RecallSettings
+from gam_bench.tasks.schedule import warmup_cosine
+from gam_bench.tasks.step import make_optimizer
+
+TRAIN_LOSS_WINDOW = 20  # train_loss is the mean over the last this many steps
+
+
+def build_model(name: str, settings: RecallSettings, seq_len: int, d_model: int, n_layers: int = 2, **overrides: Any):
+    """The registry's LM `name` for MQAR at `seq_len`, its weights seeded by `settings.seed`."""
+    torch.manual_seed(settings.seed)
+    config = {"dropout": settings.dropout, **overrides}
+    return registry.build(
+        name, vocab_size=settings.vocab_size, max_seq_len=seq_len, d_model=d_model, n_layers=n_layers, **config
+    )
+
+
+def masked_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over the answer positions only. logits (B, T, V), targets (B, T) -> scalar (fp32)."""
+    B, T, V = logits.shape
+    return F.cross_entropy(logits.reshape(B * T, V).float(), targets.reshape(B * T), ignore_index=mqar.IGNORE_INDEX)
+
+
+class _Clock:
+    """Steps and training seconds used, and the fraction of the budget that is (for warmup_cosine)."""
+
+    def __init__(self, settings: RecallSettings):
+        self.budget = settings.budget
+        self.steps, self.train_s = 0, 0.0
+
+    def progress(self) -> float:
+        if self.budget.steps is not None:
+            return self.steps / self.budget.steps
+        return self.train_s / self.budget.seconds
+
+    def done(self) -> bool:
+        return self.progress() >= 1.0
+
+
+def train_and_evaluate(
+    model: nn.Module,
+    settings: RecallSettings,
+    seq_len: int,
+    device: str | torch.device = "cpu",
+    *,
+    progress: Callable[[str], None] | None = None,
+    progress_every_s: float = 10.0,
+    autocast: Callable[[], ContextManager] | None = None,
+) -> dict[str, Any]:
+    """Train `model` on MQAR at `seq_len` for the settings' budget, then score the test set.
+
+    `settings` must be one point of a sweep (scalar num_kv_pairs and lr, see
+    RecallSettings.points). `progress(message)` is called about every `progress_every_s`
+    seconds of training and once at the end; `autocast()` makes a fresh autocast context
+    for each forward (None: float32).
+    """
+    K, lr = settings.scalar()
+    s = settings
+    splits = mqar.train_test(K, seq_len, s.vocab_size, s.power_a, s.train_examples, s.test_examples, s.seed)
+    device = torch.device(device)
+    model = model.to(device)
+    train = _Trainer(model, settings, lr, splits.train, device, autocast or contextlib.nullcontext)
+    train.run(progress, progress_every_s)
+    scores = evaluate(model, splits.test, settings.eval_batch_size, device, seed=settings.seed, autocast=autocast)
+    result = {
+        **scores,
+        "num_kv_pairs": K,
+        "lr": lr,
+        "seq_len": seq_len,
+        "vocab_size": settings.vocab_size,
+        "power_a": settings.power_a,
+        "train_examples": len(splits.train),
+        "test_rejected": splits.rejected,
+        "chance": 1.0 / splits.test.num_values,
+        "chance_in_context": 1.0 / K,
+        "train_loss": train.final_loss,
+        "steps": train.clock.steps,
+        "train_s": train.clock.train_s,
+        "budget": f"{settings.budget.kind}={getattr(settings.budget, settings.budget.kind)}",
+    }
+    if progress is not None:
+        accuracy, n, chance = result["accuracy"], result["n_answers"], result["chance"]
+        progress(f"recall: accuracy {accuracy:.3f} over {n} answers (chance {chance:.2g})")
+    return result
+
+
+class _Trainer:
+    """One training run: shuffled batches of the training set, masked loss, budget clock."""
+
+    def __init__(self, model, settings: RecallSettings, lr: float, data: mqar.MQARData, device, autocast):
+        self.model, self.settings, self.device, self.autocast = model, settings, device, autocast
+        self.inputs = torch.from_numpy(data.inputs)  # (N, T)
+        self.targets = torch.from_numpy(data.targets)  # (N, T)
+        self.optimizer = make_optimizer(model, lr, tuple(settings.betas), settings.weight_decay)
+        self.clock = _Clock(settings)
+        self.scheduler = warmup_cosine(self.optimizer, settings.warmup_steps, self.clock)
+        self.generator = torch.Generator().manual_seed(settings.seed)
+        self.losses: list[float] = []
+
+    @property
+    def final_loss(self) -> float:
+        recent = self.losses[-TRAIN_LOSS_WINDOW:]
+        return sum(recent) / len(recent) if recent else math.nan
+
+    def batches(self):
+        n, b = self.inputs.shape[0], self.settings.batch_size
+        while True:
+            order = torch.randperm(n, generator=self.generator)
+            for start in range(0, n - min(b, n) + 1, b):
+                idx = order[start : start + b]
+                yield self.inputs[idx].to(self.device), self.targets[idx].to(self.device)
+
+    def run(self, progress: Callable[[str], None] | None, every_s: float) -> None:
+        self.model.train()
+        last_report = 0.0
+        for inputs, targets in self.batches():
+            if self.clock.done():
+                break
+            self.losses.append(self.step(inputs, targets))
+            if progress is not None and self.clock.train_s - last_report >= every_s:
+                last_report = self.clock.train_s
+                progress(f"recall: step {self.clock.steps} loss {self.final_loss:.4f} ({self.clock.train_s:.0f} s)")
+
+    def step(self, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+        start = time.perf_counter()
+        self.optimizer.zero_grad(set_to_none=True)
+        with self.autocast():
+            loss = masked_loss(self.model(inputs), targets)  # logits (B, T, V)
+        loss.backward()
+        if self.settings.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.grad_clip)
+        self.optimizer.step()
+        value = loss.detach().item()
+        self.clock.steps += 1
+        self.clock.train_s += time.perf_counter() - start
+        self.scheduler.step()
+        return value
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    data: mqar.MQARData,
+    batch_size: int,
+    device: str | torch.device = "cpu",
+    *,
+    seed: int = 0,
+    autocast: Callable[[], ContextManager] | None = None,
+) -> dict[str, Any]:
+    """Argmax accuracy at the answer positions of `data`, and of one seeded probe answer per example.
+
+    Returns accuracy, correct, n_answers, probe_correct, n_examples."""
+    was_training = model.training
+    model.eval()
+    device = torch.device(device)
+    hits = []
+    for start in range(0, len(data), batch_size):
+        inputs = torch.from_numpy(data.inputs[start : start + batch_size]).to(device)  # (B, T)
+        targets = torch.from_numpy(data.targets[start : start + batch_size]).to(device)  # (B, T)
+        with (autocast or contextlib.nullcontext)():
+            predicted = model(inputs).argmax(dim=-1)  # (B, T)
+        hits.append((predicted == targets).cpu().numpy())  # (B, T); never true where targets is IGNORE_INDEX
+    model.train(was_training)
+    hit = np.concatenate(hits) if hits else np.zeros(data.inputs.shape, dtype=bool)  # (N, T)
+    mask = data.answer_mask  # (N, T)
+    n, k = len(data), data.num_kv_pairs
+    answer_hits = hit[mask].reshape(n, k)  # (N, K), answers in position order
+    probe = np.random.default_rng([seed, 2]).integers(0, k, size=n)  # (N,) one answer per example
+    correct, probe_correct = int(answer_hits.sum()), int(answer_hits[np.arange(n), probe].sum())
+    return {
+        "accuracy": correct / (n * k) if n else math.nan,
+        "correct": correct,
+        "n_answers": n * k,
+        "probe_correct": probe_correct,
+        "n_examples": n,
+    }
