@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import signal
 import subprocess
 import sys
-import textwrap
-import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -80,36 +77,41 @@ def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(store.os, "replace", crash)
+    monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(OSError):
         store.append([row()], tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_kill_9_during_appends_never_leaves_a_corrupt_part(tmp_path):
-    writer = textwrap.dedent(
-        f"""
-        import datetime as dt
-        from gam_bench import store
-        rows = [dict(suite="s", cell_id=f"c{{i}}", run_id=f"r{{i}}", status="ok",
-                     time_samples_ms=[1.0] * 5000, started_at=dt.datetime.now(dt.timezone.utc))
-                for i in range(200)]
-        print("go", flush=True)
-        while True:
-            store.append(rows, {str(tmp_path)!r})
-        """
-    )
-    proc = subprocess.Popen([sys.executable, "-c", writer], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "go"
-    deadline = time.monotonic() + 60
-    while len(store.part_files(tmp_path)) < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    parts = store.part_files(tmp_path)
-    assert len(parts) >= 3
-    df = store.load(tmp_path)  # every visible part reads whole
-    assert len(df) == 200 * len(parts)
+def test_a_writer_stopped_between_write_and_rename_is_invisible(tmp_path, monkeypatch):
+    """The writer is parked after the part's bytes are on disk and before the rename: a loader
+    then sees only the earlier part, and the stopped write leaves nothing behind."""
+    store.append([row("old")], tmp_path)
+    seen: dict = {}
+
+    def parked_rename(src, dst):
+        seen["tmp_size"] = os.path.getsize(src)  # the new part is fully written ...
+        seen["cells"] = sorted(store.load(tmp_path)["cell_id"])  # ... and not visible under any name
+        seen["final_exists"] = os.path.exists(dst)
+        raise KeyboardInterrupt  # the writer stops here
+
+    monkeypatch.setattr(os, "replace", parked_rename)
+    with pytest.raises(KeyboardInterrupt):
+        store.append([row("new")], tmp_path)
+    monkeypatch.undo()
+    assert seen == {"tmp_size": seen["tmp_size"], "cells": ["old"], "final_exists": False}
+    assert seen["tmp_size"] > 0
+    assert [p.name for p in tmp_path.iterdir()] == [p.name for p in store.part_files(tmp_path)]
+    assert sorted(store.load(tmp_path)["cell_id"]) == ["old"]
+
+
+def test_an_append_fsyncs_the_part_before_the_rename(tmp_path, monkeypatch):
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: events.append("fsync") or real_fsync(fd))
+    monkeypatch.setattr(os, "replace", lambda a, b: events.append("replace") or real_replace(a, b))
+    store.append([row()], tmp_path)
+    assert events == ["fsync", "replace", "fsync"]  # the file, the rename, the folder entry
 
 
 def test_latest_keeps_the_newest_attempt_and_done_cell_ids(tmp_path):
@@ -139,10 +141,48 @@ def test_migrate_adds_missing_columns_and_refuses_newer_schemas(tmp_path):
         store.load(tmp_path)
 
 
-def test_unreadable_part_is_a_user_error(tmp_path):
-    (tmp_path / "part-bad.parquet").write_bytes(b"not parquet")
-    with pytest.raises(UserError, match="part-bad.parquet: not a readable Parquet results file"):
-        store.load(tmp_path)
+@pytest.mark.parametrize(
+    "bad, reason",
+    [
+        (lambda path: path.write_bytes(b"not parquet"), "not a readable Parquet file"),
+        (lambda path: pq.write_table(pa.table({"x": [1, 2]}), path), "not a gam-bench results part (no cell_id"),
+        (
+            lambda path: pq.write_table(pa.table({"cell_id": ["z"], "status": ["ok"], "seq_len": ["long"]}), path),
+            "not a gam-bench results part (",
+        ),
+    ],
+    ids=["corrupt", "foreign", "wrong-type"],
+)
+def test_a_bad_part_is_named_in_one_warning_and_the_rest_loads(tmp_path, capsys, bad, reason):
+    store.append([row("good")], tmp_path)
+    bad(tmp_path / "part-bad.parquet")
+    df = store.load(tmp_path)
+    assert list(df["cell_id"]) == ["good"]
+    err = capsys.readouterr().err
+    assert err.startswith(f"warning: skipped {tmp_path / 'part-bad.parquet'}: {reason}")
+    assert len(err.strip().splitlines()) == 1
+    with pytest.raises(UserError, match=r"part-bad.parquet: .*\(--strict\)$") as info:
+        store.load(tmp_path, strict=True)
+    assert "\n" not in str(info.value)
+
+
+def test_suite_meta_round_trips_atomically(tmp_path, capsys):
+    assert store.read_suite_meta(tmp_path) is None
+    path = store.write_suite_meta(tmp_path, suite="ci", source="suites/ci.yaml", regression={"alpha": 0.05})
+    assert store.read_suite_meta(tmp_path) == {"suite": "ci", "source": "suites/ci.yaml", "regression": {"alpha": 0.05}}
+    assert store.suite_meta_files(tmp_path) == [path] and store.part_files(tmp_path) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == [store.SUITE_META]  # no temporary left
+    path.write_text("{not json")
+    assert store.read_suite_meta(tmp_path) is None
+    assert capsys.readouterr().err.startswith(f"warning: ignored {path}: unreadable suite record")
+    with pytest.raises(UserError, match="unreadable suite record"):
+        store.read_suite_meta(tmp_path, strict=True)
+
+
+def test_memory_columns_are_nullable_int64_in_the_schema():
+    assert store.SCHEMA.field("peak_tensor_bytes").type == pa.int64()
+    assert store.SCHEMA.field("peak_rss_bytes").type == pa.int64()
+    assert store.SCHEMA.field("peak_tensor_bytes").nullable
 
 
 def test_store_does_not_import_torch():

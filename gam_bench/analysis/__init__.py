@@ -1,6 +1,10 @@
-"""Analysis of stored results: scaling exponents and crossovers. No torch, no Parquet.
+"""Analysis of stored results. No torch here.
 
-Functions here take plain numbers; `gam_bench.report` turns store rows into them.
+- `scaling`: scaling exponents and crossovers over plain numbers (`gam_bench.report` feeds it rows).
+- `rows`: reading one stored row (config, label, which memory column to judge).
+- The regression gate behind `gam-bench compare` / `check`: `compare` (entry points), `matching`
+  (pairing cells, environment checks), `judge` (one metric's verdict), `runs` (several recorded
+  runs), `verdicts` (result types), `compare_settings` (thresholds), `compare_render` (output).
 """
 
 from gam_bench.analysis.scaling import (

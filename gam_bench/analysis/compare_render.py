@@ -10,7 +10,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from gam_bench.analysis.compare import (
+from gam_bench.analysis.verdicts import (
     FIXED,
     IMPROVEMENT,
     NEW_FAILURE,
@@ -122,11 +122,13 @@ def summary_line(comparison: Comparison) -> str:
 
 
 def method_line(comparison: Comparison) -> str:
+    """The rule applied, where its thresholds came from, and which memory column was judged."""
     s = comparison.settings
+    columns = " and ".join(comparison.memory_columns()) or "none"
     return (
         f"time: regression if the median moves >= {s.time_threshold:.0%} and a Mann-Whitney U test "
-        f"gives p < {s.alpha:g}; memory: one peak per cell, regression if >= {s.mem_threshold:.0%} "
-        f"and >= {s.mem_floor_mib:g} MiB higher"
+        f"gives p < {s.alpha:g}; memory ({columns}): one peak per cell, regression if >= {s.mem_threshold:.0%} "
+        f"and >= {s.mem_floor_mib:g} MiB higher; thresholds: {comparison.settings_source}"
     )
 
 

@@ -22,8 +22,6 @@ DEFAULT_MEM_THRESHOLD = 0.05
 DEFAULT_MEM_FLOOR_MIB = 2.0
 DEFAULT_ALPHA = 0.01
 
-RUN_PREFIX = "run-"  # a baseline folder's recorded runs: run-1/, run-2/, ... (gam-bench check --update)
-
 
 class RegressionSettings(BaseModel):
     """Minimum effect sizes per metric and the rank test's significance level."""

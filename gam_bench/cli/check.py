@@ -27,14 +27,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from gam_bench.analysis.compare_settings import RUN_PREFIX
-from gam_bench.cli.compare import EXIT_OK, add_gate_options, gate_settings, report, suite_settings
+from gam_bench.baselines import run_folder
+from gam_bench.cli.compare import EXIT_OK, add_gate_options, gate_settings, report, settings_source, suite_settings
 from gam_bench.errors import UserError
 
 
@@ -110,10 +108,7 @@ def run(args: argparse.Namespace) -> int:
         if args.against is not None:
             return _check_against(args, suite, out)
         if args.update:
-            runs = [out / f"{RUN_PREFIX}{i}" for i in range(1, args.runs + 1)]
-            for folder in runs:
-                run_suite(suite, out=folder, fresh=True, report=False)
-            return record_baseline(runs, args.baseline)
+            return _record(args, suite, [run_folder(out, i) for i in range(1, args.runs + 1)])
         run_suite(suite, out=out, fresh=True, report=False)
         return _compare(args, suite, out)
 
@@ -125,21 +120,17 @@ def _check_against(args: argparse.Namespace, suite, out: Path) -> int:
     from gam_bench.runner import run_suite
     from gam_bench.runner.revision import run_interleaved
 
-    rounds = [(out / "base" / f"{RUN_PREFIX}{i}", out / "head" / f"{RUN_PREFIX}{i}") for i in range(1, args.rounds + 1)]
+    rounds = [(run_folder(out / "base", i), run_folder(out / "head", i)) for i in range(1, args.rounds + 1)]
     sha = run_interleaved(
         args.suite, args.against, rounds, lambda folder: run_suite(suite, out=folder, fresh=True, report=False)
     )
     if sha is None:
         return _nothing_to_compare(args)
-    settings = gate_settings(args, suite_settings(suite, store.load(out / "head")))
-    comparison = compare_paths(out / "base", out / "head", settings, force=args.force)
+    settings = gate_settings(args, suite_settings(suite, store.load(out / "head", strict=args.strict)))
+    comparison = compare_paths(out / "base", out / "head", settings, force=args.force, strict=args.strict)
     runs = f"{args.rounds} run{'s' if args.rounds > 1 else ''}"
-    return report(
-        dataclasses.replace(
-            comparison, baseline=f"{args.against} = {sha[:12]} ({runs})", candidate=f"working tree ({runs})"
-        ),
-        args.markdown,
-    )
+    names = dict(baseline=f"{args.against} = {sha[:12]} ({runs})", candidate=f"working tree ({runs})")
+    return report(dataclasses.replace(comparison, settings_source=_source(args, suite), **names), args.markdown)
 
 
 def _nothing_to_compare(args: argparse.Namespace) -> int:
@@ -156,7 +147,8 @@ def _nothing_to_compare(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace, suite, out: Path) -> int:
     """Compare with every baseline run; rerun failing models; fail what fails in every comparison."""
-    from gam_bench.analysis.compare import FAILING_VERDICTS, confirm, runs_label
+    from gam_bench.analysis.runs import confirm, runs_label
+    from gam_bench.analysis.verdicts import FAILING_VERDICTS
     from gam_bench.runner import run_suite
 
     comparisons = _compare_once(args, suite, out)
@@ -170,7 +162,7 @@ def _compare(args: argparse.Namespace, suite, out: Path) -> int:
         run_suite(suite, out=out, only=models, fresh=True, report=False)
         comparisons += _compare_once(args, suite, out)
         combined = confirm(comparisons, name)
-    return report(combined, args.markdown)
+    return report(dataclasses.replace(combined, settings_source=_source(args, suite)), args.markdown)
 
 
 def _compare_once(args: argparse.Namespace, suite, out: Path) -> list:
@@ -178,11 +170,19 @@ def _compare_once(args: argparse.Namespace, suite, out: Path) -> list:
     from gam_bench import store
     from gam_bench.analysis.compare import compare_to_baseline
 
-    candidate = store.load(out)
+    candidate = store.load(out, strict=args.strict)
     settings = gate_settings(args, suite_settings(suite, candidate))
+    name = f"{args.suite} (this run)"
     return compare_to_baseline(
-        args.baseline, candidate, settings, force=args.force, candidate_name=f"{args.suite} (this run)"
+        args.baseline, candidate, settings, force=args.force, candidate_name=name, strict=args.strict
     )
+
+
+def _source(args: argparse.Namespace, suite) -> str:
+    """Where check's thresholds came from: the suite it ran (flags over it)."""
+    has_section = any(config.regression for config in (suite.base, *suite.profiles.values()))
+    source = f"suite file {args.suite}" if has_section else f"defaults: {args.suite} has no regression: section"
+    return settings_source(args, source)
 
 
 def _require_baseline(path: Path) -> None:
@@ -201,33 +201,13 @@ def _results_folder(out: Path | None) -> Iterator[Path]:
         yield Path(tmp)
 
 
-def record_baseline(runs: list[Path], baseline: Path) -> int:
-    """Make `baseline` hold exactly `runs`, as baseline/run-1, run-2, ...
+def _record(args: argparse.Namespace, suite, runs: list[Path]) -> int:
+    """Run the suite into each of `runs` and record them as the baseline in --baseline PATH."""
+    from gam_bench.baselines import record_baseline
+    from gam_bench.runner import run_suite
 
-    Replaced: the result files directly in `baseline` and its old run-* folders; anything else
-    there is kept. New runs are copied first and swapped in after the old ones are removed.
-    """
-    from gam_bench import store
-
-    if baseline.exists() and not baseline.is_dir():
-        raise UserError(f"--baseline: {baseline} is a file; --update needs a folder")
-    baseline.mkdir(parents=True, exist_ok=True)
-    staged = []
-    for i, run in enumerate(runs, start=1):
-        stage = baseline / f".staging-{RUN_PREFIX}{i}"
-        shutil.rmtree(stage, ignore_errors=True)
-        stage.mkdir()
-        for part in store.part_files(run):
-            shutil.copyfile(part, stage / part.name)
-        staged.append(stage)
-    for part in store.part_files(baseline):
-        if part.parent == baseline:
-            part.unlink()
-    for old in baseline.glob(f"{RUN_PREFIX}*"):
-        if old.is_dir():
-            shutil.rmtree(old)
-    for stage in staged:
-        os.replace(stage, baseline / stage.name.removeprefix(".staging-"))
-    cells = len(store.latest(store.load(baseline / f"{RUN_PREFIX}1")))
-    print(f"baseline recorded: {len(runs)} run(s) of {cells} cells in {baseline}")
+    for folder in runs:
+        run_suite(suite, out=folder, fresh=True, report=False)
+    cells = record_baseline(runs, args.baseline)
+    print(f"baseline recorded: {len(runs)} run(s) of {cells} cells in {args.baseline}")
     return EXIT_OK

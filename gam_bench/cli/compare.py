@@ -1,7 +1,12 @@
 """`gam-bench compare BASELINE CANDIDATE`: the regression gate over two stored result sets.
 
+Thresholds: the `--time-threshold` / `--mem-threshold` flags, else `--suite FILE`'s `regression:`
+section, else the settings the suite that produced CANDIDATE recorded with it (`suite.json`,
+written by `gam-bench run`), else the defaults (10% time, 5% memory); the output says which.
+
 Exit codes: 0 nothing regressed, 1 a regression or a newly failing cell, 2 bad input
-(missing files, nothing in common, different device or thread count without --force).
+(missing files, nothing in common, different device or thread count without --force, and with
+--strict an unreadable or foreign results part).
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--suite",
         type=Path,
         metavar="FILE",
-        help="take the thresholds from this suite file's `regression:` section (flags still win)",
+        help="take the thresholds from this suite file's `regression:` section instead of the ones "
+        "recorded with CANDIDATE (flags still win)",
     )
     add_gate_options(parser)
     parser.set_defaults(func=run)
@@ -42,6 +48,7 @@ def add_gate_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by `compare` and `check`."""
     parser.add_argument("--markdown", type=Path, metavar="FILE", help="also write a Markdown report (PR comment)")
     parser.add_argument("--force", action="store_true", help="compare across devices or thread counts anyway")
+    add_strict_option(parser)
     parser.add_argument(
         "--time-threshold",
         type=float,
@@ -53,6 +60,16 @@ def add_gate_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         metavar="FRACTION",
         help="minimum relative growth of peak memory to flag (default 0.05)",
+    )
+
+
+def add_strict_option(parser: argparse.ArgumentParser) -> None:
+    """--strict, shared by every subcommand that loads results."""
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse (exit 2) a results folder holding an unreadable or foreign Parquet part "
+        "(default: skip it with a warning)",
     )
 
 
@@ -93,14 +110,26 @@ def suite_settings(suite, candidate):
     return getattr(suite.for_device(device), "regression", None)
 
 
+def settings_source(args: argparse.Namespace, source: str) -> str:
+    """Where the thresholds came from, naming the flags that override it."""
+    pairs = (("--time-threshold", args.time_threshold), ("--mem-threshold", args.mem_threshold))
+    given = [flag for flag, value in pairs if value is not None]
+    return f"{', '.join(given)} over {source}" if given else source
+
+
 def run(args: argparse.Namespace) -> int:
-    from gam_bench import store
-    from gam_bench.analysis.compare import compare_paths, recorded_runs
+    import dataclasses
+
+    from gam_bench import baselines, store
+    from gam_bench.analysis.compare import compare_paths, recorded_settings
     from gam_bench.suite import load_suite
 
-    base = None
     if args.suite is not None:
-        base = suite_settings(load_suite(args.suite), store.load(recorded_runs(args.candidate)[0]))
+        candidate = store.load(baselines.recorded_runs(args.candidate)[0], strict=args.strict)
+        base = suite_settings(load_suite(args.suite), candidate)
+        source = f"suite file {args.suite}" if base else f"defaults: {args.suite} has no regression: section"
+    else:
+        base, source = recorded_settings(args.candidate, strict=args.strict)
     settings = gate_settings(args, base)
-    comparison = compare_paths(args.baseline, args.candidate, settings, force=args.force)
-    return report(comparison, args.markdown)
+    comparison = compare_paths(args.baseline, args.candidate, settings, force=args.force, strict=args.strict)
+    return report(dataclasses.replace(comparison, settings_source=settings_source(args, source)), args.markdown)

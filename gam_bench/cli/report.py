@@ -1,12 +1,15 @@
 """`gam-bench report RESULTS [-o OUT]`: write report.md and its figures; print its path.
 
-OUT defaults to reports/<suite name>/. No torch is imported.
+OUT defaults to reports/<suite name>/. A corrupt or foreign Parquet part is skipped with a
+one-line warning naming it; `--strict` refuses instead (exit 2). No torch is imported.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from gam_bench.cli.compare import add_strict_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,11 +29,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="OUT",
         help="output folder (default: reports/<suite name>/)",
     )
+    add_strict_option(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from gam_bench.report import write_report
 
-    print(write_report(args.results, args.out))
+    print(write_report(args.results, args.out, strict=args.strict))
     return 0

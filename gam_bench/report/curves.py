@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from gam_bench.analysis import Crossover, ExponentFit, crossover, fit_exponent
-from gam_bench.report.labels import parse_config, variant_labels
+from gam_bench.analysis.rows import parse_config
+from gam_bench.report.labels import variant_labels
 from gam_bench.store import STATUSES
 
 GROUP_COLUMNS = ("device", "level", "mode", "dtype", "batch_size")

@@ -12,15 +12,6 @@ from collections.abc import Hashable, Iterable
 from typing import Any
 
 
-def parse_config(text: object) -> dict[str, Any]:
-    """A row's `config_json` as a dict ({} when missing or unreadable)."""
-    try:
-        value = json.loads(text) if isinstance(text, str) else {}
-    except json.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """{"a": {"b": 1}} -> {"a.b": 1}."""
     out: dict[str, Any] = {}

@@ -1,4 +1,4 @@
-"""Perplexity results (issue 5 §6): the paper's Table 1 / Table 3 layout, learning curves
+"""Perplexity results: the paper's Table 1 / Table 3 layout, learning curves
 (validation perplexity against tokens seen and against training wall time) and the loss
 per position in the context window.
 
@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from gam_bench.report.labels import parse_config, variant_labels
+from gam_bench.analysis.rows import parse_config
+from gam_bench.report.labels import variant_labels
 from gam_bench.report.plots import new_figure, plot_style
 from gam_bench.report.tables import MISSING, fmt_num, markdown_table, one_row_per_cell, status_label
 

@@ -11,8 +11,8 @@
 The cache (`$GAM_BENCH_CACHE`, default ~/.cache/gam-bench) holds the tokenizer JSON under
 a key made of the train data hash and every setting that changes the result, and the
 encoded token ids of each split under the tokenizer key plus the split's data hash.
-Every cache write goes through a temporary file and `os.replace`, so a crash or a
-concurrent worker never leaves a partial file behind.
+Every cache write goes through `gam_bench.atomic.atomic_write` (hidden temporary file, fsync,
+`os.replace`), so a crash or a concurrent worker never leaves a partial file behind.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from gam_bench.atomic import atomic_write
 from gam_bench.errors import UserError
 from gam_bench.tasks.data import TextSplit
 
@@ -84,7 +84,7 @@ def get_tokenizer(
         tokenizer = tk.Tokenizer.from_file(str(path))
     else:
         tokenizer = _train(tk, kind, train.lines, vocab_size, unk_marker)
-        _atomic_write(path, lambda tmp: tokenizer.save(str(tmp)))
+        atomic_write(path, lambda tmp: tokenizer.save(str(tmp)))
     return TrainedTokenizer(tokenizer=tokenizer, kind=kind, key=key, vocab_size=tokenizer.get_vocab_size())
 
 
@@ -114,7 +114,7 @@ def encode(tok: TrainedTokenizer, split: TextSplit) -> np.ndarray:
     if path.is_file():
         return np.load(path)
     ids = _encode_lines(tok, split.lines)
-    _atomic_write(path, lambda tmp: _save_npy(tmp, ids))
+    atomic_write(path, lambda tmp: _save_npy(tmp, ids))
     return ids
 
 
@@ -128,15 +128,3 @@ def _encode_lines(tok: TrainedTokenizer, lines: list[str]) -> np.ndarray:
 def _save_npy(path: Path, ids: np.ndarray) -> None:
     with open(path, "wb") as fh:
         np.save(fh, ids)
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    """Call write(tmp) on a temporary file next to `path`, then move it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()

@@ -17,7 +17,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare_rows import frame, row, samples  # noqa: E402
 
 from gam_bench import store  # noqa: E402
-from gam_bench.analysis.compare import (  # noqa: E402
+from gam_bench.analysis.compare import compare_frames, compare_paths  # noqa: E402
+from gam_bench.analysis.compare_render import render_markdown, render_terminal, summary_line  # noqa: E402
+from gam_bench.analysis.compare_settings import RegressionSettings  # noqa: E402
+from gam_bench.analysis.judge import (  # noqa: E402
+    EffectSizeCheck,
+    RankTestCheck,
+    is_new_failure,
+    judge_memory,
+    judge_time,
+)
+from gam_bench.analysis.matching import config_key  # noqa: E402
+from gam_bench.analysis.runs import confirm  # noqa: E402
+from gam_bench.analysis.verdicts import (  # noqa: E402
     FIXED,
     IMPROVEMENT,
     NEW_FAILURE,
@@ -27,19 +39,8 @@ from gam_bench.analysis.compare import (  # noqa: E402
     REGRESSION,
     STILL_FAILING,
     UNCHANGED,
-    EffectSizeCheck,
-    NewFailureCheck,
-    RankTestCheck,
-    compare_frames,
-    compare_paths,
-    config_key,
-    confirm,
-    judge_memory,
-    judge_time,
-    recorded_runs,
 )
-from gam_bench.analysis.compare_render import render_markdown, render_terminal, summary_line  # noqa: E402
-from gam_bench.analysis.compare_settings import RegressionSettings  # noqa: E402
+from gam_bench.baselines import recorded_runs  # noqa: E402
 from gam_bench.errors import UserError  # noqa: E402
 
 SETTINGS = RegressionSettings()
@@ -54,7 +55,7 @@ def by_seq_len(comparison):
 
 
 def test_effect_size_check_is_symmetric_around_the_threshold():
-    check = EffectSizeCheck(0.10)
+    check = EffectSizeCheck(0.10).direction
     assert check(100, 110) == REGRESSION
     assert check(100, 109.99) == UNCHANGED
     assert check(100, 90.01) == UNCHANGED
@@ -62,7 +63,7 @@ def test_effect_size_check_is_symmetric_around_the_threshold():
 
 
 def test_effect_size_check_needs_the_absolute_floor_too():
-    check = EffectSizeCheck(0.05, floor=2.0)
+    check = EffectSizeCheck(0.05, floor=2.0).direction
     assert check(10, 11.9) == UNCHANGED  # +19% but only 1.9 units
     assert check(10, 12) == REGRESSION
     assert check(100, 104) == UNCHANGED  # 4 units but only +4%
@@ -74,12 +75,12 @@ def test_rank_test_knows_when_the_sample_sizes_cannot_reach_alpha():
     assert not check.usable(4, 4)  # smallest p = 2 / C(8, 4) = 0.029
     assert check.usable(5, 5)  # smallest p = 2 / C(10, 5) = 0.0079
     assert not check.usable(1, 100)
-    assert check([1, 2, 3, 4, 5], [6, 7, 8, 9, 10])
-    assert not check([1, 3, 5, 7, 9], [2, 4, 6, 8, 10])
+    assert check.p_value([1, 2, 3, 4, 5], [6, 7, 8, 9, 10]) < 0.01
+    assert check.p_value([1, 3, 5, 7, 9], [2, 4, 6, 8, 10]) > 0.5
 
 
 def test_new_failure_check():
-    check = NewFailureCheck()
+    check = is_new_failure
     assert all(check("ok", status) for status in ("oom", "error", "timeout", "skipped"))
     assert not check("ok", "ok")
     assert not check("oom", "oom")
@@ -125,6 +126,34 @@ def test_too_few_samples_fall_back_to_the_effect_size():
     assert result.verdict == REGRESSION
     assert result.p_value is None
     assert "effect size only" in result.basis
+
+
+STEP_BASE = [10.0 + 0.5 * i for i in range(10)]
+
+
+def _shifted(steps: int) -> np.ndarray:
+    """STEP_BASE shifted up by `steps` half-units: 4 steps is +16% at p=0.017, 5 steps +20% at p=0.005."""
+    return np.array([10.0 + 0.5 * i for i in range(steps, steps + 10)])
+
+
+def test_the_rank_test_uses_the_suites_alpha_not_a_fixed_level():
+    """p = 0.017 (+16%): a regression at alpha 0.05, not at 0.01; p = 0.005 (+20%): not at alpha 0.001."""
+    base = np.array(STEP_BASE)
+    loose, strict = RegressionSettings(alpha=0.05), RegressionSettings(alpha=0.001)
+    assert 0.01 < judge_time(base, _shifted(4), loose).p_value < 0.05
+    assert judge_time(base, _shifted(4), loose).verdict == REGRESSION
+    assert judge_time(base, _shifted(4), SETTINGS).verdict == UNCHANGED
+    assert 0.001 < judge_time(base, _shifted(5), strict).p_value < 0.01
+    assert judge_time(base, _shifted(5), strict).verdict == UNCHANGED
+    assert judge_time(base, _shifted(5), SETTINGS).verdict == REGRESSION
+
+
+def test_whether_the_rank_test_can_be_used_depends_on_alpha():
+    """4 against 4 repeats reach p = 0.029 at best: usable at alpha 0.05, not at the default 0.01."""
+    base, cand = np.array([10.0, 10.1, 10.2, 10.3]), np.array([11.5, 11.6, 11.7, 11.8])
+    at_05 = judge_time(base, cand, RegressionSettings(alpha=0.05))
+    assert at_05.basis == "Mann-Whitney U, n=4/4" and at_05.p_value == pytest.approx(2 / 70)
+    assert judge_time(base, cand, SETTINGS).basis.startswith("effect size only")
 
 
 def test_thresholds_are_configurable_per_metric():

@@ -15,7 +15,7 @@ from compare_rows import row  # noqa: E402
 
 from gam_bench import store  # noqa: E402
 from gam_bench.analysis.compare_settings import RegressionSettings  # noqa: E402
-from gam_bench.cli.check import record_baseline  # noqa: E402
+from gam_bench.baselines import record_baseline  # noqa: E402
 from gam_bench.cli.compare import gate_settings  # noqa: E402
 from gam_bench.cli.main import main  # noqa: E402
 
@@ -69,7 +69,9 @@ def test_record_baseline_replaces_recorded_runs_only(tmp_path):
     old_run = store.append([row(128)], baseline / "run-3")
     other = store.append([row(256)], baseline / "older")
     (baseline / "README.md").write_text("kept")
-    assert record_baseline(runs, baseline) == 0
+    store.write_suite_meta(runs[0], suite="perf", source="perf_suite.yaml", regression={"alpha": 0.05})
+    assert record_baseline(runs, baseline) == 1  # cells in run-1
+    assert store.read_suite_meta(baseline / "run-1")["regression"] == {"alpha": 0.05}  # the suite record travels
     assert not loose_part.exists() and not old_run.exists() and not old_run.parent.exists()
     assert other.exists() and (baseline / "README.md").exists()
     for i, run in enumerate(runs, start=1):

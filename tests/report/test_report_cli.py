@@ -52,3 +52,35 @@ def test_reporting_never_imports_torch(fixture_path, tmp_path):
     )
     subprocess.run([sys.executable, "-c", code], check=True)
     assert (tmp_path / "report.md").exists()
+
+
+def test_a_corrupt_part_is_skipped_with_a_warning_or_refused_with_strict(fixture_path, tmp_path, capsys):
+    import shutil
+
+    results = tmp_path / "results"
+    shutil.copytree(fixture_path, results)
+    (results / "part-zz-bad.parquet").write_bytes(b"garbage")
+    assert main(["report", str(results), "-o", str(tmp_path / "out")]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"warning: skipped {results / 'part-zz-bad.parquet'}: not a readable Parquet")
+    assert len(captured.err.strip().splitlines()) == 1
+    assert main(["report", str(fixture_path), "-o", str(tmp_path / "ref")]) == 0
+    assert (tmp_path / "out" / "report.md").read_text() == (tmp_path / "ref" / "report.md").read_text()
+    assert main(["report", str(results), "-o", str(tmp_path / "strict"), "--strict"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("gam-bench: error: ") and "part-zz-bad.parquet" in err and len(err.splitlines()) == 1
+
+
+def test_the_report_shows_tensor_bytes_where_every_ok_row_has_them():
+    import pandas as pd
+
+    from gam_bench.report import judged_memory
+
+    rows = pd.DataFrame(
+        {"status": ["ok", "ok", "oom"], "peak_mem_bytes": [9.0, 9.0, None], "peak_tensor_bytes": [1.0, 2.0, None]}
+    )
+    shown = judged_memory(rows.assign(mem_source="rss_hwm"))
+    assert list(shown["peak_mem_bytes"][:2]) == [1.0, 2.0]
+    assert set(shown["mem_source"]) == {"peak_tensor_bytes (live tensor storage)"}
+    partial = rows.assign(peak_tensor_bytes=[1.0, None, None], mem_source="rss_hwm")
+    assert list(judged_memory(partial)["peak_mem_bytes"][:2]) == [9.0, 9.0]  # not all ok rows: the measured peak

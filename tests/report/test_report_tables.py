@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 
@@ -85,7 +87,16 @@ def test_failures_table_lists_every_failed_cell(newest):
         ("mamba", "4096", "timeout"),
         ("mamba", "128", "OOM"),
     }
-    assert all("\\|" in r[5] or "|" not in r[5] for r in rows)
+
+
+def test_failures_table_escapes_a_pipe_in_the_message(newest):
+    """The raw line keeps the message's pipe escaped, so the row still has one cell per header."""
+    failed = newest["status"] != "ok"
+    first = newest.index[failed][0]
+    table = tables.failures(newest.assign(error=newest["error"].where(newest.index != first, "boom | bang\nmore")))
+    line = next(line for line in table.splitlines() if "boom" in line)
+    assert "boom \\| bang" in line and "more" not in line
+    assert len(re.split(r"(?<!\\)\|", line.strip()[1:-1])) == len(header_of(table))
 
 
 def test_environment_lists_backends_and_threads(newest):

@@ -63,6 +63,26 @@ def test_position_buckets_show_where_loss_is_made() -> None:
     assert result.loss == pytest.approx(sum(result.position_loss) / 4)
 
 
+def test_overall_loss_is_token_weighted_over_unequal_buckets() -> None:
+    """A short final window (5 targets) leaves the late buckets with fewer tokens, and the loss
+    differs by position: the overall loss is the mean over tokens, not the mean of bucket means."""
+    vocab, seq_len = 20, 16
+    tokens = torch.arange(2 * seq_len + 6) % vocab  # windows of 16, 16 and 5 targets
+    model = PositionLoss(vocab)
+    result = evaluate(model, tokens, seq_len, batch_size=2, n_buckets=4)
+    per_token = []
+    for start in range(0, len(tokens) - 1, seq_len):
+        window = tokens[start : start + seq_len + 1]
+        logits = model(window[:-1].unsqueeze(0))[0]  # (T, V)
+        per_token.append(torch.nn.functional.cross_entropy(logits, window[1:], reduction="none"))  # (T,)
+    losses = torch.cat(per_token)  # (N,)
+    assert result.n_tokens == len(losses) == 37
+    assert result.loss == pytest.approx(losses.double().mean().item(), rel=1e-6)
+    counts = [12, 9, 8, 8]  # positions 0-3, 4-7, 8-11, 12-15 over the three windows
+    assert result.loss == pytest.approx(sum(c * b for c, b in zip(counts, result.position_loss)) / 37, rel=1e-6)
+    assert abs(result.loss - sum(result.position_loss) / 4) > 0.05  # the unweighted mean is far off
+
+
 def test_model_mode_is_restored() -> None:
     model = Uniform(5)
     model.train()
