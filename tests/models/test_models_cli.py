@@ -9,14 +9,13 @@ from gam_bench.models import available, build, get_spec
 def test_models_command_lists_every_model(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    lines = {line.split()[1]: line for line in out.splitlines() if line.startswith("│")}
-    assert set(lines) == set(available())
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in out.splitlines() if line.startswith("│")]
+    cells = {row[0]: row for row in rows}  # model -> [model, family, params, backends, description]
+    assert set(cells) == set(available())
     for name in ("gam", "transformer", "mamba-paper"):
         spec = get_spec(name)
         count = sum(p.numel() for p in build(name).parameters())
-        assert f"{count / 1e6:.2f}M" in lines[name]
-        assert spec.family in lines[name]
-        assert ", ".join(spec.backends()) in lines[name]
-    assert "reference, fused" in lines["gam"] and "naive, sdpa" in lines["transformer"]
+        assert cells[name][1:4] == [spec.family, f"{count / 1e6:.2f}M", ", ".join(spec.backends())]
+    assert cells["gam"][3] == "reference, fused" and cells["transformer"][3] == "naive, sdpa"
     mamba_backends = "torch, mamba-ssm" if get_spec("mamba").backends() != ["torch"] else "torch"
-    assert mamba_backends in lines["mamba"]
+    assert cells["mamba"][3] == mamba_backends
