@@ -16,7 +16,8 @@ from gam_bench.measure.flops import count_flops
 from gam_bench.measure.timing import time_steps
 from gam_bench.runner import run_suite
 from gam_bench.runner.worker import run_cell
-from gam_bench.suite import expand, suite_from_dict
+from gam_bench.cell import expand
+from gam_bench.suite import suite_from_dict
 from gam_bench.tasks import throughput
 
 
@@ -133,7 +134,7 @@ def test_peak_memory_is_per_cell(write_suite, tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_cell_reports_allocator_peak(restore_process_limits):
-    cell = {**_cells("block", "forward_backward", alloc_mb=0)[0], "device": "cuda"}
+    cell = _cells("block", "forward_backward", alloc_mb=0)[0].model_copy(update={"device": "cuda"})
     result = run_cell(cell, ctx=None)
     assert result["status"] == "ok", result["error"]
     (row,) = result["rows"]
