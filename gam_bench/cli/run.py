@@ -78,7 +78,7 @@ def _dry_run(args: argparse.Namespace) -> int:
     suite, _config, cells = plan(args.suite, args.device, args.only)
     folder = results_dir(suite, args.out)
     done = set() if args.fresh else store.done_cell_ids(folder)
-    table = Table(title=f"{suite.name}: {len(cells)} cells on {cells[0]['device']} -> {folder}")
+    table = Table(title=f"{suite.name}: {len(cells)} cells on {cells[0].device} -> {folder}")
     data = cells[0].task == "perplexity"
     for column in (
         "#",
