@@ -21,7 +21,7 @@ T = TypeVar("T")
 
 
 def did_you_mean(value: str, choices: Iterable[str], listing: str | None = "available") -> str:
-    """" (did you mean 'x'?)" for the closest choice, else " (<listing>: a, b, c)" ("" if no listing)."""
+    """The hint after an unknown name: ' (did you mean "x"?)', else the listing of choices (or "")."""
     choices = list(choices)
     close = difflib.get_close_matches(value, choices, n=1)
     if close:
@@ -71,4 +71,3 @@ class Registry(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {self.names()})"
-

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from gam_bench.cell import Cell, cell_id, expand
 from gam_bench.cli.main import main
 from gam_bench.errors import UserError
-from gam_bench.cell import Cell, cell_id, expand
 from gam_bench.suite import load_suite, suite_from_dict
 
 REPO = Path(__file__).resolve().parent.parent

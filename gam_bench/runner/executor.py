@@ -132,7 +132,7 @@ class Executor(ABC):
     @abstractmethod
     def kill(self, slot: Slot) -> None: ...
 
-    def shutdown(self) -> None:
+    def shutdown(self) -> None:  # noqa: B027 - optional hook
         """After every worker is gone (close)."""
 
     # -- what the base owns

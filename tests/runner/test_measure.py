@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from gam_bench import store
+from gam_bench.cell import expand
 from gam_bench.measure.flops import count_flops
 from gam_bench.measure.timing import time_steps
 from gam_bench.runner import run_suite
 from gam_bench.runner.worker import run_cell
-from gam_bench.cell import expand
 from gam_bench.suite import suite_from_dict
 from gam_bench.tasks import throughput
 

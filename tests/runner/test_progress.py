@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from rich.console import Console
-
 from cells import make_cell
+from rich.console import Console
 
 from gam_bench.runner.progress import cell_label, summary_table
 from gam_bench.tasks.perplexity_settings import PerplexitySettings
@@ -17,7 +16,9 @@ def _render(table) -> str:
 
 
 def _cell(**extra):
-    return make_cell(model="gam", level="lm", mode="train_step", batch_size=8, seq_len=128, overrides={"d_model": 64}, **extra)
+    return make_cell(
+        model="gam", level="lm", mode="train_step", batch_size=8, seq_len=128, overrides={"d_model": 64}, **extra
+    )
 
 
 def test_cell_label_names_the_data_set_of_a_perplexity_cell():

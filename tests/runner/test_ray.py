@@ -1,4 +1,4 @@
-"""The Ray executor (issue 7) on a local Ray cluster (`ray.init(num_cpus=2)`, one per module):
+"""The Ray executor on a local Ray cluster (`ray.init(num_cpus=2)`, one per module):
 stored rows match a local run of the same suite (cell_ids, statuses), failures / timeouts /
 memory caps / budget skipping are recorded as locally, an interrupted Ray sweep resumes,
 and the CLI flags work. Importing gam_bench (or running locally) never imports ray."""
