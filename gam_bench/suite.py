@@ -1,4 +1,4 @@
-"""Suite files: a validated YAML description of a sweep, expanded into cells.
+"""Suite files: the validated YAML description of a sweep (`gam_bench.cell.expand` makes its cells).
 
 A suite file (see suites/README.md for a commented example) holds::
 
@@ -41,10 +41,7 @@ This module does not import torch (the plugins a suite names may).
 from __future__ import annotations
 
 import copy
-import difflib
-import hashlib
 import importlib
-import itertools
 import json
 import sys
 from pathlib import Path
@@ -64,17 +61,19 @@ from pydantic import (
 )
 
 from gam_bench.analysis.compare_settings import RegressionSettings
-from gam_bench.errors import UserError
+from gam_bench.devices import DEVICE_CHOICES, DEVICE_TYPES
+from gam_bench.errors import UserError, first_error, location_text
+from gam_bench.registry import did_you_mean
+from gam_bench.tasks import TASKS
 from gam_bench.tasks.perplexity_settings import PerplexitySettings
 
 Level = Literal["block", "lm"]
 Mode = Literal["forward", "forward_backward", "train_step"]
 DType = Literal["float32", "bfloat16", "float16"]
-Device = Literal["auto", "cpu", "cuda", "mps", "xpu"]
+Device = Literal[DEVICE_CHOICES]  # type: ignore[valid-type]
+Task = Literal[tuple(TASKS.names())]  # type: ignore[valid-type]
 
 CELL_AXES = ("seq_len", "batch_size", "seed")  # axes that are cell fields, not model config
-SWEEPABLE = ("level", "mode", "dtype")  # top-level fields that may be a list (a scalar = one value)
-HASH_EXCLUDED = ("suite", "out")  # never part of a cell_id
 
 
 class _Strict(BaseModel):
@@ -180,7 +179,7 @@ class SuiteConfig(_Strict):
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
-    task: Literal["throughput", "perplexity"] = "throughput"
+    task: Task = "throughput"
     plugins: list[str] = Field(default_factory=list)
     models: list[ModelEntry] = Field(min_length=1)
     axes: Axes
@@ -269,9 +268,16 @@ def load_suite(path: str | Path) -> Suite:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as exc:
         raise UserError(f"{path}: cannot read suite file ({exc.strerror or exc})") from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        byte = data[exc.start]
+        raise UserError(
+            f"{path}: not a UTF-8 text file (byte 0x{byte:02x} at offset {exc.start} cannot be decoded)"
+        ) from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -304,8 +310,8 @@ def suite_from_dict(raw: dict[str, Any], source: str | Path = "<suite>") -> Suit
 
 def _validate_profile(raw: dict[str, Any], device: str, override: Any, source: Any) -> SuiteConfig:
     where = f"profiles.{device}"
-    if device not in ("cpu", "cuda", "mps", "xpu"):
-        raise UserError(f"{source}: {where}: unknown device type {device!r} (use cpu, cuda, mps or xpu)")
+    if device not in DEVICE_TYPES:
+        raise UserError(f"{source}: {where}: unknown device type {device!r} (use {', '.join(DEVICE_TYPES)})")
     if not isinstance(override, dict):
         raise UserError(f"{source}: {where}: must be a mapping of settings, got {override!r}")
     for key in ("name", "profiles"):
@@ -347,11 +353,9 @@ def _raise_located(
     exc: ValidationError, at: list[Any], raw: dict[str, Any], source: Any, prefix: str, override: dict | None
 ) -> None:
     """Re-raise pydantic's first error as a UserError naming file, field and value."""
-    err = exc.errors()[0]
-    loc = at + list(err["loc"])
-    raise UserError(
-        f"{source}: {_profile_prefix(prefix, override, loc)}{_loc_text(loc, raw)}: {_message(err)}"
-    ) from None
+    loc, message = first_error(exc, at)
+    where = location_text(loc) or "<top level>"
+    raise UserError(f"{source}: {_profile_prefix(prefix, override, loc)}{where}: {message}") from None
 
 
 def _profile_prefix(prefix: str, override: dict | None, loc: list[Any]) -> str:
@@ -368,31 +372,6 @@ def _path_in(tree: Any, loc: list[Any]) -> bool:
         else:
             return False
     return True
-
-
-def _loc_text(loc: list[Any], raw: dict[str, Any]) -> str:
-    """pydantic loc -> 'models[1].name'; drops union-branch tags such as 'list[...]'."""
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif "[" in str(part) or str(part).startswith(("function-", "literal")):
-            continue
-        else:
-            text += f".{part}" if text else str(part)
-    return text or "<top level>"
-
-
-def _message(err: dict[str, Any]) -> str:
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    kind = err.get("type", "")
-    if kind == "missing":
-        return "required field is missing"
-    if kind == "extra_forbidden":
-        return f"unknown field (value {err.get('input')!r})"
-    if kind in ("value_error", "assertion_error") or err.get("input") is None:
-        return msg
-    return f"{msg} (got {err.get('input')!r})"
 
 
 def _import_plugins(plugins: list[str], source: Any) -> None:
@@ -419,73 +398,5 @@ def _check_model_names(raw: dict[str, Any], config: SuiteConfig, source: Any, pr
     names = available()
     for i, entry in enumerate(config.models):
         if entry.name not in names:
-            close = difflib.get_close_matches(entry.name, names, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else f" (available: {', '.join(names)})"
+            hint = did_you_mean(entry.name, names)
             raise UserError(f"{source}: {prefix}models[{i}].name: unknown model {entry.name!r}{hint}")
-
-
-# ---------------------------------------------------------------- expansion
-
-
-def expand(suite: Suite | SuiteConfig, device: str, threads: int | None = None) -> list[dict[str, Any]]:
-    """All cells of `suite` for a resolved `device`, each a JSON-able dict with its `cell_id`.
-
-    Order: model, then the other axes, with seq_len ascending last, so that a failure at a
-    length is seen before its longer lengths (budget skipping relies on it).
-    `threads` is the resolved worker thread count (the suite's `threads` wins if set).
-    """
-    config = suite.for_device(device) if isinstance(suite, Suite) else suite
-    fields = config.axes.config_fields()
-    names = sorted(fields)
-    grid = [*(getattr(config, k) for k in SWEEPABLE), config.axes.batch_size, config.axes.seed]
-    cells = []
-    for entry in config.models:
-        settings = config.perplexity_for(entry)  # validated once per entry, dumped fresh per cell
-        for level, mode, dtype, batch, seed, *values in itertools.product(*grid, *(fields[k] for k in names)):
-            for seq_len in sorted(config.axes.seq_len):
-                cell = {
-                    **_shared(config, device, threads),
-                    "model": entry.name,
-                    "overrides": {**entry.overrides, **dict(zip(names, values))},
-                    "level": level,
-                    "mode": mode,
-                    "dtype": dtype,
-                    "batch_size": batch,
-                    "seq_len": seq_len,
-                    "seed": seed,
-                    "perplexity": _dump(settings),
-                }
-                cells.append({**cell, "cell_id": cell_id(cell)})
-    return cells
-
-
-def _shared(config: SuiteConfig, device: str, threads: int | None) -> dict[str, Any]:
-    """The cell fields every cell of this config shares."""
-    return {
-        "task": config.task,
-        "device": device,
-        "threads": config.threads or threads,
-        "measure": config.measure.model_dump(),
-        "limits": config.limits.model_dump(),
-        "plugins": list(config.plugins),
-    }
-
-
-def _dump(settings: PerplexitySettings | None) -> dict[str, Any] | None:
-    return settings.model_dump() if settings is not None else None
-
-
-def canonical_json(cell: dict[str, Any]) -> str:
-    """The cell's config as canonical JSON: sorted keys, no cell_id/suite/out."""
-    body = {k: v for k, v in cell.items() if k not in (*HASH_EXCLUDED, "cell_id")}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def cell_id(cell: dict[str, Any]) -> str:
-    """Stable hash of the cell's full config (sha256 of its canonical JSON, 16 hex digits)."""
-    return hashlib.sha256(canonical_json(cell).encode()).hexdigest()[:16]
-
-
-def group_key(cell: dict[str, Any]) -> str:
-    """Everything but seq_len: cells with equal keys form one budget group."""
-    return canonical_json({k: v for k, v in cell.items() if k != "seq_len"})

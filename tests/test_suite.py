@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
+from gam_bench.cell import Cell, cell_id, expand
 from gam_bench.cli.main import main
 from gam_bench.errors import UserError
-from gam_bench.suite import cell_id, expand, group_key, load_suite, suite_from_dict
+from gam_bench.suite import load_suite, suite_from_dict
 
 REPO = Path(__file__).resolve().parent.parent
 BAD = Path(__file__).resolve().parent / "suites_bad"
@@ -69,24 +72,25 @@ def test_expand_covers_the_grid_in_budget_order(tmp_path):
     cells = expand(suite, "cpu", threads=2)
     assert len(cells) == 2 * 2 * 2 * 3  # models x modes x batch sizes x lengths
     first = cells[:3]
-    assert [c["seq_len"] for c in first] == [128, 256, 512]  # ascending within a group
-    assert len({group_key(c) for c in first}) == 1
-    assert all(c["threads"] == 2 and c["device"] == "cpu" for c in cells)
-    naive = [c for c in cells if c["model"] == "transformer-naive"]
-    assert naive[0]["overrides"] == {"n_heads": 4, "d_model": 64}
-    assert naive[0]["measure"]["repeats"] == 5 and naive[0]["limits"]["timeout_s"] == 30
-    assert len({c["cell_id"] for c in cells}) == len(cells)
+    assert [c.seq_len for c in first] == [128, 256, 512]  # ascending within a group
+    assert len({c.group_key for c in first}) == 1
+    assert all(c.threads == 2 and c.device == "cpu" for c in cells)
+    naive = [c for c in cells if c.model == "transformer-naive"]
+    assert naive[0].overrides == {"n_heads": 4, "d_model": 64}
+    assert naive[0].measure.repeats == 5 and naive[0].limits.timeout_s == 30
+    assert len({c.cell_id for c in cells}) == len(cells)
 
 
 def test_cell_id_is_stable_and_ignores_suite_name_and_out(tmp_path):
     a = expand(load_suite(write(tmp_path, VALID)), "cpu", threads=2)
     b = expand(load_suite(write(tmp_path, VALID.replace("name: demo", "name: other"), "b.yaml")), "cpu", threads=2)
-    assert [c["cell_id"] for c in a] == [c["cell_id"] for c in b]
-    cell = dict(a[0])
-    assert cell_id({**cell, "suite": "x", "out": "elsewhere"}) == cell["cell_id"]
-    assert cell_id({**cell, "seq_len": cell["seq_len"] * 2}) != cell["cell_id"]
-    assert cell_id({**cell, "overrides": {**cell["overrides"], "d_model": 65}}) != cell["cell_id"]
-    assert cell_id(dict(reversed(list(cell.items())))) == cell["cell_id"]  # key order is irrelevant
+    assert [c.cell_id for c in a] == [c.cell_id for c in b]
+    cell = a[0].identity()
+    assert cell_id({**cell, "suite": "x", "out": "elsewhere"}) == a[0].cell_id
+    assert cell_id({**cell, "seq_len": cell["seq_len"] * 2}) != a[0].cell_id
+    assert cell_id({**cell, "overrides": {**cell["overrides"], "d_model": 65}}) != a[0].cell_id
+    assert cell_id(dict(reversed(list(cell.items())))) == a[0].cell_id  # key order is irrelevant
+    assert a[0].model_copy(update={"family": "gam", "d_model": 64, "n_layers": 1}).cell_id == a[0].cell_id
 
 
 def test_cell_id_golden_value():
@@ -116,8 +120,8 @@ def test_cell_id_golden_value():
 def test_scalars_and_lists_sweep_the_same():
     base = {"name": "s", "models": ["gam"], "axes": {"seq_len": 64}, "mode": "forward", "device": "cpu"}
     listed = {**base, "axes": {"seq_len": [64]}, "mode": ["forward"]}
-    assert [c["cell_id"] for c in expand(suite_from_dict(base), "cpu", 1)] == [
-        c["cell_id"] for c in expand(suite_from_dict(listed), "cpu", 1)
+    assert [c.cell_id for c in expand(suite_from_dict(base), "cpu", 1)] == [
+        c.cell_id for c in expand(suite_from_dict(listed), "cpu", 1)
     ]
 
 
@@ -154,6 +158,9 @@ BAD_CASES = {
         "(got 'tinystorie')"
     ),
     "model_perplexity_without_task.yaml": "models[0].perplexity: per-model perplexity settings need 'task: perplexity'",
+    "latin1_text.yaml": "not a UTF-8 text file (byte 0xe9 at offset 9 cannot be decoded)",
+    "png_bytes.yaml": "not a UTF-8 text file (byte 0x89 at offset 0 cannot be decoded)",
+    "nul_byte.yaml": "invalid YAML: unacceptable character #x0000",
     "bad_profile_model_perplexity.yaml": (
         "profiles.cpu.models[0].perplexity.budget: give exactly one of epochs, tokens, seconds (got epochs, tokens)"
     ),
@@ -174,14 +181,14 @@ perplexity: {dataset: wikitext-2, budget: {epochs: 2}, lr: 0.01}
 
 def test_per_model_perplexity_fields_replace_the_suites_for_that_entry(tmp_path):
     cells = expand(load_suite(write(tmp_path, PER_MODEL)), "cpu", 1)
-    got = [(c["model"], c["perplexity"]["dataset"], c["perplexity"]["budget"], c["perplexity"]["lr"]) for c in cells]
+    got = [(c.model, c.perplexity.dataset, c.perplexity.budget.model_dump(), c.perplexity.lr) for c in cells]
     assert got == [
         ("gam", "wikitext-2", {"epochs": 2.0, "tokens": None, "seconds": None}, 0.01),
         ("gam", "tinystories", {"epochs": None, "tokens": 4096, "seconds": None}, 0.01),  # budget replaced whole
         ("transformer", "tinystories", {"epochs": 2.0, "tokens": None, "seconds": None}, 0.01),
     ]
-    assert cells[2]["overrides"] == {"n_heads": 2, "d_model": 32}
-    assert len({c["cell_id"] for c in cells}) == 3
+    assert cells[2].overrides == {"n_heads": 2, "d_model": 32}
+    assert len({c.cell_id for c in cells}) == 3
 
 
 def test_same_model_twice_is_a_duplicate_only_with_the_same_settings():
@@ -219,9 +226,10 @@ def test_cli_prints_one_line_and_exits_2(capsys):
     assert err == f"gam-bench: error: {where}: models[1].name: unknown model 'gma' (did you mean 'gam'?)\n"
 
 
-def test_cli_subprocess_has_no_traceback():
+@pytest.mark.parametrize("fixture", ["bad_level.yaml", "png_bytes.yaml"])
+def test_cli_subprocess_has_no_traceback(fixture):
     proc = subprocess.run(
-        [sys.executable, "-m", "gam_bench", "run", "tests/suites_bad/bad_level.yaml"],
+        [sys.executable, "-m", "gam_bench", "run", f"tests/suites_bad/{fixture}"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -229,9 +237,7 @@ def test_cli_subprocess_has_no_traceback():
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines() == [
-        "gam-bench: error: tests/suites_bad/bad_level.yaml: level[0]: Input should be 'block' or 'lm' (got 'blok')"
-    ]
+    assert proc.stderr.strip().splitlines() == [f"gam-bench: error: tests/suites_bad/{fixture}: {BAD_CASES[fixture]}"]
 
 
 def test_suite_module_does_not_import_torch():
@@ -245,3 +251,42 @@ def test_shipped_suites_validate():
         suite = load_suite(path)
         for device in ("cpu", "cuda"):
             assert expand(suite, device, threads=2), path
+
+
+def test_cell_ids_of_the_stored_ci_baseline_are_reproduced():
+    """Expanding suites/ci.yaml for cpu gives exactly the cell_ids (and config_json) stored in
+    results/baselines/ci: resume and compare keep working across versions."""
+    from gam_bench import store
+
+    cells = {c.cell_id: c for c in expand(load_suite(REPO / "suites" / "ci.yaml"), "cpu", threads=2)}
+    for run in sorted((REPO / "results" / "baselines" / "ci").iterdir()):
+        stored = store.load(run)
+        assert sorted(stored["cell_id"]) == sorted(cells), run
+        for row in stored.itertuples():
+            assert cells[row.cell_id].config_json == row.config_json
+
+
+def test_a_cell_survives_pickling_unchanged():
+    cell = expand(load_suite(REPO / "suites" / "perplexity.yaml"), "cpu", threads=1)[0]
+    again = pickle.loads(pickle.dumps(cell))
+    assert again == cell and again.cell_id == cell.cell_id and again.perplexity == cell.perplexity
+    with pytest.raises(ValidationError, match="frozen"):
+        cell.seq_len = 1
+
+
+def test_a_new_cell_field_at_its_default_keeps_cell_ids():
+    class Later(Cell):
+        decode: dict | None = None
+
+    cell = expand(load_suite(REPO / "suites" / "ci.yaml"), "cpu", threads=1)[0]
+    later = Later(**cell.model_dump())
+    assert later.cell_id == cell.cell_id
+    assert Later(**{**cell.model_dump(), "decode": {"steps": 4}}).cell_id != cell.cell_id
+
+
+def test_task_settings_belong_to_their_task():
+    cell = expand(load_suite(REPO / "suites" / "ci.yaml"), "cpu", threads=1)[0]
+    with pytest.raises(ValidationError, match="a throughput cell has perplexity settings"):
+        Cell(**{**cell.model_dump(), "perplexity": {}})
+    with pytest.raises(ValidationError, match="a perplexity cell needs perplexity settings"):
+        Cell(**{**cell.model_dump(), "task": "perplexity"})

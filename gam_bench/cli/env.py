@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from gam_bench.devices import DEVICE_CHOICES
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("env", help="show the device, backends and environment that runs record")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps", "xpu"])
+    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     p.set_defaults(func=run)
 
 
@@ -34,11 +36,7 @@ def run(args: argparse.Namespace) -> int:
     backends.add_column("family")
     backends.add_column("backends")
     for name in registry.available():
-        try:
-            spec = registry.get_spec(name)
-        except Exception as exc:  # a model module not built yet must not hide the rest
-            backends.add_row(name, "?", f"unavailable: {str(exc).splitlines()[0][:60]}")
-            continue
+        spec = registry.get_spec(name)
         backends.add_row(name, spec.family, ", ".join(spec.backends()) or "-")
     console.print(backends)
     return 0

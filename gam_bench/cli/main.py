@@ -26,13 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gam-bench {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f"gam_bench.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"gam_bench.cli.{name}":
-                continue  # subcommand not built yet
-            raise
-        module.register(subparsers)
+        importlib.import_module(f"gam_bench.cli.{name}").register(subparsers)
     return parser
 
 

@@ -6,6 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
+from gam_bench.devices import DEVICE_CHOICES
 from gam_bench.errors import UserError
 
 
@@ -14,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("suite", help="suite file, e.g. suites/scaling.yaml")
     p.add_argument("--dry-run", action="store_true", help="print the expanded cells and run nothing")
     p.add_argument("--out", metavar="DIR", help="results folder (default: results/<suite name>/)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps", "xpu"], help="override the suite's device")
+    p.add_argument("--device", choices=DEVICE_CHOICES, help="override the suite's device")
     p.add_argument("--only", metavar="MODEL", action="append", help="run only this model (repeatable)")
     p.add_argument("--fresh", action="store_true", help="run every cell again, even those already stored ok")
     p.add_argument("--no-report", action="store_true", help="do not write reports/<suite name>/ at the end")
@@ -36,8 +37,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def executor_options(args: argparse.Namespace) -> dict:
     """--address / --max-concurrency as executor options (only the ray executor takes them)."""
-    from gam_bench.errors import UserError
-
     options = {"address": args.address, "max_concurrency": args.max_concurrency}
     options = {k: v for k, v in options.items() if v is not None}
     if options and args.executor != "ray":
@@ -79,8 +78,8 @@ def _dry_run(args: argparse.Namespace) -> int:
     suite, _config, cells = plan(args.suite, args.device, args.only)
     folder = results_dir(suite, args.out)
     done = set() if args.fresh else store.done_cell_ids(folder)
-    table = Table(title=f"{suite.name}: {len(cells)} cells on {cells[0]['device']} -> {folder}")
-    data = cells[0]["task"] == "perplexity"
+    table = Table(title=f"{suite.name}: {len(cells)} cells on {cells[0].device} -> {folder}")
+    data = cells[0].task == "perplexity"
     for column in (
         "#",
         "cell_id",
@@ -96,20 +95,20 @@ def _dry_run(args: argparse.Namespace) -> int:
     ):
         table.add_column(column)
     for i, cell in enumerate(cells, 1):
-        overrides = " ".join(f"{k}={v}" for k, v in sorted(cell["overrides"].items()))
+        overrides = " ".join(f"{k}={v}" for k, v in sorted(cell.overrides.items()))
         table.add_row(
             str(i),
-            cell["cell_id"],
-            cell["model"],
-            cell["level"],
-            cell["mode"],
-            cell["dtype"],
-            str(cell["batch_size"]),
-            str(cell["seq_len"]),
-            *([cell["perplexity"]["dataset"]] if data else []),
+            cell.cell_id,
+            cell.model,
+            cell.level,
+            cell.mode,
+            cell.dtype,
+            str(cell.batch_size),
+            str(cell.seq_len),
+            *([cell.perplexity.dataset] if data else []),
             overrides,
-            "ok" if cell["cell_id"] in done else "",
+            "ok" if cell.cell_id in done else "",
         )
     Console().print(table)
-    print(f"{len(cells)} cells, {sum(c['cell_id'] in done for c in cells)} already stored ok; nothing run (--dry-run)")
+    print(f"{len(cells)} cells, {sum(c.cell_id in done for c in cells)} already stored ok; nothing run (--dry-run)")
     return 0

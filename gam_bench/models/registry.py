@@ -2,7 +2,7 @@
 
 Three ways in, as in lm-evaluation-harness:
 - the `@register_model("name", ...)` decorator, for models defined in Python;
-- lazy built-in entries (`_BUILTIN`: name -> module), imported on first use so that
+- lazy built-in entries (`MODELS.lazy`: name -> module), imported on first use so that
   listing names never imports torch;
 - installed plugins, through the entry-point group `gam_bench.models`. An entry point
   names a module (or `module:attr`); importing it runs its `@register_model` calls.
@@ -12,28 +12,17 @@ This module imports neither torch nor any model module at import time.
 
 from __future__ import annotations
 
-import difflib
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
-from gam_bench.errors import UserError
+from pydantic import ValidationError
+
+from gam_bench.errors import UserError, one_line
+from gam_bench.registry import Registry, did_you_mean
 
 ENTRY_POINT_GROUP = "gam_bench.models"
-
-# name -> module that registers it when imported. Listing names needs no import.
-_BUILTIN: dict[str, str] = {
-    "gam": "gam_bench.models.gam",
-    "gam-global-only": "gam_bench.models.gam",
-    "gam-local-only": "gam_bench.models.gam",
-    "gam-sum-fusion": "gam_bench.models.gam",
-    "transformer": "gam_bench.models.transformer",
-    "transformer-naive": "gam_bench.models.transformer",
-    "mamba": "gam_bench.models.mamba",
-    "mamba-paper": "gam_bench.models.mamba",
-}
 
 
 @dataclass(frozen=True)
@@ -58,7 +47,20 @@ class ModelSpec:
     backends: Callable[[], list[str]] = lambda: []
 
 
-_REGISTRY: dict[str, ModelSpec] = {}
+# name -> module that registers it when imported (built-ins); listing names needs no import.
+MODELS: Registry[ModelSpec] = Registry(
+    "model",
+    {
+        "gam": "gam_bench.models.gam",
+        "gam-global-only": "gam_bench.models.gam",
+        "gam-local-only": "gam_bench.models.gam",
+        "gam-sum-fusion": "gam_bench.models.gam",
+        "transformer": "gam_bench.models.transformer",
+        "transformer-naive": "gam_bench.models.transformer",
+        "mamba": "gam_bench.models.mamba",
+        "mamba-paper": "gam_bench.models.mamba",
+    },
+)
 _plugins_loaded = False
 
 
@@ -78,19 +80,23 @@ def register_model(
     """
 
     def decorate(lm_cls: Any) -> Any:
-        if name in _REGISTRY and _REGISTRY[name].lm_cls is not lm_cls:
-            raise ValueError(f"model {name!r} is already registered by {_REGISTRY[name].lm_cls!r}")
-        if _BUILTIN.get(name, lm_cls.__module__) != lm_cls.__module__:
-            raise ValueError(f"model {name!r} is a built-in name (defined in {_BUILTIN[name]})")
-        _REGISTRY[name] = ModelSpec(
-            name=name,
-            family=family,
-            config_cls=config,
-            lm_cls=lm_cls,
-            block_cls=block,
-            defaults=dict(defaults or {}),
-            description=description,
-            backends=backends or (lambda: []),
+        known = MODELS.entries.get(name)
+        if known is not None and known.lm_cls is not lm_cls:
+            raise ValueError(f"model {name!r} is already registered by {known.lm_cls!r}")
+        if MODELS.lazy.get(name, lm_cls.__module__) != lm_cls.__module__:
+            raise ValueError(f"model {name!r} is a built-in name (defined in {MODELS.lazy[name]})")
+        MODELS.add(
+            name,
+            ModelSpec(
+                name=name,
+                family=family,
+                config_cls=config,
+                lm_cls=lm_cls,
+                block_cls=block,
+                defaults=dict(defaults or {}),
+                description=description,
+                backends=backends or (lambda: []),
+            ),
         )
         return lm_cls
 
@@ -103,8 +109,7 @@ def _plugin_entry_points() -> list[Any]:
 
 def available() -> list[str]:
     """All model names: built-in, decorator-registered and plugin entry points. Imports nothing heavy."""
-    names = set(_BUILTIN) | set(_REGISTRY) | {ep.name for ep in _plugin_entry_points()}
-    return sorted(names)
+    return sorted({*MODELS.names(), *(ep.name for ep in _plugin_entry_points())})
 
 
 def _load_plugins() -> None:
@@ -119,21 +124,16 @@ def _load_plugins() -> None:
             raise UserError(f"model plugin {ep.name!r} ({ep.value}) failed to import: {exc}") from exc
 
 
-def _did_you_mean(value: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(value, choices, n=1)
-    return f" Did you mean {close[0]!r}?" if close else ""
-
-
 def get_spec(name: str) -> ModelSpec:
-    """The spec of a registered model, or a UserError listing the valid names."""
-    if name not in _REGISTRY and name in _BUILTIN:
-        importlib.import_module(_BUILTIN[name])
-    if name not in _REGISTRY:
+    """The spec of a registered model, or a UserError with the closest name, listing them all."""
+    spec = MODELS.find(name)
+    if spec is None:
         _load_plugins()
-    if name not in _REGISTRY:
+        spec = MODELS.find(name)
+    if spec is None:
         names = available()
-        raise UserError(f"unknown model {name!r}.{_did_you_mean(name, names)} Available: {', '.join(names)}")
-    return _REGISTRY[name]
+        raise UserError(f"unknown model {name!r}{did_you_mean(name, names, None)}; available: {', '.join(names)}")
+    return spec
 
 
 def make_config(name: str, **overrides: Any) -> Any:
@@ -144,25 +144,15 @@ def make_config(name: str, **overrides: Any) -> Any:
     if unknown:
         key = unknown[0]
         raise UserError(
-            f"model {name!r} has no config field {key!r}.{_did_you_mean(key, fields)} Valid fields: {', '.join(fields)}"
+            f"model {name!r} has no config field {key!r}{did_you_mean(key, fields, None)}; "
+            f"valid fields: {', '.join(fields)}"
         )
     try:
         return spec.config_cls(**{**spec.defaults, **overrides})
-    except Exception as exc:  # pydantic.ValidationError: keep it to one line
-        raise UserError(f"model {name!r}: invalid config: {_one_line(exc)}") from exc
-
-
-def _one_line(exc: Exception) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        return "; ".join(_one_error(e) for e in errors())
-    return str(exc).splitlines()[0]
-
-
-def _one_error(error: dict) -> str:
-    """`field=value: message`; a whole-config (model validator) error has no field."""
-    loc = ".".join(map(str, error["loc"]))
-    return f"{loc}={error.get('input')!r}: {error['msg']}" if loc else error["msg"]
+    except ValidationError as exc:
+        raise UserError(f"model {name!r}: invalid config: {one_line(exc)}") from None
+    except (TypeError, ValueError) as exc:  # a plugin's config class that is not pydantic
+        raise UserError(f"model {name!r}: invalid config: {str(exc).splitlines()[0]}") from exc
 
 
 def build(name: str, **overrides: Any) -> Any:

@@ -1,39 +1,63 @@
 """Executors: how the runner hands a cell to be measured and gets its outcome back.
 
-The hand-off is deliberately small, so other executors (Ray, a batch queue) can slot in:
-
     executor = make_executor("local", device="cuda", plugins=["my_models"])
+    executor.slots(cells)                             # how many cells it runs at once
     outcome = executor.run(cell, on_progress=print)   # blocks; never raises for a cell failure
     executor.close()
 
-`cell` is the JSON-able dict from `gam_bench.suite.expand`. `Outcome.status` is ok | oom |
-error | timeout; for ok, `rows` holds the task's measurement columns (one dict per store
-row); `env` holds the environment columns of the process that ran (or last ran) the cell.
-An executor enforces `cell["limits"]["timeout_s"]` itself and must survive a cell killing
-its process. Register new executors in `EXECUTORS` (name -> "module:Class"); the class is
-built as `Class(device=..., plugins=[...], **options)`. An executor that can run several
-cells at once also has `slots(cells) -> int` and a thread-safe `run` (see runner/parallel.py).
+`Executor` (the base, after asv's Spawner / ForkServer) owns `run`: take a free slot, make
+sure it has a live worker (starting one if needed), send the cell, wait for the reply with
+the cell's timeout while relaying progress messages, and turn the reply (or its absence)
+into an `Outcome`, with the one set of timeout and error strings. A worker is reused from
+cell to cell and killed after a timeout or any failed cell. `run` is thread-safe: the
+runner calls it from one thread per slot (runner/parallel.py).
+
+A subclass supplies only how its workers live:
+    start(slot, cell) -> (kind, payload)   a new worker in `slot.worker`; ("ready", env),
+                                           ("fatal", why), ("died", reason) or ("late", None)
+    reusable(slot, cell) -> bool           can the slot's live worker take this cell?
+    load(slot) -> float | None             the worker machine's 1-minute load average
+    submit(slot, cell) -> handle           send the cell to the slot's worker
+    poll(handle, wait_s) -> (notes, reply) progress messages, and None while the cell runs,
+                                           else ("result", result dict), ("died", reason)
+                                           or ("error", message)
+    kill(slot)                             end the slot's worker (gently if the slot is idle)
+and, optionally, `slots(cells)` (default: 1, and the base's pool holds one slot; call
+`resize(n)` for more) and `shutdown()` (after close).
+
+`Outcome.status` is ok | oom | error | timeout; for ok, `rows` holds the task's measurement
+columns (one dict per store row); `env` holds the environment columns of the process that
+ran (or last ran) the cell. Register new executors in `EXECUTORS` (name -> "module:Class");
+the class is built as `Class(device=..., plugins=[...], **options)`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import multiprocessing
 import os
+import queue
 import signal
+import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
+from gam_bench.cell import Cell
 from gam_bench.errors import UserError
+from gam_bench.registry import Registry
 
-EXECUTORS = {
-    "local": "gam_bench.runner.executor:LocalExecutor",
-    "ray": "gam_bench.runner.ray_executor:RayExecutor",  # imports ray only when built
-}
+EXECUTORS: Registry[type] = Registry(
+    "executor",
+    {
+        "local": "gam_bench.runner.executor:LocalExecutor",
+        "ray": "gam_bench.runner.ray_executor:RayExecutor",  # imports ray only when built
+    },
+)
 STARTUP_TIMEOUT_S = 300.0
+POLL_S = 1.0  # how often a waiting cell checks its timeout and the stop flag
 
 
 @dataclass
@@ -48,24 +72,167 @@ class Outcome:
     duration_s: float = 0.0
 
 
-class Executor(Protocol):
-    name: str
+@dataclass
+class Slot:
+    """One place to run a cell: its worker (None until needed), what it was started for, its
+    environment columns, its last measured load, and whether a cell is running on it."""
 
-    def run(self, cell: dict[str, Any], on_progress: Callable[[str], None] | None = None) -> Outcome: ...
-
-    def close(self) -> None: ...
+    worker: Any = None
+    request: Any = None
+    env: dict[str, Any] = field(default_factory=dict)
+    load: float | None = None
+    busy: bool = False
 
 
 def make_executor(name: str, *, device: str, plugins: list[str], **options: Any) -> Executor:
     """Build executor `name`; `options` (e.g. Ray's address, max_concurrency) go to its class."""
-    if name not in EXECUTORS:
-        raise UserError(f"--executor: unknown executor {name!r} (available: {', '.join(sorted(EXECUTORS))})")
-    module, _, cls = EXECUTORS[name].partition(":")
     try:
-        klass = getattr(importlib.import_module(module), cls)
+        klass = EXECUTORS.get(name)
     except ImportError as exc:
         raise UserError(f"--executor: executor {name!r} is not available here: {exc}") from exc
+    except UserError as exc:
+        raise UserError(f"--executor: {exc}") from None
     return klass(device=device, plugins=plugins, **options)
+
+
+class Executor(ABC):
+    """The skeleton every executor shares; see the module docstring."""
+
+    name = "?"
+
+    def __init__(self, device: str, plugins: list[str]) -> None:
+        self.device = device
+        self.plugins = list(plugins)
+        self._closed = threading.Event()
+        self._all: list[Slot] = []
+        self._idle: queue.Queue[Slot] = queue.Queue()
+        self.resize(1)
+
+    # -- the protocol a subclass supplies
+
+    def slots(self, cells: list[Cell]) -> int:
+        """How many cells this executor runs at once for `cells`."""
+        return 1
+
+    @abstractmethod
+    def start(self, slot: Slot, cell: Cell) -> tuple[str, Any]: ...
+
+    @abstractmethod
+    def reusable(self, slot: Slot, cell: Cell) -> bool: ...
+
+    @abstractmethod
+    def load(self, slot: Slot) -> float | None: ...
+
+    @abstractmethod
+    def submit(self, slot: Slot, cell: Cell) -> Any: ...
+
+    @abstractmethod
+    def poll(self, handle: Any, wait_s: float) -> tuple[list[str], tuple[str, Any] | None]: ...
+
+    @abstractmethod
+    def kill(self, slot: Slot) -> None: ...
+
+    def shutdown(self) -> None:  # noqa: B027 - optional hook
+        """After every worker is gone (close)."""
+
+    # -- what the base owns
+
+    def resize(self, count: int) -> None:
+        """A fresh pool of `count` slots (their workers killed); only between sweeps."""
+        for slot in self._all:
+            self._discard(slot)
+        self._all = [Slot() for _ in range(count)]
+        self._idle = queue.Queue()
+        for slot in self._all:
+            self._idle.put(slot)
+
+    def run(self, cell: Cell, on_progress: Callable[[str], None] | None = None) -> Outcome:
+        slot = self._idle.get()
+        slot.busy = True
+        try:
+            return self._run_on(slot, cell, on_progress)
+        finally:
+            slot.busy = False
+            self._idle.put(slot)
+
+    def _run_on(self, slot: Slot, cell: Cell, on_progress: Callable[[str], None] | None) -> Outcome:
+        problem = self._ready(slot, cell)
+        if problem:
+            return Outcome("error", error=problem, env=dict(slot.env))
+        load = self.load(slot)
+        started_at, t0 = dt.datetime.now(dt.timezone.utc), time.perf_counter()
+        reply = self._await(self.submit(slot, cell), cell.limits.timeout_s, on_progress)
+        if isinstance(reply, Outcome):  # timeout, or the worker died: no result came back
+            reply.started_at, reply.duration_s = started_at, time.perf_counter() - t0
+            reply.env = {**slot.env, "threads": cell.threads, "load_avg_1m": load}
+            self._discard(slot)
+            return reply
+        slot.env = reply["env"]
+        if reply["status"] != "ok":
+            self._discard(slot)  # a fresh worker after any failure
+        keys = ("status", "rows", "error", "env", "started_at", "duration_s")
+        return Outcome(**{key: reply[key] for key in keys})
+
+    def _ready(self, slot: Slot, cell: Cell) -> str | None:
+        """None once `slot` has a live worker for `cell`; else why it has none."""
+        if slot.worker is not None and self.reusable(slot, cell):
+            return None
+        self._discard(slot)
+        if self._closed.is_set():
+            return "the sweep was stopped"
+        kind, payload = self.start(slot, cell)
+        if kind == "ready":
+            slot.env = payload
+            return None
+        self._discard(slot)
+        if kind == "late":
+            return f"worker did not start within {STARTUP_TIMEOUT_S:.0f} s"
+        if kind == "died":
+            return f"worker died while starting ({payload})"
+        return f"worker failed to start: {payload}"
+
+    def _await(
+        self, handle: Any, timeout_s: float, on_progress: Callable[[str], None] | None
+    ) -> dict[str, Any] | Outcome:
+        """The worker's result dict, or a timeout / error Outcome when none comes."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            notes, reply = self.poll(handle, max(0.0, min(POLL_S, left)))
+            for message in notes:
+                if on_progress:
+                    on_progress(message)
+            if reply is not None:
+                kind, payload = reply
+                if kind == "result":
+                    return payload
+                if kind == "died":
+                    return Outcome("error", error=f"worker died during the cell: {payload}")
+                return Outcome("error", error=payload)
+            if self._closed.is_set():
+                return Outcome("error", error="the sweep was stopped during the cell")
+            if left <= 0:
+                return Outcome("timeout", error=f"cell ran past its timeout of {timeout_s:g} s; worker killed")
+
+    def _discard(self, slot: Slot) -> None:
+        if slot.worker is not None:
+            self.kill(slot)
+        slot.worker, slot.load = None, None
+
+    def close(self) -> None:
+        """End every worker (cells in flight end as errors the runner drops), then `shutdown`."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        for slot in self._all:
+            self._discard(slot)
+        deadline = time.monotonic() + 5 * POLL_S  # let cells in flight notice and hand back their slots
+        while self._idle.qsize() < len(self._all) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.shutdown()
+
+
+# ---------------------------------------------------------------- local worker processes
 
 
 class _Worker:
@@ -78,20 +245,6 @@ class _Worker:
         self.process = ctx.Process(target=worker.main, args=(child, device, plugins), daemon=True)
         self.process.start()
         child.close()
-        self.env: dict[str, Any] = {}
-
-    def wait_ready(self) -> str | None:
-        """None when ready, else why the worker could not start."""
-        if not self.conn.poll(STARTUP_TIMEOUT_S):
-            return f"worker did not start within {STARTUP_TIMEOUT_S:.0f} s"
-        try:
-            kind, payload = self.conn.recv()
-        except (EOFError, OSError):
-            return f"worker died while starting ({self.exit_text()})"
-        if kind != "ready":
-            return f"worker failed to start: {payload}"
-        self.env = payload
-        return None
 
     def exit_text(self) -> str:
         self.process.join(timeout=10)
@@ -104,92 +257,55 @@ class _Worker:
             return f"killed by {name}{hint}, exit code {code}"
         return f"exit code {code}"
 
-    def kill(self) -> None:
-        if self.process.is_alive():
-            self.process.kill()
-        self.process.join(timeout=10)
-        self.conn.close()
 
-
-class LocalExecutor:
-    """Runs cells in spawned worker processes on this machine: reused, replaced after a failure."""
+class LocalExecutor(Executor):
+    """Runs cells in spawned worker processes on this machine (one at a time)."""
 
     name = "local"
 
     def __init__(self, device: str, plugins: list[str]) -> None:
-        self.device = device
-        self.plugins = list(plugins)
         self._ctx = multiprocessing.get_context("spawn")
-        self._worker: _Worker | None = None
-        self._env: dict[str, Any] = {}
+        super().__init__(device, plugins)
 
-    def _ensure_worker(self) -> str | None:
-        if self._worker is not None and self._worker.process.is_alive():
-            return None
-        self._discard()
-        self._worker = _Worker(self._ctx, self.device, self.plugins)
-        problem = self._worker.wait_ready()
-        if problem:
-            self._discard()
-            return problem
-        self._env = self._worker.env
-        return None
+    def start(self, slot: Slot, cell: Cell) -> tuple[str, Any]:
+        worker = slot.worker = _Worker(self._ctx, self.device, self.plugins)
+        if not worker.conn.poll(STARTUP_TIMEOUT_S):
+            return "late", None
+        try:
+            return worker.conn.recv()
+        except (EOFError, OSError):
+            return "died", worker.exit_text()
 
-    def run(self, cell: dict[str, Any], on_progress: Callable[[str], None] | None = None) -> Outcome:
-        problem = self._ensure_worker()
-        if problem:
-            return Outcome("error", error=problem, env=dict(self._env))
-        assert self._worker is not None
-        started_at, t0, load = dt.datetime.now(dt.timezone.utc), time.perf_counter(), os.getloadavg()[0]
-        self._worker.conn.send(cell)
-        reply = self._await(cell["limits"]["timeout_s"], on_progress)
-        if isinstance(reply, Outcome):  # timeout, or the worker died: no result came back
-            reply.started_at, reply.duration_s = started_at, time.perf_counter() - t0
-            reply.env = {**self._env, "threads": cell.get("threads"), "load_avg_1m": load}
-            self._discard()
-            return reply
-        return self._from_result(reply)
+    def reusable(self, slot: Slot, cell: Cell) -> bool:
+        return slot.worker.process.is_alive()
 
-    def _await(self, timeout_s: float, on_progress: Callable[[str], None] | None) -> dict[str, Any] | Outcome:
-        """The worker's result dict, or a timeout / error Outcome when none comes."""
-        worker = self._worker
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if not worker.conn.poll(max(0.0, deadline - time.monotonic())):
-                return Outcome("timeout", error=f"cell ran past its timeout of {timeout_s:g} s; worker killed")
+    def load(self, slot: Slot) -> float | None:
+        return os.getloadavg()[0]
+
+    def submit(self, slot: Slot, cell: Cell) -> Any:
+        slot.worker.conn.send(cell)
+        return slot.worker
+
+    def poll(self, handle: _Worker, wait_s: float) -> tuple[list[str], tuple[str, Any] | None]:
+        try:
+            if not handle.conn.poll(wait_s):
+                return [], None
+            kind, payload = handle.conn.recv()
+        except (EOFError, OSError, ValueError):  # the worker died, or close() ended it
+            return [], ("died", handle.exit_text())
+        if kind == "progress":
+            return [payload], None
+        return [], ("result", payload)
+
+    def kill(self, slot: Slot) -> None:
+        worker: _Worker = slot.worker
+        if not slot.busy and worker.process.is_alive():  # idle: ask it to stop
             try:
-                kind, payload = worker.conn.recv()
-            except (EOFError, OSError):
-                return Outcome("error", error=f"worker died during the cell: {worker.exit_text()}")
-            if kind == "progress":
-                if on_progress:
-                    on_progress(payload)
-                continue
-            return payload
-
-    def _from_result(self, result: dict[str, Any]) -> Outcome:
-        self._env = result["env"]
-        if result["status"] != "ok":
-            self._discard()  # the worker exits after a failure; make sure it is gone
-        return Outcome(
-            status=result["status"],
-            rows=result["rows"],
-            error=result["error"],
-            env=result["env"],
-            started_at=result["started_at"],
-            duration_s=result["duration_s"],
-        )
-
-    def _discard(self) -> None:
-        if self._worker is not None:
-            self._worker.kill()
-            self._worker = None
-
-    def close(self) -> None:
-        if self._worker is not None and self._worker.process.is_alive():
-            try:
-                self._worker.conn.send(None)
-                self._worker.process.join(timeout=5)
-            except (OSError, BrokenPipeError):
+                worker.conn.send(None)
+                worker.process.join(timeout=5)
+            except (OSError, ValueError):
                 pass
-        self._discard()
+        if worker.process.is_alive():
+            worker.process.kill()
+        worker.process.join(timeout=10)
+        worker.conn.close()

@@ -1,16 +1,15 @@
-"""Running a sweep's budget groups side by side, for executors that run several cells at once.
+"""The sweep loop: budget groups side by side, as many as the executor has slots.
 
-An executor that can (the Ray executor) has `slots(cells) -> int`, the number of cells it
-can run at the same time. The runner then hands each budget group (`suite.group_key`: all
-settings equal but seq_len) to one of that many threads. Within a group the cells still run
-one after another in seq_len order, so the budget rule (an oom or timeout skips the longer
-lengths of its group) and resume behave exactly as in a sequential sweep. `executor.run`
-must be thread-safe.
+The runner hands each budget group (`Cell.group_key`: all settings equal but seq_len) to
+one of `executor.slots(cells)` threads (one for the local executor: the groups then run
+one after another, in `expand` order). Within a group the cells run one after another in
+seq_len order, so the budget rule (an oom or timeout skips the longer lengths of its group)
+and resume behave the same for any number of slots. `executor.run` is thread-safe.
 
 The driver alone writes the store: each finished cell's rows are appended (and shown on the
 progress display) under one lock. On Ctrl-C or any error, no further cell starts, the
-executor is closed (which ends the cells in flight) and their rows are dropped, as a local
-sweep loses the cell that was running.
+executor is closed (which ends the cells in flight) and their rows are dropped: an
+interrupted sweep loses the cells that were running, which resume runs again.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from gam_bench import store
-from gam_bench.suite import group_key
+from gam_bench.cell import Cell
 
 _WAIT_S = 0.5  # how often the main thread wakes up (so Ctrl-C is seen at once)
 
@@ -34,15 +33,15 @@ class _Shared:
         self.summary: dict[str, dict[str, Any]] = {}  # cell_id -> last row of the cell
 
 
-def groups_of(cells: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+def groups_of(cells: list[Cell]) -> list[list[Cell]]:
     """Cells split into budget groups, in order of first appearance; each keeps its order."""
-    groups: dict[str, list[dict[str, Any]]] = {}
+    groups: dict[str, list[Cell]] = {}
     for cell in cells:
-        groups.setdefault(group_key(cell), []).append(cell)
+        groups.setdefault(cell.group_key, []).append(cell)
     return list(groups.values())
 
 
-def run_groups(sweep: Any, cells: list[dict[str, Any]], bar: Any, slots: int) -> list[dict[str, Any]]:
+def run_groups(sweep: Any, cells: list[Cell], bar: Any, slots: int) -> list[dict[str, Any]]:
     """Run `cells` through `sweep` (a runner `_Sweep`) with up to `slots` groups at once.
 
     Returns the last row of every cell, in the order of `cells`.
@@ -60,7 +59,8 @@ def run_groups(sweep: Any, cells: list[dict[str, Any]], bar: Any, slots: int) ->
                 future.cancel()
             sweep.executor.close()  # ends the cells in flight; their threads then return
             raise
-    return [shared.summary[c["cell_id"]] for c in cells if c["cell_id"] in shared.summary]
+    ids = [c.cell_id for c in cells]
+    return [shared.summary[i] for i in ids if i in shared.summary]
 
 
 def _wait_all(futures: list[Future]) -> None:
@@ -72,7 +72,7 @@ def _wait_all(futures: list[Future]) -> None:
             future.result()
 
 
-def _run_group(sweep: Any, group: list[dict[str, Any]], bar: Any, shared: _Shared) -> None:
+def _run_group(sweep: Any, group: list[Cell], bar: Any, shared: _Shared) -> None:
     for cell in group:
         if shared.stop.is_set():
             return
@@ -83,4 +83,4 @@ def _run_group(sweep: Any, group: list[dict[str, Any]], bar: Any, shared: _Share
                 return  # interrupted: this cell's outcome is not trusted, it is run again on resume
             store.append(rows, sweep.folder)
             bar.finish(cell, rows[-1])
-            shared.summary[cell["cell_id"]] = rows[-1]
+            shared.summary[cell.cell_id] = rows[-1]

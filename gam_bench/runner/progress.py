@@ -16,12 +16,15 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from gam_bench.cell import Cell
 
-def cell_label(cell: dict[str, Any]) -> str:
-    extra = " ".join(f"{k}={v}" for k, v in sorted(cell["overrides"].items()))
-    text = f"{cell['model']} {cell['level']}/{cell['mode']}/{cell['dtype']} B={cell['batch_size']} T={cell['seq_len']}"
-    if cell.get("perplexity"):
-        text += f" {cell['perplexity']['dataset']}"
+
+def cell_label(cell: Cell) -> str:
+    """One line naming a cell: model, level/mode/dtype, shape, data set, overrides."""
+    extra = " ".join(f"{k}={v}" for k, v in sorted(cell.overrides.items()))
+    text = f"{cell.model} {cell.level}/{cell.mode}/{cell.dtype} B={cell.batch_size} T={cell.seq_len}"
+    if cell.perplexity is not None:
+        text += f" {cell.perplexity.dataset}"
     return f"{text} {extra}".strip()
 
 
@@ -56,7 +59,7 @@ class SweepProgress:
         if self._bar is not None:
             self._bar.stop()
 
-    def start(self, cell: dict[str, Any]) -> None:
+    def start(self, cell: Cell) -> None:
         if self._bar is not None:
             self._bar.update(self._task, description=cell_label(cell))
 
@@ -64,7 +67,7 @@ class SweepProgress:
         if self._bar is not None:
             self._bar.update(self._task, description=message[:80])
 
-    def finish(self, cell: dict[str, Any], row: dict[str, Any]) -> None:
+    def finish(self, cell: Cell, row: dict[str, Any]) -> None:
         self.done += 1
         if self._bar is not None:
             self._bar.advance(self._task)

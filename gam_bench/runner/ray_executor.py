@@ -5,8 +5,9 @@ of a LocalExecutor worker process. It asks Ray for one GPU (cuda cells; plus one
 the cell's `threads` CPUs (cpu cells), so no two cells ever share a device, starts up the
 way a local worker does (`worker.prepare`: plugins, priming) and runs cells with the very
 same `worker.run_cell` (thread count set from the cell, memory cap, task, peak memory), so
-the per-cell logic exists once. As locally, a worker is reused from cell to cell, killed
-(`ray.kill`) on a timeout and replaced after any failed cell; a worker that dies (SIGKILL,
+the per-cell logic exists once. The running of a cell (reuse, timeout, replacement after a
+failure, the error strings) is the `executor.Executor` skeleton's, shared with the local
+executor; this module supplies start, submit, poll and kill. A worker that dies (SIGKILL,
 node lost) gives an `error` row naming Ray's reason. (Actors rather than plain tasks: Ray
 reuses a plain task's worker process and offers no way to replace it after a failed cell,
 whose sticky CUDA error or address-space cap would then leak into the next cell.)
@@ -29,21 +30,15 @@ Ray is an optional dependency: it is imported only when this executor is built.
 from __future__ import annotations
 
 import collections
-import datetime as dt
 import os
-import queue
 import sys
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
+from gam_bench.cell import Cell
 from gam_bench.errors import UserError
-from gam_bench.runner.executor import STARTUP_TIMEOUT_S, Outcome
+from gam_bench.runner.executor import STARTUP_TIMEOUT_S, Executor, Slot
 
 INSTALL_HINT = "the ray executor needs Ray: pip install 'gam-bench[ray]'"
-POLL_S = 1.0  # how often the driver checks a running cell (timeout, progress, Ctrl-C)
 PING_TIMEOUT_S = 60.0
 _MAX_REASON_CHARS = 600
 _RAY_GUESSES = "Some common causes include"
@@ -95,7 +90,7 @@ class CellWorker:
         except BaseException as exc:  # noqa: BLE001 - reported to the driver
             return "fatal", f"{type(exc).__name__}: {exc}"
 
-    def run(self, cell: dict[str, Any]) -> dict[str, Any]:
+    def run(self, cell: Cell) -> dict[str, Any]:
         from gam_bench.runner import worker
 
         return worker.run_cell(cell, self._notes)
@@ -113,14 +108,14 @@ class CellWorker:
 # ---------------------------------------------------------------- driver side
 
 
-def resources(cell: dict[str, Any]) -> dict[str, float]:
+def resources(cell: Cell) -> dict[str, float]:
     """What one cell's worker asks Ray for: one GPU (and a CPU), or the cell's threads as CPUs."""
-    kind = cell["device"].split(":")[0]
+    kind = cell.device.split(":")[0]
     if kind == "cpu":
-        return {"CPU": float(cell.get("threads") or 1)}
+        return {"CPU": float(cell.threads or 1)}
     if kind in ("cuda", "xpu"):
         return {"GPU": 1.0, "CPU": 1.0}
-    raise UserError(f"--executor ray: device {cell['device']!r} is not supported (use cpu or cuda)")
+    raise UserError(f"--executor ray: device {cell.device!r} is not supported (use cpu or cuda)")
 
 
 def capacity(nodes: list[dict[str, Any]], request: dict[str, float]) -> int:
@@ -145,17 +140,8 @@ def death_reason(exc: BaseException) -> str:
     return (f"{text} [{where}]" if where else text)[:_MAX_REASON_CHARS]
 
 
-@dataclass
-class _Slot:
-    """One place to run a cell: a cell-worker actor (None until needed) and its environment."""
-
-    actor: Any = None
-    request: dict[str, float] = field(default_factory=dict)
-    env: dict[str, Any] = field(default_factory=dict)
-
-
-class RayExecutor:
-    """Runs cells on Ray cell-worker actors; thread-safe, several cells at once (see `slots`)."""
+class RayExecutor(Executor):
+    """Runs cells on Ray cell-worker actors; several cells at once (see `slots`)."""
 
     name = "ray"
 
@@ -165,19 +151,12 @@ class RayExecutor:
         if max_concurrency is not None and max_concurrency < 1:
             raise UserError(f"--max-concurrency: must be at least 1, got {max_concurrency}")
         self.ray = import_ray()
-        self.device = device
-        self.plugins = list(plugins)
         self.max_concurrency = max_concurrency
         self._owns_ray = _connect(self.ray, address)
         self._worker_cls = self.ray.remote(max_concurrency=2)(CellWorker)
-        self._closed = threading.Event()
-        self._all: list[_Slot] = []
-        self._idle: queue.Queue[_Slot] = queue.Queue()
-        self._resize(1)
+        super().__init__(device, plugins)
 
-    # -- sizing
-
-    def slots(self, cells: list[dict[str, Any]]) -> int:
+    def slots(self, cells: list[Cell]) -> int:
         """Cells this executor runs at once for `cells`: what the cluster holds, at most max_concurrency."""
         if not cells:
             return 1
@@ -188,139 +167,65 @@ class RayExecutor:
             hint = " (set threads: in the suite)" if "GPU" not in request else ""
             raise UserError(f"--executor ray: no node of the Ray cluster has {asked} for one cell{hint}")
         count = min(room, self.max_concurrency or room)
-        self._resize(count)
+        self.resize(count)
         return count
 
-    def _resize(self, count: int) -> None:
-        self._discard_all()
-        self._all = [_Slot() for _ in range(count)]
-        self._idle = queue.Queue()
-        for slot in self._all:
-            self._idle.put(slot)
-
-    # -- running one cell
-
-    def run(self, cell: dict[str, Any], on_progress: Callable[[str], None] | None = None) -> Outcome:
-        slot = self._idle.get()
-        try:
-            return self._run_on(slot, cell, on_progress)
-        finally:
-            self._idle.put(slot)
-
-    def _run_on(self, slot: _Slot, cell: dict[str, Any], on_progress: Callable[[str], None] | None) -> Outcome:
-        load, problem = self._ready_worker(slot, resources(cell))
-        if problem:
-            return Outcome("error", error=problem, env=dict(slot.env))
-        actor = slot.actor  # close() may clear the slot from another thread; keep our handle
-        started_at, t0 = dt.datetime.now(dt.timezone.utc), time.perf_counter()
-        reply = self._await(actor, actor.run.remote(cell), cell["limits"]["timeout_s"], on_progress)
-        if isinstance(reply, Outcome):  # timeout, or the worker died: no result came back
-            reply.started_at, reply.duration_s = started_at, time.perf_counter() - t0
-            reply.env = {**slot.env, "threads": cell.get("threads"), "load_avg_1m": load}
-            self._discard(slot)
-            return reply
-        slot.env = reply["env"]
-        if reply["status"] != "ok":
-            self._discard(slot)  # a fresh worker after any failure, as locally
-        return _outcome(reply)
-
-    def _ready_worker(self, slot: _Slot, request: dict[str, float]) -> tuple[float | None, str | None]:
-        """(the worker's 1-minute load, None) once `slot` has a live worker; else (None, why not)."""
-        if slot.actor is not None and slot.request == request:
-            try:  # alive between cells? (its node may be gone)
-                return self.ray.get(slot.actor.load.remote(), timeout=PING_TIMEOUT_S), None
-            except self.ray.exceptions.RayError:
-                pass
-        self._discard(slot)
-        problem = self._start_worker(slot, request)
-        if problem:
-            return None, problem
-        return slot.env.get("load_avg_1m"), None
-
-    def _start_worker(self, slot: _Slot, request: dict[str, float]) -> str | None:
-        if self._closed.is_set():
-            return "the sweep was stopped"
+    def start(self, slot: Slot, cell: Cell) -> tuple[str, Any]:
+        request = resources(cell)
         paths = [p for p in sys.path if p and os.path.isdir(p)]
         options = {"num_cpus": request.get("CPU", 0.0), "num_gpus": request.get("GPU", 0.0)}
-        actor = self._worker_cls.options(**options).remote(paths)
-        slot.actor, slot.request = actor, request
-        ref = actor.ready.remote(self.device, self.plugins)
+        slot.worker, slot.request = self._worker_cls.options(**options).remote(paths), request
+        ref = slot.worker.ready.remote(self.device, self.plugins)
         if not self.ray.wait([ref], timeout=STARTUP_TIMEOUT_S)[0]:
-            self._discard(slot)
-            return f"worker did not start within {STARTUP_TIMEOUT_S:.0f} s"
+            return "late", None
         try:
-            kind, payload = self.ray.get(ref)
+            return self.ray.get(ref)
         except self.ray.exceptions.RayError as exc:
-            self._discard(slot)
-            return f"worker died while starting ({death_reason(exc)})"
-        if kind != "ready":
-            self._discard(slot)
-            return f"worker failed to start: {payload}"
-        slot.env = payload
-        return None
+            return "died", death_reason(exc)
 
-    def _await(
-        self, actor: Any, ref: Any, timeout_s: float, on_progress: Callable[[str], None] | None
-    ) -> dict[str, Any] | Outcome:
-        """The cell's result dict, or a timeout / error Outcome when none comes."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            left = deadline - time.monotonic()
-            done = self.ray.wait([ref], timeout=max(0.0, min(POLL_S, left)))[0]
-            self._relay(actor, on_progress)
-            if done:
-                try:
-                    return self.ray.get(ref)
-                except self.ray.exceptions.RayActorError as exc:
-                    return Outcome("error", error=f"worker died during the cell: {death_reason(exc)}")
-                except self.ray.exceptions.RayError as exc:
-                    return Outcome("error", error=f"Ray could not return the cell's result: {death_reason(exc)}")
-            if self._closed.is_set():
-                return Outcome("error", error="the sweep was stopped during the cell")
-            if left <= 0:
-                return Outcome("timeout", error=f"cell ran past its timeout of {timeout_s:g} s; worker killed")
+    def reusable(self, slot: Slot, cell: Cell) -> bool:
+        """Same resources, and alive between cells (its node may be gone); notes its load."""
+        if slot.request != resources(cell):
+            return False
+        try:
+            slot.load = self.ray.get(slot.worker.load.remote(), timeout=PING_TIMEOUT_S)
+        except self.ray.exceptions.RayError:
+            return False
+        return True
 
-    def _relay(self, actor: Any, on_progress: Callable[[str], None] | None) -> None:
-        if on_progress is None:
-            return
+    def load(self, slot: Slot) -> float | None:
+        return slot.load if slot.load is not None else slot.env.get("load_avg_1m")
+
+    def submit(self, slot: Slot, cell: Cell) -> Any:
+        actor = slot.worker  # close() may clear the slot from another thread; keep our handle
+        return actor, actor.run.remote(cell)
+
+    def poll(self, handle: Any, wait_s: float) -> tuple[list[str], tuple[str, Any] | None]:
+        actor, ref = handle
+        done = self.ray.wait([ref], timeout=wait_s)[0]
         try:
             notes = self.ray.get(actor.notes.remote(), timeout=PING_TIMEOUT_S)
         except self.ray.exceptions.RayError:
-            return  # the worker is gone; the cell's own reply says why
-        for message in notes:
-            on_progress(message)
+            notes = []  # the worker is gone; the cell's own reply says why
+        if not done:
+            return notes, None
+        try:
+            return notes, ("result", self.ray.get(ref))
+        except self.ray.exceptions.RayActorError as exc:
+            return notes, ("died", death_reason(exc))
+        except self.ray.exceptions.RayError as exc:
+            return notes, ("error", f"Ray could not return the cell's result: {death_reason(exc)}")
 
-    # -- shutting down
+    def kill(self, slot: Slot) -> None:
+        try:
+            self.ray.kill(slot.worker, no_restart=True)
+        except Exception:  # noqa: BLE001 - already gone, or the connection is
+            pass
 
-    def _discard(self, slot: _Slot) -> None:
-        if slot.actor is not None:
-            try:
-                self.ray.kill(slot.actor, no_restart=True)
-            except Exception:  # noqa: BLE001 - already gone, or the connection is
-                pass
-            slot.actor = None
-
-    def _discard_all(self) -> None:
-        for slot in self._all:
-            self._discard(slot)
-
-    def close(self) -> None:
-        """Kill every worker (cells in flight end as errors the runner drops); disconnect if we connected."""
-        if self._closed.is_set():
-            return
-        self._closed.set()
-        self._discard_all()
-        deadline = time.monotonic() + 5 * POLL_S  # let cells in flight notice and hand back their slots
-        while self._idle.qsize() < len(self._all) and time.monotonic() < deadline:
-            time.sleep(0.05)
+    def shutdown(self) -> None:
+        """Disconnect if this executor connected."""
         if self._owns_ray and self.ray.is_initialized():
             self.ray.shutdown()
-
-
-def _outcome(result: dict[str, Any]) -> Outcome:
-    """A worker's result dict (see worker.run_cell) as an Outcome."""
-    keys = ("status", "rows", "error", "env", "started_at", "duration_s")
-    return Outcome(**{key: result[key] for key in keys})
 
 
 def _largest(requests: Any) -> dict[str, float]:

@@ -5,13 +5,13 @@ For each cell of the suite (in `expand` order: seq_len ascending within a group)
 - budget: once a cell ends `oom` or `timeout`, the longer lengths of its group (all other
   settings equal) are stored as `skipped` with the reason, and not run;
 - otherwise the executor runs it; its rows are written at once (atomic part file), so a
-  killed sweep loses at most the cell that was running.
+  killed sweep loses at most the cells that were running.
+The loop that hands out cells and stores their rows is `runner.parallel.run_groups`, for
+any executor: one with one slot (local) runs the budget groups one after another.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import os
 import uuid
 from collections.abc import Iterable
@@ -21,19 +21,21 @@ from typing import Any
 from rich.console import Console
 
 from gam_bench import store
+from gam_bench.cell import Cell, expand
 from gam_bench.errors import UserError
 from gam_bench.runner.executor import Executor, Outcome, make_executor
+from gam_bench.runner.parallel import run_groups
 from gam_bench.runner.preflight import preflight
 from gam_bench.runner.progress import SweepProgress, summary_table
-from gam_bench.suite import Suite, SuiteConfig, canonical_json, expand, group_key, load_suite
+from gam_bench.suite import Suite, SuiteConfig, load_suite
 
 BUDGET_STATUSES = ("oom", "timeout")
 
 
 def plan(
     suite: Suite | str | os.PathLike[str], device: str | None = None, only: Iterable[str] | None = None
-) -> tuple[Suite, SuiteConfig, list[dict[str, Any]]]:
-    """(suite, its config for the device, the validated cells to run): everything but running."""
+) -> tuple[Suite, SuiteConfig, list[Cell]]:
+    """(suite, its config for the device, the validated, resolved cells): everything but running."""
     from gam_bench.measure.environment import resolve_device, usable_cores
 
     if not isinstance(suite, Suite):
@@ -45,11 +47,10 @@ def plan(
     config = suite.for_device(resolved)
     cells = expand(suite, resolved, threads=usable_cores())
     cells = _only(cells, config, list(only or []))
-    preflight(config, cells, suite.source)
-    return suite, config, cells
+    return suite, config, preflight(config, cells, suite.source)
 
 
-def _only(cells: list[dict[str, Any]], config: SuiteConfig, only: list[str]) -> list[dict[str, Any]]:
+def _only(cells: list[Cell], config: SuiteConfig, only: list[str]) -> list[Cell]:
     if not only:
         return cells
     names = [m.name for m in config.models]
@@ -58,7 +59,7 @@ def _only(cells: list[dict[str, Any]], config: SuiteConfig, only: list[str]) -> 
             raise UserError(
                 f"--only: model {name!r} is not in this suite (its models: {', '.join(dict.fromkeys(names))})"
             )
-    return [c for c in cells if c["model"] in only]
+    return [c for c in cells if c.model in only]
 
 
 def results_dir(suite: Suite, out: str | os.PathLike[str] | None) -> Path:
@@ -87,10 +88,10 @@ def run_suite(
     store.write_suite_meta(folder, suite=suite.name, source=suite.source, regression=regression)
     console = console or Console()
     done = set() if fresh else store.done_cell_ids(folder)
-    todo = [c for c in cells if c["cell_id"] not in done]
+    todo = [c for c in cells if c.cell_id not in done]
     if done:
         console.print(f"resuming: {len(cells) - len(todo)} of {len(cells)} cells already stored ok in {folder}")
-    chosen = make_executor(executor, device=cells[0]["device"], plugins=config.plugins, **(executor_options or {}))
+    chosen = make_executor(executor, device=cells[0].device, plugins=config.plugins, **(executor_options or {}))
     runner = _Sweep(suite.name, folder, chosen)
     try:
         with SweepProgress(len(todo), console, enabled=progress) as bar:
@@ -108,7 +109,7 @@ def run_suite(
 
 
 class _Sweep:
-    """Runs cells in order through an executor, applying the budget rule and storing rows."""
+    """Runs cells through an executor, applying the budget rule; `run_groups` stores the rows."""
 
     def __init__(self, suite_name: str, folder: Path, executor: Executor) -> None:
         self.suite_name = suite_name
@@ -117,23 +118,12 @@ class _Sweep:
         self.failed: dict[str, tuple[int, str]] = {}  # group -> (seq_len, status)
         self.last_env: dict[str, Any] = {}  # environment columns for rows no worker produced
 
-    def run(self, cells: list[dict[str, Any]], bar: SweepProgress) -> list[dict[str, Any]]:
-        slots = self.executor.slots(cells) if cells and hasattr(self.executor, "slots") else 1
-        if slots > 1:  # e.g. Ray: budget groups side by side, each still in seq_len order
-            from gam_bench.runner.parallel import run_groups
+    def run(self, cells: list[Cell], bar: SweepProgress) -> list[dict[str, Any]]:
+        slots = self.executor.slots(cells) if cells else 1
+        return run_groups(self, cells, bar, slots)
 
-            return run_groups(self, cells, bar, slots)
-        summary = []
-        for cell in cells:
-            bar.start(cell)
-            rows = self.run_cell(cell, bar)
-            store.append(rows, self.folder)
-            bar.finish(cell, rows[-1])
-            summary.append(rows[-1])
-        return summary
-
-    def run_cell(self, cell: dict[str, Any], bar: SweepProgress) -> list[dict[str, Any]]:
-        group, run_id = group_key(cell), uuid.uuid4().hex
+    def run_cell(self, cell: Cell, bar: SweepProgress) -> list[dict[str, Any]]:
+        group, run_id = cell.group_key, uuid.uuid4().hex
         if group in self.failed:
             seq_len, status = self.failed[group]
             reason = f"budget: same settings ended {status} at seq_len={seq_len}"
@@ -141,15 +131,13 @@ class _Sweep:
             return [self._row(cell, run_id, Outcome("skipped", error=reason, env=env))]
         outcome = self.executor.run(cell, on_progress=bar.note)
         if not outcome.env:  # no worker ever started: describe this process instead
-            outcome.env = self.last_env or _parent_env(cell["device"])
+            outcome.env = self.last_env or _parent_env(cell.device)
         self.last_env = outcome.env
         if outcome.status in BUDGET_STATUSES:
-            self.failed[group] = (cell["seq_len"], outcome.status)
+            self.failed[group] = (cell.seq_len, outcome.status)
         return [self._row(cell, run_id, outcome, m) for m in outcome.rows or [{}]]
 
-    def _row(
-        self, cell: dict[str, Any], run_id: str, outcome: Outcome, measured: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
+    def _row(self, cell: Cell, run_id: str, outcome: Outcome, measured: dict[str, Any] | None = None) -> dict[str, Any]:
         row = {k: v for k, v in outcome.env.items() if k in store.COLUMNS}
         row.update(measured or {})
         row.update(_identity(cell, self.suite_name, run_id))
@@ -159,22 +147,12 @@ class _Sweep:
             executor=self.executor.name,
             started_at=outcome.started_at,
             duration_s=outcome.duration_s,
-            threads=cell.get("threads") or row.get("threads"),
+            threads=cell.threads or row.get("threads"),
         )
-        row.setdefault("seed", cell["seed"])
-        for key, value in _shape(cell["model"], cell["level"], json.dumps(cell["overrides"], sort_keys=True)).items():
-            row.setdefault(key, value)
+        row.setdefault("seed", cell.seed)
+        row.setdefault("d_model", cell.d_model)  # also for failed cells (the task's own value wins)
+        row.setdefault("n_layers", cell.n_layers)
         return row
-
-
-@functools.cache
-def _shape(model: str, level: str, overrides_json: str) -> dict[str, Any]:
-    """d_model and n_layers of a cell's model (a block is one layer), also for failed cells."""
-    from gam_bench.models.registry import make_config
-
-    config = make_config(model, **json.loads(overrides_json))
-    n_layers = 1 if level == "block" else getattr(config, "n_layers", None)
-    return {"d_model": getattr(config, "d_model", None), "n_layers": n_layers}
 
 
 def _parent_env(device: str) -> dict[str, Any]:
@@ -183,28 +161,22 @@ def _parent_env(device: str) -> dict[str, Any]:
     return {**environment(device), "load_avg_1m": None}
 
 
-def _identity(cell: dict[str, Any], suite_name: str, run_id: str) -> dict[str, Any]:
+def _identity(cell: Cell, suite_name: str, run_id: str) -> dict[str, Any]:
     return {
         "suite": suite_name,
-        "cell_id": cell["cell_id"],
+        "cell_id": cell.cell_id,
         "run_id": run_id,
-        "task": cell["task"],
-        "model": cell["model"],
-        "family": _family(cell["model"]),
-        "level": cell["level"],
-        "mode": cell["mode"],
-        "device": cell["device"],
-        "dtype": cell["dtype"],
-        "batch_size": cell["batch_size"],
-        "seq_len": cell["seq_len"],
-        "config_json": canonical_json(cell),
+        "task": cell.task,
+        "model": cell.model,
+        "family": cell.family,
+        "level": cell.level,
+        "mode": cell.mode,
+        "device": cell.device,
+        "dtype": cell.dtype,
+        "batch_size": cell.batch_size,
+        "seq_len": cell.seq_len,
+        "config_json": cell.config_json,
     }
-
-
-def _family(model: str) -> str:
-    from gam_bench.models.registry import get_spec
-
-    return get_spec(model).family
 
 
 def busy_warning(rows: list[dict[str, Any]]) -> str | None:

@@ -3,7 +3,7 @@
 Started with the "spawn" method (never fork: CUDA and threads do not survive a fork).
 Protocol (tuples over a multiprocessing Connection):
   worker -> parent  ("ready", env) once started, or ("fatal", message) and exit
-  parent -> worker  cell dict, or None to stop
+  parent -> worker  a `Cell`, or None to stop
   worker -> parent  ("progress", message) any number of times during a cell, then
                     ("result", result dict) with status ok | oom | error
 After a failed cell the worker exits, so the next cell gets a fresh process.
@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import ctypes
 import datetime as dt
-import importlib
 import signal
 import sys
 import time
 import traceback
 from typing import Any
+
+from gam_bench.cell import Cell
 
 _PR_SET_PDEATHSIG = 1
 _MAX_ERROR_CHARS = 4000
@@ -89,20 +90,19 @@ _PRIMED: set[str] = set()
 _PRIME_SEQ_LEN = 16
 
 
-def _prime_model(cell: dict[str, Any]) -> None:
+def _prime_model(cell: Cell) -> None:
     """Once per worker and model setting: one throughput step at a tiny length, untimed, so
     that one-time costs of the model's ops (lazy kernel init, library scratch buffers) land
     in no cell's time or peak memory."""
-    from gam_bench.suite import group_key
-
-    key = group_key({**cell, "task": "throughput", "perplexity": None})
-    if key in _PRIMED or cell["task"] != "throughput":
+    if cell.task != "throughput":
+        return
+    key = cell.group_key
+    if key in _PRIMED:
         return
     from gam_bench.tasks import throughput
 
-    tiny = {**cell, "seq_len": min(cell["seq_len"], _PRIME_SEQ_LEN)}
-    tiny["measure"] = {**cell["measure"], "warmup": 0, "repeats": 1, "min_run_time_s": 0.0, "max_repeats": 1}
-    throughput.run(tiny)
+    measure = cell.measure.model_copy(update={"warmup": 0, "repeats": 1, "min_run_time_s": 0.0, "max_repeats": 1})
+    throughput.run(cell.model_copy(update={"seq_len": min(cell.seq_len, _PRIME_SEQ_LEN), "measure": measure}))
     _PRIMED.add(key)
 
 
@@ -120,7 +120,7 @@ def _serve(conn: Any) -> None:
             return  # replaced after any failure
 
 
-def run_cell(cell: dict[str, Any], ctx: Any) -> dict[str, Any]:
+def run_cell(cell: Cell, ctx: Any) -> dict[str, Any]:
     """Run one cell in this process; never raises (failures become a result)."""
     import torch
 
@@ -130,19 +130,19 @@ def run_cell(cell: dict[str, Any], ctx: Any) -> dict[str, Any]:
 
     started_at = dt.datetime.now(dt.timezone.utc)
     t0 = time.perf_counter()
-    device = torch.device(cell["device"])
+    device = torch.device(cell.device)
     env: dict[str, Any] = {}
     try:
-        if cell.get("threads"):
-            torch.set_num_threads(int(cell["threads"]))
-        env = environment(cell["device"])
-        limits = cell["limits"]
+        if cell.threads:
+            torch.set_num_threads(cell.threads)
+        env = environment(cell.device)
+        limits = cell.limits
         # The cap first: priming runs model code, which must not escape the cap either.
-        memory.apply_cap(device, memory.cap_bytes(limits["mem_cap_gb"], limits["mem_cap_fraction"], device))
+        memory.apply_cap(device, memory.cap_bytes(limits.mem_cap_gb, limits.mem_cap_fraction, device))
         _prime_model(cell)
         meter = memory.PeakMemory(device)
         meter.start()
-        rows = importlib.import_module(TASKS[cell["task"]]).run(cell, ctx)
+        rows = TASKS.get(cell.task)(cell, ctx)
         peak = meter.peak_bytes()
         for row in rows:
             row.setdefault("peak_mem_bytes", peak)
@@ -155,7 +155,7 @@ def run_cell(cell: dict[str, Any], ctx: Any) -> dict[str, Any]:
         "status": status,
         "error": error,
         "rows": rows,
-        "env": env or environment(cell["device"]),
+        "env": env or environment(cell.device),
         "started_at": started_at,
         "duration_s": time.perf_counter() - t0,
     }

@@ -5,7 +5,7 @@ epoch, every `eval_interval` steps if set, and at the end of the budget). The pr
 the paper's (see perplexity_settings): blocks of seq_len + 1 tokens, the cell's batch
 size, AdamW, warmup + cosine LambdaLR, gradient clipping, the shared `step.train_step`.
 bfloat16 autocast is used when the cell's dtype is bfloat16 (suites ask for it on GPUs);
-float32 runs without autocast.
+float32 runs without autocast; float16 is refused (tasks/precision).
 
 Row columns of note: `wall_s` is cumulative training time (evaluation excluded),
 `epoch_time_s` the average training time per epoch so far (wall_s / epoch), `train_loss`
@@ -17,19 +17,20 @@ the mean training loss since the previous row, `split` the evaluation split (wit
 from __future__ import annotations
 
 import time
-from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from gam_bench.cell import Cell
 from gam_bench.errors import UserError
 from gam_bench.models import registry
 from gam_bench.tasks import data
 from gam_bench.tasks.batching import epoch_batches, steps_per_epoch, train_blocks
 from gam_bench.tasks.evaluate import EvalResult, evaluate
 from gam_bench.tasks.perplexity_settings import PerplexitySettings
+from gam_bench.tasks.precision import autocast_for, require_trainable
 from gam_bench.tasks.schedule import BudgetClock, warmup_cosine
 from gam_bench.tasks.step import make_optimizer, train_step
 from gam_bench.tasks.tokenizer import TrainedTokenizer, encode, get_tokenizer
@@ -62,41 +63,30 @@ def load_corpus(settings: PerplexitySettings) -> Corpus:
     return Corpus(train, val, tok, train_ids, val_ids, label)
 
 
-def run(cell: dict[str, Any], ctx: Any = None) -> list[dict[str, Any]]:
+def run(cell: Cell, ctx: Any = None) -> list[dict[str, Any]]:
     """Train and evaluate the cell's model; one row per evaluation point."""
-    settings = PerplexitySettings.model_validate(cell.get("perplexity") or {})
-    autocast_for(cell)  # a dtype it cannot run fails before any data is loaded
-    _progress(ctx, f"{cell['model']}: loading {settings.dataset} and its {settings.tokenizer} tokenizer")
+    settings = cell.perplexity
+    require_trainable(cell, "perplexity")  # before any data is loaded
+    _progress(ctx, f"{cell.model}: loading {settings.dataset} and its {settings.tokenizer} tokenizer")
     corpus = load_corpus(settings)
-    torch.manual_seed(cell["seed"])
-    device = torch.device(cell.get("device") or "cpu")
-    model = build_model(cell, settings, corpus.tokenizer.vocab_size).to(device)
+    torch.manual_seed(cell.seed)
+    model = build_model(cell, settings, corpus.tokenizer.vocab_size).to(torch.device(cell.device))
     return Trainer(model, corpus, settings, cell, ctx).run()
 
 
-def build_model(cell: dict[str, Any], settings: PerplexitySettings, vocab_size: int) -> nn.Module:
+def build_model(cell: Cell, settings: PerplexitySettings, vocab_size: int) -> nn.Module:
     """The registry's LM with the cell's overrides, block size = seq_len, vocab = tokenizer's."""
-    overrides = dict(cell.get("overrides") or {})
+    overrides = dict(cell.overrides)
     if overrides.get("vocab_size", vocab_size) != vocab_size:
         raise UserError(
-            f"model {cell['model']!r}: vocab_size={overrides['vocab_size']} conflicts with the "
+            f"model {cell.model!r}: vocab_size={overrides['vocab_size']} conflicts with the "
             f"{settings.tokenizer} tokenizer's {vocab_size}; drop vocab_size from the perplexity suite"
         )
-    max_len = overrides.get("max_seq_len", cell["seq_len"])
-    if max_len < cell["seq_len"]:
-        raise UserError(f"model {cell['model']!r}: max_seq_len={max_len} is below seq_len={cell['seq_len']}")
+    max_len = overrides.get("max_seq_len", cell.seq_len)
+    if max_len < cell.seq_len:
+        raise UserError(f"model {cell.model!r}: max_seq_len={max_len} is below seq_len={cell.seq_len}")
     config = {"dropout": settings.dropout, **overrides, "max_seq_len": max_len, "vocab_size": vocab_size}
-    return registry.build(cell["model"], **config)
-
-
-def autocast_for(cell: dict[str, Any]) -> ContextManager | None:
-    """A fresh autocast context for the cell's dtype; None for float32."""
-    dtype = cell.get("dtype") or "float32"
-    if dtype == "float32":
-        return None
-    if dtype != "bfloat16":
-        raise UserError(f"perplexity cells run in float32 or bfloat16 (no loss scaling), not dtype={dtype!r}")
-    return torch.autocast(torch.device(cell.get("device") or "cpu").type, dtype=torch.bfloat16)
+    return registry.build(cell.model, **config)
 
 
 def _progress(ctx: Any, message: str) -> None:
@@ -108,9 +98,9 @@ def _progress(ctx: Any, message: str) -> None:
 class Trainer:
     """One training run under a budget, evaluating as it goes."""
 
-    def __init__(self, model: nn.Module, corpus: Corpus, settings: PerplexitySettings, cell: dict, ctx: Any):
+    def __init__(self, model: nn.Module, corpus: Corpus, settings: PerplexitySettings, cell: Cell, ctx: Any):
         self.model, self.corpus, self.settings, self.cell, self.ctx = model, corpus, settings, cell, ctx
-        self.seq_len, self.batch_size = cell["seq_len"], cell["batch_size"]
+        self.seq_len, self.batch_size = cell.seq_len, cell.batch_size
         self.device = next(model.parameters()).device
         self.blocks = train_blocks(corpus.train_ids, self.seq_len)  # (n_blocks, L+1)
         self.clock = BudgetClock(
@@ -120,7 +110,7 @@ class Trainer:
         )
         self.optimizer = make_optimizer(model, settings.lr, tuple(settings.betas), settings.weight_decay)
         self.scheduler = warmup_cosine(self.optimizer, settings.warmup_steps, self.clock)
-        self.generator = torch.Generator().manual_seed(cell["seed"])
+        self.generator = torch.Generator().manual_seed(cell.seed)
         self.recent_losses: list[float] = []
         self.rows: list[dict[str, Any]] = []
 
@@ -169,7 +159,7 @@ class Trainer:
         self.recent_losses.clear()
         _progress(
             self.ctx,
-            f"{self.cell['model']}: step {self.clock.steps} epoch {self.clock.epoch:.2f} "
+            f"{self.cell.model}: step {self.clock.steps} epoch {self.clock.epoch:.2f} "
             f"val loss {result.loss:.4f} ppl {result.ppl:.2f}",
         )
 
@@ -182,7 +172,7 @@ class Trainer:
             "data_source": f"train={corpus.train.source}; validation={corpus.val.source}",
             "data_sha256": f"train={corpus.train.sha256}; validation={corpus.val.sha256}",
             "tokenizer": corpus.tokenizer.name,
-            "seed": self.cell["seed"],
+            "seed": self.cell.seed,
             "step": clock.steps,
             "epoch": clock.epoch,
             "tokens_seen": clock.tokens,

@@ -15,7 +15,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-DATASETS = ("wikitext-2-raw", "wikitext-2", "tinystories")
+from gam_bench.tasks.data import DATASETS
+
+Dataset = Literal[tuple(DATASETS)]  # type: ignore[valid-type]
 
 
 class Budget(BaseModel):
@@ -50,7 +52,7 @@ class PerplexitySettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    dataset: Literal["wikitext-2-raw", "wikitext-2", "tinystories"] = "wikitext-2-raw"
+    dataset: Dataset = "wikitext-2-raw"
     # Local data folder (relative paths are taken from the working directory). The
     # environment variable GAM_BENCH_DATA_DIR, when set, is searched first.
     data_dir: str | None = None

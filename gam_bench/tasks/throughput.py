@@ -8,68 +8,61 @@ Modes
 - train_step: forward_backward plus AdamW (paper settings). At lm level this is
   `gam_bench.tasks.step.train_step`, the same step the perplexity task trains with.
 
-dtype float16 / bfloat16 run under `torch.autocast` (weights stay float32), as users do.
+dtype float16 / bfloat16 run under `torch.autocast` (weights stay float32; tasks/precision).
 Order: build, one FLOP-counted step (untimed), warmup, timed steps. The worker measures
 peak memory around the whole cell.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
+from gam_bench.cell import Cell
 from gam_bench.measure.flops import count_flops
 from gam_bench.measure.timing import time_steps, warm_up
 from gam_bench.models import registry
 from gam_bench.tasks import step as lm_step
+from gam_bench.tasks.precision import autocast_for
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
-
-def model_overrides(cell: dict[str, Any]) -> dict[str, Any]:
+def model_overrides(cell: Cell) -> dict[str, Any]:
     """The cell's config overrides, with max_seq_len raised to the cell's seq_len if not set."""
-    overrides = dict(cell["overrides"])
-    fields = registry.get_spec(cell["model"]).config_cls.model_fields
+    overrides = dict(cell.overrides)
+    fields = registry.get_spec(cell.model).config_cls.model_fields
     if "max_seq_len" in fields and "max_seq_len" not in overrides:
-        overrides["max_seq_len"] = cell["seq_len"]
+        overrides["max_seq_len"] = cell.seq_len
     return overrides
 
 
-def build_module(cell: dict[str, Any]) -> tuple[nn.Module, Any]:
+def build_module(cell: Cell) -> tuple[nn.Module, Any]:
     """(module on the cell's device, its config) for the cell's level."""
     overrides = model_overrides(cell)
-    config = registry.make_config(cell["model"], **overrides)
-    build = registry.build_block if cell["level"] == "block" else registry.build
-    module = build(cell["model"], **overrides)
-    return module.to(torch.device(cell["device"])), config
+    config = registry.make_config(cell.model, **overrides)
+    build = registry.build_block if cell.level == "block" else registry.build
+    module = build(cell.model, **overrides)
+    return module.to(torch.device(cell.device)), config
 
 
-def autocast_for(cell: dict[str, Any]) -> contextlib.AbstractContextManager:
-    if cell["dtype"] == "float32":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=torch.device(cell["device"]).type, dtype=DTYPES[cell["dtype"]])
-
-
-def make_step(cell: dict[str, Any], module: nn.Module, config: Any) -> Callable[[], None]:
+def make_step(cell: Cell, module: nn.Module, config: Any) -> Callable[[], None]:
     """A zero-argument function running one step of the cell's mode on fixed random inputs."""
-    device = torch.device(cell["device"])
-    B, T = cell["batch_size"], cell["seq_len"]
-    if cell["level"] == "block":
+    device = torch.device(cell.device)
+    B, T = cell.batch_size, cell.seq_len
+    if cell.level == "block":
         x = torch.randn(B, T, config.d_model, device=device)  # (B, T, D)
         return _block_step(cell, module, x)
     idx = torch.randint(0, config.vocab_size, (B, T + 1), device=device)  # (B, T+1)
     return _lm_step(cell, module, idx[:, :-1], idx[:, 1:])
 
 
-def _block_step(cell: dict[str, Any], block: nn.Module, x: torch.Tensor) -> Callable[[], None]:
-    if cell["mode"] == "forward":
+def _block_step(cell: Cell, block: nn.Module, x: torch.Tensor) -> Callable[[], None]:
+    if cell.mode == "forward":
         return _forward_step(cell, block, x)
     x.requires_grad_(True)
-    optimizer = lm_step.make_optimizer(block) if cell["mode"] == "train_step" else None
+    optimizer = lm_step.make_optimizer(block) if cell.mode == "train_step" else None
     block.train()
 
     def step() -> None:
@@ -84,11 +77,11 @@ def _block_step(cell: dict[str, Any], block: nn.Module, x: torch.Tensor) -> Call
     return step
 
 
-def _lm_step(cell: dict[str, Any], model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> Callable[[], None]:
-    if cell["mode"] == "forward":
+def _lm_step(cell: Cell, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> Callable[[], None]:
+    if cell.mode == "forward":
         return _forward_step(cell, model, inputs)
     model.train()
-    if cell["mode"] == "train_step":
+    if cell.mode == "train_step":
         optimizer = lm_step.make_optimizer(model)
         return lambda: lm_step.train_step(model, optimizer, inputs, targets, autocast=autocast_for(cell))
 
@@ -101,7 +94,7 @@ def _lm_step(cell: dict[str, Any], model: nn.Module, inputs: torch.Tensor, targe
     return step
 
 
-def _forward_step(cell: dict[str, Any], module: nn.Module, x: torch.Tensor) -> Callable[[], None]:
+def _forward_step(cell: Cell, module: nn.Module, x: torch.Tensor) -> Callable[[], None]:
     module.eval()
 
     def step() -> None:
@@ -111,27 +104,27 @@ def _forward_step(cell: dict[str, Any], module: nn.Module, x: torch.Tensor) -> C
     return step
 
 
-def run(cell: dict[str, Any], ctx: Any = None) -> list[dict[str, Any]]:
+def run(cell: Cell, ctx: Any = None) -> list[dict[str, Any]]:
     """Measure one throughput cell; returns one row of measurement columns."""
-    torch.manual_seed(cell["seed"])
+    torch.manual_seed(cell.seed)
     module, config = build_module(cell)
     step = make_step(cell, module, config)
-    measure = cell["measure"]
-    flops = count_flops(step) if measure["flops"] else None
-    warm_up(step, measure["warmup"])
-    timing = time_steps(step, measure["repeats"], measure["min_run_time_s"], measure["max_repeats"])
+    measure = cell.measure
+    flops = count_flops(step) if measure.flops else None
+    warm_up(step, measure.warmup)
+    timing = time_steps(step, measure.repeats, measure.min_run_time_s, measure.max_repeats)
     seconds = timing.median_ms / 1e3
     return [
         {
             "backend": str(getattr(module, "backend", "") or ""),
             "params": sum(p.numel() for p in module.parameters()),
             "d_model": getattr(config, "d_model", None),
-            "n_layers": getattr(config, "n_layers", None) if cell["level"] == "lm" else 1,
+            "n_layers": getattr(config, "n_layers", None) if cell.level == "lm" else 1,
             "time_ms": timing.median_ms,
             "time_ms_q25": timing.q25_ms,
             "time_ms_q75": timing.q75_ms,
             "time_samples_ms": timing.samples_ms,
-            "tokens_per_s": cell["batch_size"] * cell["seq_len"] / seconds,
+            "tokens_per_s": cell.batch_size * cell.seq_len / seconds,
             "flops": float(flops) if flops is not None else None,
             "flops_per_s": flops / seconds if flops is not None else None,
         }

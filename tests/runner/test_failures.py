@@ -4,6 +4,8 @@ skips the longer lengths after an oom or a timeout."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from gam_bench import store
@@ -24,6 +26,7 @@ models:
   - test-hang
   - {{name: test-kill, overrides: {{fail_at: 24}}}}
   - {{name: test-oom-long, overrides: {{max_ok_len: 8}}}}
+  - {{name: test-oom-long, overrides: {{max_ok_len: 24}}}}  # a second budget group of one model
 axes: {{seq_len: {list(LENGTHS)}, batch_size: 1}}
 level: block
 mode: forward_backward
@@ -39,7 +42,13 @@ def result(tmp_path_factory):
     path.write_text("plugins: [faulty_models]\ndevice: cpu\nthreads: 1\n" + SUITE)
     out = run_suite(path, out=folder / "results", progress=False, report=False)
     df = store.load(out)
-    return {(r.model, r.seq_len): r for r in df.itertuples()}, df
+    return {(_label(r), r.seq_len): r for r in df.itertuples()}, df
+
+
+def _label(row) -> str:
+    """The model name; the second test-oom-long group is "test-oom-long@24"."""
+    max_ok_len = json.loads(row.config_json)["overrides"].get("max_ok_len")
+    return f"{row.model}@24" if max_ok_len == 24 else row.model
 
 
 def statuses(by_cell, model):
@@ -48,7 +57,7 @@ def statuses(by_cell, model):
 
 def test_one_row_per_cell_with_identity_and_environment(result):
     _, df = result
-    assert len(df) == 7 * len(LENGTHS) and df["cell_id"].is_unique
+    assert len(df) == 8 * len(LENGTHS) and df["cell_id"].is_unique
     for column in (
         "suite",
         "run_id",
@@ -114,3 +123,9 @@ def test_budget_skips_longer_lengths_after_an_oom(result):
     skipped = by_cell[("test-oom-long", 32)]
     assert skipped.error == "budget: same settings ended oom at seq_len=24"
     assert skipped.torch_version and skipped.duration_s == 0
+
+
+def test_budget_groups_of_one_model_are_kept_apart(result):
+    by_cell, _ = result
+    assert statuses(by_cell, "test-oom-long@24") == ["ok", "ok", "oom"]  # not skipped by the other group's oom
+    assert by_cell[("test-oom-long@24", 32)].error.startswith("OutOfMemoryError: simulated: seq_len 32 > 24")

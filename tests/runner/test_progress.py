@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from cells import make_cell
 from rich.console import Console
 
 from gam_bench.runner.progress import cell_label, summary_table
+from gam_bench.tasks.perplexity_settings import PerplexitySettings
 
 
 def _render(table) -> str:
@@ -14,20 +16,13 @@ def _render(table) -> str:
 
 
 def _cell(**extra):
-    return {
-        "model": "gam",
-        "level": "lm",
-        "mode": "train_step",
-        "dtype": "float32",
-        "batch_size": 8,
-        "seq_len": 128,
-        "overrides": {"d_model": 64},
-        **extra,
-    }
+    return make_cell(
+        model="gam", level="lm", mode="train_step", batch_size=8, seq_len=128, overrides={"d_model": 64}, **extra
+    )
 
 
 def test_cell_label_names_the_data_set_of_a_perplexity_cell():
-    assert cell_label(_cell(perplexity={"dataset": "tinystories"})) == (
+    assert cell_label(_cell(perplexity=PerplexitySettings(dataset="tinystories"))) == (
         "gam lm/train_step/float32 B=8 T=128 tinystories d_model=64"
     )
     assert "tinystories" not in cell_label(_cell(perplexity=None))

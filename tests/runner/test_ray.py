@@ -1,4 +1,4 @@
-"""The Ray executor (issue 7) on a local Ray cluster (`ray.init(num_cpus=2)`, one per module):
+"""The Ray executor on a local Ray cluster (`ray.init(num_cpus=2)`, one per module):
 stored rows match a local run of the same suite (cell_ids, statuses), failures / timeouts /
 memory caps / budget skipping are recorded as locally, an interrupted Ray sweep resumes,
 and the CLI flags work. Importing gam_bench (or running locally) never imports ray."""
@@ -15,6 +15,7 @@ import time
 
 import pytest
 import torch
+from cells import make_cell
 
 from gam_bench import store
 from gam_bench.errors import UserError
@@ -111,13 +112,13 @@ def test_ray_rows_match_a_local_run_failures_included(ray_cluster, suites, tmp_p
 def test_slots_follow_the_cluster_and_the_limit(ray_cluster):
     from gam_bench.runner.ray_executor import RayExecutor
 
-    cell = {"device": "cpu", "threads": 1}
+    cell = make_cell(device="cpu", threads=1)
     executor = RayExecutor(device="cpu", plugins=[])
     try:
         assert executor.slots([cell]) == 2  # num_cpus=2, one CPU per cell
-        assert executor.slots([{**cell, "threads": 2}]) == 1
+        assert executor.slots([cell.model_copy(update={"threads": 2})]) == 1
         with pytest.raises(UserError, match="no node of the Ray cluster has 3 CPU"):
-            executor.slots([{**cell, "threads": 3}])
+            executor.slots([cell.model_copy(update={"threads": 3})])
     finally:
         executor.close()
     assert ray_cluster.is_initialized()  # a cluster it did not start is left running

@@ -3,10 +3,12 @@ intact and no cell stored ok twice. Also --fresh, --only and --dry-run."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -102,3 +104,35 @@ def test_only_with_a_model_outside_the_suite_is_a_user_error(write_suite, cli_en
         proc.stderr.strip()
         == "gam-bench: error: --only: model 'gam' is not in this suite (its models: test-tiny, test-pid)"
     )
+
+
+def test_ctrl_c_of_a_local_sweep_keeps_finished_rows_and_resumes(write_suite, tmp_path):
+    """A real SIGINT mid-sweep (as a terminal sends): KeyboardInterrupt, no row for the cell cut
+    short, its worker gone; the rerun runs only what is missing."""
+    path, out = write_suite(SUITE.replace("sleep_s: 0.05", "sleep_s: 0.3")), tmp_path / "results"
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (see test_ray)
+    seen: dict = {}
+
+    def watch() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (out.exists() and len(store.part_files(out)) >= 3):
+            time.sleep(0.05)
+        seen["parts"] = len(store.part_files(out)) if out.exists() else 0
+        os.kill(os.getpid(), signal.SIGINT)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    try:
+        watcher.start()
+        with pytest.raises(KeyboardInterrupt):
+            run_suite(path, out=out, progress=False, report=False)
+        watcher.join()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    before = store.load(out)
+    assert 3 <= len(before) < N_CELLS and (before["status"] == "ok").all(), seen
+    assert not [p for p in multiprocessing.active_children() if p.is_alive()]  # the worker was ended
+    run_suite(path, out=out, progress=False, report=False)
+    after = store.load(out)
+    assert len(after) == N_CELLS and after["cell_id"].is_unique and (after["status"] == "ok").all()
+    kept = after[after["cell_id"].isin(before["cell_id"])]
+    assert sorted(kept["run_id"]) == sorted(before["run_id"])  # finished cells were not run again

@@ -75,6 +75,6 @@ class TinyLM(nn.Module):
 @pytest.fixture
 def tiny_model(monkeypatch: pytest.MonkeyPatch) -> str:
     """Register a tiny LM for this test only (the registry is restored afterwards)."""
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "MODELS", registry.MODELS.copy())
     registry.register_model(TINY, family="test", config=TinyConfig)(TinyLM)
     return TINY

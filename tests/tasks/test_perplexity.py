@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 
 from gam_bench import store
+from gam_bench.cell import Cell
 from gam_bench.errors import UserError
+from gam_bench.suite import Limits, Measure
 from gam_bench.tasks import perplexity
 from gam_bench.tasks.evaluate import unigram_perplexity
 from gam_bench.tasks.perplexity_settings import PerplexitySettings
@@ -27,20 +29,24 @@ SETTINGS = {
 }
 
 
-def _cell(model: str, data_dir: Path, **settings: Any) -> dict[str, Any]:
-    return {
-        "task": "perplexity",
-        "model": model,
-        "overrides": {"d_model": 32},
-        "level": "lm",
-        "mode": "train_step",
-        "dtype": "float32",
-        "device": "cpu",
-        "batch_size": 8,
-        "seq_len": 32,
-        "seed": 0,
-        "perplexity": {**SETTINGS, "data_dir": str(data_dir), **settings},
-    }
+def _cell(model: str, data_dir: Path, **settings: Any) -> Cell:
+    return Cell(
+        task="perplexity",
+        model=model,
+        overrides={"d_model": 32},
+        level="lm",
+        mode="train_step",
+        dtype="float32",
+        device="cpu",
+        batch_size=8,
+        seq_len=32,
+        seed=0,
+        threads=None,
+        measure=Measure(),
+        limits=Limits(),
+        plugins=[],
+        perplexity=PerplexitySettings.model_validate({**SETTINGS, "data_dir": str(data_dir), **settings}),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +76,7 @@ def test_tiny_model_learns_within_a_few_dozen_steps(tiny_model: str, data_dir: P
     assert [r["step"] for r in rows] == [10, 20, 30, 40]
     losses = [r["val_loss"] for r in rows]
     assert losses[-1] < losses[0] - 0.2  # improving
-    corpus = perplexity.load_corpus(PerplexitySettings.model_validate(cell["perplexity"]))
+    corpus = perplexity.load_corpus(cell.perplexity)
     unigram = unigram_perplexity(corpus.train_ids.numpy(), corpus.val_ids.numpy(), corpus.tokenizer.vocab_size)
     assert rows[-1]["val_ppl"] < unigram < corpus.tokenizer.vocab_size  # beyond token frequencies
     assert rows[-1]["val_ppl"] == pytest.approx(math.exp(losses[-1]))
@@ -127,9 +133,9 @@ def test_epoch_budget_evaluates_after_every_epoch(tiny_model: str, data_dir: Pat
 def test_float16_and_conflicting_vocab_are_user_errors(tiny_model: str, data_dir: Path) -> None:
     cell = _cell(tiny_model, data_dir, budget={"tokens": 256})
     with pytest.raises(UserError, match="float32 or bfloat16"):
-        perplexity.run({**cell, "dtype": "float16"}, None)
+        perplexity.run(cell.model_copy(update={"dtype": "float16"}), None)
     with pytest.raises(UserError, match="vocab_size=123 conflicts"):
-        perplexity.run({**cell, "overrides": {"vocab_size": 123}}, None)
+        perplexity.run(cell.model_copy(update={"overrides": {"vocab_size": 123}}), None)
 
 
 def test_missing_data_fails_before_training(tiny_model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -142,7 +148,7 @@ def test_missing_data_fails_before_training(tiny_model: str, tmp_path: Path, mon
 @pytest.mark.parametrize("model", ["gam", "transformer", "mamba-paper"])
 def test_registry_models_run_a_short_budget(model: str, data_dir: Path) -> None:
     cell = _cell(model, data_dir, budget={"tokens": 3 * 8 * 32}, max_eval_tokens=600)
-    cell["overrides"] = {"d_model": 32, "n_layers": 1}
+    cell = cell.model_copy(update={"overrides": {"d_model": 32, "n_layers": 1}})
     (row,) = perplexity.run(cell, None)
     assert row["step"] == 3 and row["backend"] and row["n_layers"] == 1
     assert math.isfinite(row["val_loss"]) and row["params"] > 0
