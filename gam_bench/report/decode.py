@@ -24,7 +24,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
 from gam_bench.analysis import Crossover, ExponentFit, crossover, fit_exponent
-from gam_bench.report.labels import parse_config, variant_labels
+from gam_bench.analysis.rows import parse_config
+from gam_bench.report.labels import variant_labels
 from gam_bench.report.plots import new_figure, palette, plot_style, save_png
 from gam_bench.report.tables import MIB, MISSING, fmt_len, fmt_num, fmt_slope, markdown_table, status_label
 
