@@ -89,7 +89,7 @@ def test_the_cpu_profile_of_the_shipped_suite():
     cells = expand(load_suite(REPO / "suites" / "decode.yaml"), "cpu", threads=2)
     models = {c.model for c in cells}
     assert models == {"gam", "transformer-naive", "transformer", "mamba", "mamba-paper"}
-    assert {c.mode for c in cells} == {"both"} and {c.decode.decode_tokens for c in cells} == {16}
+    assert {c.mode for c in cells} == {"both"} and {c.decode.decode_tokens for c in cells} == {64}
     gpu = expand(load_suite(REPO / "suites" / "decode.yaml"), "cuda", threads=2)
     assert {c.batch_size for c in gpu} == {1, 16} and {c.dtype for c in gpu} == {"float16"}
     assert min(c.seq_len for c in gpu) == 1024 and max(c.seq_len for c in gpu) == 131072
