@@ -147,6 +147,10 @@ def test_cuda_cell_reports_allocator_peak(restore_process_limits):
     assert result["status"] == "ok", result["error"]
     (row,) = result["rows"]
     assert row["mem_source"] == "cuda_allocator" and row["peak_mem_bytes"] > 0
+    assert row["peak_tensor_bytes"] > 0 and "peak_rss_bytes" not in row
+    assert row["device_time_ms"] > 0 and len(row["device_time_samples_ms"]) == len(row["time_samples_ms"])
+    assert 0 < row["device_mem_free_bytes"] <= row["device_mem_total_bytes"]
+    assert row["cudnn_enabled"] == torch.backends.cudnn.enabled  # provenance at cell start
 
 
 def test_busy_machine_warning_reads_the_load_column():
