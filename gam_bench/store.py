@@ -147,6 +147,8 @@ SCHEMA = pa.schema(
         ("device_mem_total_bytes", _I64),
         ("device_time_ms", _F64),  # median of device-event step times (accelerator only)
         ("device_time_samples_ms", pa.list_(_F64)),
+        # worker process settings (W1a; runner/worker.py prepare, measure/memory.tune_malloc)
+        ("malloc_tuned", _BOOL),  # glibc mmap/trim thresholds fixed at 1 GiB in the worker; null: not a worker row
         ("executor", _STR),
         ("started_at", pa.timestamp("us", tz="UTC")),
         ("duration_s", _F64),

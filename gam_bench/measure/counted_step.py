@@ -1,10 +1,10 @@
 """The one untimed counted step: FLOPs (optional) and peak tensor bytes from a single run.
 
-`FlopCounterMode` and `TensorMemory` are both dispatch modes; nested, every op passes
-through both, so one step gives both figures (tests check either nesting order agrees).
-The throughput task calls this in place of `count_flops(step)`:
+`FlopCounterMode` (with `flops.FORMULAS`, the same count as `flops.count_flops`) and
+`TensorMemory` are both dispatch modes; nested, every op passes through both, so one step
+gives both figures (tests check either nesting order agrees). The throughput task calls:
 
-    counted = count_step(step, flops=measure["flops"], device=cell["device"])
+    counted = count_step(step, flops=cell.measure.flops, device=cell.device)
     row["flops"] = counted.flops           # None when flops is False
     row["peak_tensor_bytes"] = counted.peak_tensor_bytes
 """
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from gam_bench.measure.flops import FORMULAS
 from gam_bench.measure.tensor_memory import TensorMemory
 
 
@@ -32,7 +33,7 @@ def count_step(step: Callable[[], object], flops: bool, device: torch.device | s
 
     Tensors live at entry are those reachable from `step` (its closure: module, inputs,
     optimizer), so the figure does not depend on what else the worker holds."""
-    counter = FlopCounterMode(display=False) if flops else None
+    counter = FlopCounterMode(display=False, custom_mapping=FORMULAS) if flops else None
     with counter if counter is not None else contextlib.nullcontext(), TensorMemory(device, roots=(step,)) as memory:
         step()
     total = int(counter.get_total_flops()) if counter is not None else None

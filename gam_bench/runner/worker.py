@@ -7,6 +7,14 @@ Protocol (tuples over a multiprocessing Connection):
   worker -> parent  ("progress", message) any number of times during a cell, then
                     ("result", result dict) with status ok | oom | error
 After a failed cell the worker exits, so the next cell gets a fresh process.
+
+Columns a worker adds: the environment (measure/environment) and `malloc_tuned` (process-wide,
+set at start-up), the cell-start columns (free/total device memory before the cap and, on an
+accelerator, its provenance: numerics flags, kernel versions, GPU clocks), and the peak
+memory around the task (`peak_mem_bytes` / `mem_source`; on CPU also `peak_rss_bytes`). A
+failed cell's result carries one row of its cell-start columns, so an `oom` row says how
+much memory was free when the cell began. A CPU cell calls no accelerator API at all (no
+context is created on a GPU machine).
 """
 
 from __future__ import annotations
@@ -57,23 +65,39 @@ def main(conn: Any, device: str, plugins: list[str]) -> None:
     _serve(conn)
 
 
+_PROCESS_COLUMNS: dict[str, Any] = {}  # set by prepare(), added to every cell's environment
+
+
 def prepare(device: str, plugins: list[str]) -> dict[str, Any]:
-    """Start-up of a worker process (local, or a Ray cell worker): import the plugins, prime
-    the device; returns the environment columns. Raises if the worker cannot start."""
+    """Start-up of a worker process (local, or a Ray cell worker): tune glibc malloc, import the
+    plugins, prime the device, then freeze the objects that exist now out of the garbage
+    collector's scans; returns the environment columns. Raises if the worker cannot start.
+
+    gc.freeze: the per-cell heap trim runs gc.collect(), which otherwise walks the ~200k objects
+    of torch and the imports (~130 ms per cell, measured); frozen objects are never freed,
+    which they would not be anyway."""
+    import gc
+
     from gam_bench.measure.environment import environment
+    from gam_bench.measure.memory import tune_malloc
     from gam_bench.suite import import_plugin
 
+    _PROCESS_COLUMNS["malloc_tuned"] = tune_malloc()
     for module in plugins:
         import_plugin(module)
     _prime(device)
-    return environment(device)
+    env = {**environment(device), **_PROCESS_COLUMNS}
+    gc.collect()
+    gc.freeze()
+    return env
 
 
 def _prime(device: str) -> None:
-    """Pay one-time costs (thread pools, autograd engine, lazy kernels) before any cell is timed."""
+    """Pay one-time costs (thread pools, autograd engine, lazy kernels, the first dispatch mode's
+    import of torch._dynamo) before any cell is timed."""
     import torch
 
-    from gam_bench.measure.flops import count_flops
+    from gam_bench.measure.counted_step import count_step
 
     layer = torch.nn.Linear(64, 64).to(device)
     x = torch.randn(4, 32, 64, device=device, requires_grad=True)  # (B, T, D)
@@ -81,7 +105,7 @@ def _prime(device: str) -> None:
     def step() -> None:
         layer(x).float().mean().backward()
 
-    count_flops(step)
+    count_step(step, flops=True, device=device)
     for _ in range(3):
         step()
 
@@ -132,10 +156,12 @@ def run_cell(cell: Cell, ctx: Any) -> dict[str, Any]:
     t0 = time.perf_counter()
     device = torch.device(cell.device)
     env: dict[str, Any] = {}
+    start: dict[str, Any] = {}
     try:
         if cell.threads:
             torch.set_num_threads(cell.threads)
-        env = environment(cell.device)
+        env = {**environment(cell.device), **_PROCESS_COLUMNS}
+        start = cell_start_columns(device)
         limits = cell.limits
         # The cap first: priming runs model code, which must not escape the cap either.
         memory.apply_cap(device, memory.cap_bytes(limits.mem_cap_gb, limits.mem_cap_fraction, device))
@@ -143,22 +169,43 @@ def run_cell(cell: Cell, ctx: Any) -> dict[str, Any]:
         meter = memory.PeakMemory(device)
         meter.start()
         rows = TASKS.get(cell.task)(cell, ctx)
-        peak = meter.peak_bytes()
+        peak = peak_columns(meter)
         for row in rows:
-            row.setdefault("peak_mem_bytes", peak)
-            row.setdefault("mem_source", meter.source)
+            for name, value in {**start, **peak}.items():
+                row.setdefault(name, value)
         status, error = "ok", None
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a row
-        rows, status, error = [], ("oom" if memory.is_oom(exc) else "error"), _describe(exc)
+        rows, status, error = [dict(start)] if start else [], ("oom" if memory.is_oom(exc) else "error"), _describe(exc)
         del exc
     return {
         "status": status,
         "error": error,
         "rows": rows,
-        "env": env or environment(cell.device),
+        "env": env or {**environment(cell.device), **_PROCESS_COLUMNS},
         "started_at": started_at,
         "duration_s": time.perf_counter() - t0,
     }
+
+
+def cell_start_columns(device: Any) -> dict[str, Any]:
+    """Columns read when a cell starts, before the cap: the device's free and total memory and,
+    on an accelerator only, its provenance (a CPU cell calls no accelerator API)."""
+    from gam_bench.measure import memory, provenance
+
+    columns = memory.device_memory_at_start(device)
+    if device.type != "cpu":
+        columns.update(provenance.accelerator_provenance(device))
+    return columns
+
+
+def peak_columns(meter: Any) -> dict[str, Any]:
+    """The cell's peak memory: `peak_mem_bytes` and `mem_source` (CPU: RSS high-water mark; an
+    accelerator: the caching allocator's peak), and on CPU the same figure as `peak_rss_bytes`."""
+    peak = meter.peak_bytes()
+    columns = {"peak_mem_bytes": peak, "mem_source": meter.source}
+    if not meter.on_accelerator:
+        columns["peak_rss_bytes"] = peak
+    return columns
 
 
 def _describe(exc: BaseException) -> str:

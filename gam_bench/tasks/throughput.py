@@ -9,8 +9,17 @@ Modes
   `gam_bench.tasks.step.train_step`, the same step the perplexity task trains with.
 
 dtype float16 / bfloat16 run under `torch.autocast` (weights stay float32; tasks/precision).
-Order: build, one FLOP-counted step (untimed), warmup, timed steps. The worker measures
-peak memory around the whole cell.
+float16 forward_backward and train_step steps scale the loss with `torch.amp.GradScaler`
+(tasks/step.make_scaler) before backward, as float16 training does; train_step also lets the
+scaler unscale, skip inf/nan steps and update its scale. Without it a mean loss's gradient
+underflows to zero at long lengths.
+
+Order: build, one counted step (untimed: `measure.counted_step.count_step` gives the peak
+tensor bytes always and the FLOPs when `measure.flops`, while `SDPAKernels` records which
+attention kernel ran), warmup, timed steps (syncing only the cell's own device; on an
+accelerator also timed with device events). FLOPs are None for a backend whose kernels the
+counter cannot see (`flops.counts_every_kernel`: mamba-ssm), never a partial count. The
+worker measures peak RSS / allocator memory around the whole cell.
 """
 
 from __future__ import annotations
@@ -22,9 +31,11 @@ import torch
 from torch import nn
 
 from gam_bench.cell import Cell
-from gam_bench.measure.flops import count_flops
-from gam_bench.measure.timing import time_steps, warm_up
-from gam_bench.models import registry
+from gam_bench.measure.counted_step import CountedStep, count_step
+from gam_bench.measure.flops import counts_every_kernel
+from gam_bench.measure.provenance import SDPAKernels
+from gam_bench.measure.timing import Timing, time_steps, warm_up
+from gam_bench.models import backends, registry
 from gam_bench.tasks import step as lm_step
 from gam_bench.tasks.precision import autocast_for
 
@@ -63,6 +74,7 @@ def _block_step(cell: Cell, block: nn.Module, x: torch.Tensor) -> Callable[[], N
         return _forward_step(cell, block, x)
     x.requires_grad_(True)
     optimizer = lm_step.make_optimizer(block) if cell.mode == "train_step" else None
+    scaler = lm_step.make_scaler(cell.dtype, cell.device)
     block.train()
 
     def step() -> None:
@@ -70,26 +82,36 @@ def _block_step(cell: Cell, block: nn.Module, x: torch.Tensor) -> Callable[[], N
         x.grad = None
         with autocast_for(cell):
             loss = block(x).float().mean()  # (B, T, D) -> scalar
-        loss.backward()
+        lm_step.backward(loss, scaler)
         if optimizer is not None:
-            optimizer.step()
+            _optimizer_step(optimizer, scaler)
 
     return step
+
+
+def _optimizer_step(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None) -> None:
+    """optimizer.step(), or through the scaler (unscale, skip on inf/nan, update the scale)."""
+    if scaler is None:
+        optimizer.step()
+        return
+    scaler.step(optimizer)
+    scaler.update()
 
 
 def _lm_step(cell: Cell, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> Callable[[], None]:
     if cell.mode == "forward":
         return _forward_step(cell, model, inputs)
     model.train()
+    scaler = lm_step.make_scaler(cell.dtype, cell.device)
     if cell.mode == "train_step":
         optimizer = lm_step.make_optimizer(model)
-        return lambda: lm_step.train_step(model, optimizer, inputs, targets, autocast=autocast_for(cell))
+        return lambda: lm_step.train_step(model, optimizer, inputs, targets, autocast=autocast_for(cell), scaler=scaler)
 
     def step() -> None:
         model.zero_grad(set_to_none=True)
         with autocast_for(cell):
             loss = lm_step.lm_loss(model(inputs), targets)  # (B, T, V) -> scalar
-        loss.backward()
+        lm_step.backward(loss, scaler)
 
     return step
 
@@ -107,25 +129,52 @@ def _forward_step(cell: Cell, module: nn.Module, x: torch.Tensor) -> Callable[[]
 def run(cell: Cell, ctx: Any = None) -> list[dict[str, Any]]:
     """Measure one throughput cell; returns one row of measurement columns."""
     torch.manual_seed(cell.seed)
+    device = torch.device(cell.device)
     module, config = build_module(cell)
     step = make_step(cell, module, config)
-    measure = cell.measure
-    flops = count_flops(step) if measure.flops else None
-    warm_up(step, measure.warmup)
-    timing = time_steps(step, measure.repeats, measure.min_run_time_s, measure.max_repeats)
+    backend = str(getattr(module, "backend", "") or "")
+    counted, sdpa_kernel = counted_step(step, cell.measure.flops and counts_every_kernel(backend), device)
+    timing = timed_steps(step, cell, device)
     seconds = timing.median_ms / 1e3
+    flops = counted.flops
     return [
         {
-            "backend": str(getattr(module, "backend", "") or ""),
+            "backend": backend,
+            "backend_reason": backends.backend_reason(module),
+            "sdpa_kernel": sdpa_kernel,
             "params": sum(p.numel() for p in module.parameters()),
             "d_model": getattr(config, "d_model", None),
             "n_layers": getattr(config, "n_layers", None) if cell.level == "lm" else 1,
-            "time_ms": timing.median_ms,
-            "time_ms_q25": timing.q25_ms,
-            "time_ms_q75": timing.q75_ms,
-            "time_samples_ms": timing.samples_ms,
+            **timing_columns(timing),
             "tokens_per_s": cell.batch_size * cell.seq_len / seconds,
+            "peak_tensor_bytes": counted.peak_tensor_bytes,
             "flops": float(flops) if flops is not None else None,
             "flops_per_s": flops / seconds if flops is not None else None,
         }
     ]
+
+
+def counted_step(step: Callable[[], None], flops: bool, device: torch.device) -> tuple[CountedStep, str]:
+    """The one untimed counted step: (FLOPs if `flops` and peak tensor bytes, the SDPA kernels that ran)."""
+    with SDPAKernels() as kernels:
+        counted = count_step(step, flops=flops, device=device)
+    return counted, kernels.kernels
+
+
+def timed_steps(step: Callable[[], None], cell: Cell, device: torch.device) -> Timing:
+    """Warmup, then the timed steps, syncing only `device` (the cell's)."""
+    measure = cell.measure
+    warm_up(step, measure.warmup, device)
+    return time_steps(step, measure.repeats, measure.min_run_time_s, measure.max_repeats, device=device)
+
+
+def timing_columns(timing: Timing) -> dict[str, Any]:
+    """The host-clock and (accelerator only) device-event time columns of a row."""
+    return {
+        "time_ms": timing.median_ms,
+        "time_ms_q25": timing.q25_ms,
+        "time_ms_q75": timing.q75_ms,
+        "time_samples_ms": timing.samples_ms,
+        "device_time_ms": timing.device_median_ms,
+        "device_time_samples_ms": timing.device_samples_ms,
+    }

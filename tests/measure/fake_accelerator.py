@@ -10,8 +10,10 @@ torch/accelerator/_utils.py and torch/cuda/memory.py):
   fraction (TypeError) in [0, 1] (ValueError);
 - the torch.accelerator memory calls and `synchronize` accept None / an index-less device
   (the current index).
-It records every synchronize (per device index), the memory fraction, and whether anything
-"initialised" the device (any call but the availability checks), like torch.cuda.is_initialized.
+`devices` sets how many devices exist (an index beyond them is torch's "invalid device
+ordinal"); the current device is index 0. It records every synchronize (per device index),
+the device of every event, the memory fraction, and whether anything "initialised" the
+device (any call but the availability checks), like torch.cuda.is_initialized.
 Tensors stay on the CPU; memory numbers are whatever the test sets.
 """
 
@@ -63,6 +65,7 @@ class FakeEvent:
 
 @dataclass
 class FakeCuda:
+    devices: int = 1  # cuda:0 .. cuda:<devices-1> exist; the current device is cuda:0
     total: int = 80 * GiB
     free: int = 70 * GiB
     allocated: int = 0
@@ -71,11 +74,12 @@ class FakeCuda:
     initialized: bool = False
     clock_ms: float = 0.0
     syncs: list[int] = field(default_factory=list)
+    event_devices: list[int] = field(default_factory=list)  # the device index of every event made
     free_readings: list[int] = field(default_factory=list)  # if set, mem_get_info pops these first
 
     def _touch(self, device, optional: bool = True) -> int:
         index = _index(device, optional)
-        if index != 0:
+        if not 0 <= index < self.devices:
             raise RuntimeError(f"CUDA error: invalid device ordinal {index}")
         self.initialized = True
         return index
@@ -119,13 +123,24 @@ class FakeCuda:
         self._touch(device)
         return type("Props", (), {"total_memory": self.total, "name": "Fake GPU"})()
 
+    def get_device_name(self, device=None) -> str:
+        self._touch(device)
+        return "Fake GPU"
+
     def event(self, device=None, *, enable_timing: bool = False, **_):
         device = torch.device(device) if device is not None else torch.device("cuda", 0)
         if device.type != "cuda":
             raise ValueError(f"{device.type} doesn't match the current accelerator cuda.")
+        if not 0 <= (device.index or 0) < self.devices:
+            raise RuntimeError(f"CUDA error: invalid device ordinal {device.index}")
+        self.event_devices.append(device.index if device.index is not None else 0)
         return FakeEvent(self, device)
 
     def install(self, monkeypatch) -> FakeCuda:
+        # torch._dynamo (imported by the first dispatch mode, e.g. a counted step) subclasses
+        # torch.Event at import time: import it before torch.Event is replaced by a function.
+        import torch._dynamo.device_interface  # noqa: F401
+
         acc = torch.accelerator
         monkeypatch.setattr(acc, "is_available", lambda: True)
         monkeypatch.setattr(acc, "current_accelerator", lambda check_available=False: torch.device("cuda"))
@@ -138,6 +153,7 @@ class FakeCuda:
         monkeypatch.setattr(torch.cuda, "is_initialized", lambda: self.initialized)
         monkeypatch.setattr(torch.cuda, "set_per_process_memory_fraction", self.set_per_process_memory_fraction)
         monkeypatch.setattr(torch.cuda, "get_device_properties", self.get_device_properties)
+        monkeypatch.setattr(torch.cuda, "get_device_name", self.get_device_name)
         monkeypatch.setattr(torch.cuda, "mem_get_info", self.get_memory_info)
         monkeypatch.setattr(torch.cuda, "synchronize", self.synchronize)
         monkeypatch.setattr(torch, "Event", self.event)

@@ -88,3 +88,16 @@ def test_mamba_ssm_rows_get_no_partial_count():
     assert not flops.counts_every_kernel("mamba-ssm")
     assert not flops.counts_every_kernel("mamba-ssm-fused")
     assert flops.counts_every_kernel("torch-chunked-scan") and flops.counts_every_kernel("fused")
+
+
+def test_the_counted_step_uses_the_same_formulas():
+    """`count_step` (the throughput task's counted step) counts what `count_flops` counts, CPU
+    SDPA included (before: torch's own table, which has no CPU SDPA formula)."""
+    from gam_bench.measure.counted_step import count_step
+
+    q = torch.randn(1, 1, T, D, requires_grad=True)
+
+    def step() -> None:
+        nn.functional.scaled_dot_product_attention(q, q, q).sum().backward()
+
+    assert count_step(step, flops=True).flops == flops.count_flops(step) == 2 * (2 * T * T * D) * 3

@@ -109,6 +109,11 @@ def test_throughput_task_fills_its_columns(level, mode, restore_process_limits):
     assert row["params"] == sum(p.numel() for p in throughput.build_module(cell)[0].parameters())
     assert row["backend"] == "test" and row["mem_source"] == "rss_hwm"
     assert HELD_MB * 2**20 * 0.95 <= row["peak_mem_bytes"] < 4 * HELD_MB * 2**20  # the forward's held tensor
+    assert row["peak_rss_bytes"] == row["peak_mem_bytes"]  # on CPU the RSS figure is the meter's
+    assert row["peak_tensor_bytes"] >= HELD_MB * 2**20  # the held tensor's storage, counted exactly
+    assert row["backend_reason"] == "" and row["sdpa_kernel"] == ""  # no mixer with a reason, no SDPA
+    assert row["device_time_ms"] is None and row["device_time_samples_ms"] is None  # CPU: no device events
+    assert row["device_mem_total_bytes"] > 0
     assert set(row) <= set(store.COLUMNS)
     assert result["env"]["threads"] == 1
 
@@ -130,6 +135,9 @@ def test_peak_memory_is_per_cell(write_suite, tmp_path):
     big, small = df.loc["test-tiny", "peak_mem_bytes"], df.loc["test-pid", "peak_mem_bytes"]
     assert big >= 0.95 * 300 * 2**20  # the held tensor is seen (RSS baseline moves by a few pages)
     assert small < 100 * 2**20  # and the high-water mark was reset for the next cell
+    assert df["malloc_tuned"].tolist() == [True, True]  # the worker fixed glibc's thresholds (glibc here)
+    assert (df["peak_rss_bytes"] == df["peak_mem_bytes"]).all()
+    assert df.loc["test-tiny", "peak_tensor_bytes"] >= 300 * 2**20 > df.loc["test-pid", "peak_tensor_bytes"]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -139,6 +147,10 @@ def test_cuda_cell_reports_allocator_peak(restore_process_limits):
     assert result["status"] == "ok", result["error"]
     (row,) = result["rows"]
     assert row["mem_source"] == "cuda_allocator" and row["peak_mem_bytes"] > 0
+    assert row["peak_tensor_bytes"] > 0 and "peak_rss_bytes" not in row
+    assert row["device_time_ms"] > 0 and len(row["device_time_samples_ms"]) == len(row["time_samples_ms"])
+    assert 0 < row["device_mem_free_bytes"] <= row["device_mem_total_bytes"]
+    assert row["cudnn_enabled"] == torch.backends.cudnn.enabled  # provenance at cell start
 
 
 def test_busy_machine_warning_reads_the_load_column():
@@ -151,3 +163,137 @@ def test_busy_machine_warning_reads_the_load_column():
     )
     assert busy_warning([{"load_avg_1m": cores * 0.5}]) is None
     assert busy_warning([{"load_avg_1m": None}]) is None
+
+
+def _model_cell(model, level="block", mode="forward_backward", dtype="float32", flops=True, **overrides):
+    suite = suite_from_dict(
+        {
+            "name": "m",
+            "plugins": ["faulty_models"],
+            "models": [{"name": model, "overrides": {"d_model": 16, "dropout": 0.0, **overrides}}],
+            "axes": {"seq_len": [32], "batch_size": [2]},
+            "level": level,
+            "mode": mode,
+            "dtype": dtype,
+            "device": "cpu",
+            "measure": {"warmup": 0, "repeats": 1, "flops": flops},
+        }
+    )
+    return expand(suite, "cpu", threads=1)[0]
+
+
+@pytest.mark.parametrize(
+    ("model", "level", "mode"),
+    [("transformer-naive", "block", "forward_backward"), ("gam", "lm", "train_step"), ("mamba", "block", "forward")],
+)
+def test_peak_tensor_bytes_is_deterministic_and_independent_of_flops(model, level, mode):
+    overrides = {"n_layers": 1} if level == "lm" else {}
+    first = throughput.run(_model_cell(model, level, mode, **overrides))[0]
+    again = throughput.run(_model_cell(model, level, mode, **overrides))[0]
+    uncounted = throughput.run(_model_cell(model, level, mode, flops=False, **overrides))[0]
+    assert first["peak_tensor_bytes"] == again["peak_tensor_bytes"] == uncounted["peak_tensor_bytes"] > 0
+    assert first["flops"] == again["flops"] > 0 and uncounted["flops"] is None
+    assert first["peak_tensor_bytes"] >= first["params"] * 4  # the float32 weights are live throughout
+
+
+def test_sdpa_kernel_is_recorded_for_the_transformer():
+    sdpa = throughput.run(_model_cell("transformer", mode="forward", n_heads=2))[0]
+    naive = throughput.run(_model_cell("transformer-naive", mode="forward", n_heads=2))[0]
+    assert sdpa["backend"] == "sdpa" and sdpa["sdpa_kernel"] == "flash_cpu"  # CPU's fused kernel, no dropout
+    assert naive["sdpa_kernel"] == ""  # naive attention never calls SDPA
+
+
+@pytest.mark.parametrize(
+    ("backend", "reason"),
+    [
+        ("auto", "torch-chunked-scan: inputs on cpu (mamba-ssm kernels are CUDA-only)"),
+        ("torch", "torch-chunked-scan: backend 'torch' requested"),
+    ],
+)
+def test_backend_reason_is_recorded_for_mamba(backend, reason):
+    row = throughput.run(_model_cell("mamba", mode="forward", backend=backend))[0]
+    assert row["backend"] == "torch-chunked-scan" and row["backend_reason"] == reason
+
+
+def test_flops_are_none_for_a_backend_the_counter_cannot_see(monkeypatch):
+    """mamba-ssm's kernels run outside the dispatcher: no partial count, but the tensor peak stays."""
+    from gam_bench.models.mamba import MambaMixer
+
+    monkeypatch.setattr(MambaMixer, "backend", property(lambda self: "mamba-ssm-fused"))
+    row = throughput.run(_model_cell("mamba", mode="forward"))[0]
+    assert row["backend"] == "mamba-ssm-fused"
+    assert row["flops"] is None and row["flops_per_s"] is None and row["peak_tensor_bytes"] > 0
+
+
+class _SpyScaler(torch.amp.GradScaler):
+    """A real float16 GradScaler that records which of its methods the step called."""
+
+    def __init__(self) -> None:
+        super().__init__("cpu")
+        self.calls: list[str] = []
+
+    def scale(self, outputs):
+        self.calls.append("scale")
+        return super().scale(outputs)
+
+    def unscale_(self, optimizer):
+        self.calls.append("unscale_")
+        return super().unscale_(optimizer)
+
+    def step(self, optimizer, *args, **kwargs):
+        self.calls.append("step")
+        return super().step(optimizer, *args, **kwargs)
+
+    def update(self, new_scale=None):
+        self.calls.append("update")
+        return super().update(new_scale)
+
+
+@pytest.mark.parametrize("level", ["block", "lm"])
+@pytest.mark.parametrize(
+    ("mode", "calls"),
+    [("forward_backward", ["scale"]), ("train_step", None)],
+)
+def test_float16_steps_go_through_the_grad_scaler(monkeypatch, level, mode, calls):
+    scalers: list[_SpyScaler] = []
+
+    def make_scaler(dtype, device):
+        assert dtype == "float16" and device == "cpu"
+        scalers.append(_SpyScaler())
+        return scalers[-1]
+
+    monkeypatch.setattr(throughput.lm_step, "make_scaler", make_scaler)
+    cell = _model_cell("test-tiny", level, mode, dtype="float16")
+    module, config = throughput.build_module(cell)
+    throughput.make_step(cell, module, config)()
+    (scaler,) = scalers
+    if calls is None:  # the block step does not clip, so scaler.step unscales inside (no unscale_ first)
+        calls = ["scale", "unscale_", "step", "update"] if level == "lm" else ["scale", "step", "unscale_", "update"]
+    assert scaler.calls == calls
+
+
+def test_float16_forward_backward_gradients_are_scaled_and_non_zero():
+    """The throughput fwd+bwd step in float16 backpropagates the scaled loss: every gradient is
+    2**16 times the unscaled one (up to float16 rounding of the unscaled one's small elements)
+    and none is all zero."""
+    cell = _model_cell("gam", dtype="float16", num_memory_slots=8)
+    grads = {}
+    for scaled in (True, False):
+        torch.manual_seed(0)
+        module, config = throughput.build_module(cell)
+        torch.manual_seed(1)
+        x = torch.randn(2, 32, config.d_model)  # (B, T, D)
+        if not scaled:
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(throughput.lm_step, "make_scaler", lambda dtype, device: None)
+                step = throughput._block_step(cell, module, x)
+        else:
+            step = throughput._block_step(cell, module, x)
+        step()
+        grads[scaled] = [x.grad] + [p.grad for p in module.parameters() if p.grad is not None]
+    assert len(grads[True]) == len(grads[False]) > 1
+    for with_scaler, without in zip(grads[True], grads[False]):
+        assert torch.count_nonzero(with_scaler) > 0
+        # norm-wise: the unscaled gradients' smallest elements sit in float16's subnormal range
+        diff = (with_scaler / 2.0**16 - without).abs().max() / without.abs().max()
+        assert diff < 1e-2
