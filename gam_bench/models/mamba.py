@@ -105,11 +105,11 @@ class MambaMixer(nn.Module):
     def backend_reason(self) -> str:
         """Which path runs for inputs on the weights' device and why (the `backend_reason` column)."""
         device = self.in_proj.weight.device
-        available, path, reason = mamba_backend_status()
         if self.requested == "torch":
             return "torch-chunked-scan: backend 'torch' requested"
-        if device.type != "cuda":
+        if device.type != "cuda":  # checked first: a CPU cell never imports mamba_ssm
             return f"torch-chunked-scan: inputs on {device.type} (mamba-ssm kernels are CUDA-only)"
+        _available, path, reason = mamba_backend_status()
         return f"{path}: {reason}" if reason else path
 
     def _resolve(self, device: torch.device) -> str:
