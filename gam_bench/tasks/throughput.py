@@ -9,8 +9,12 @@ Modes
   `gam_bench.tasks.step.train_step`, the same step the perplexity task trains with.
 
 dtype float16 / bfloat16 run under `torch.autocast` (weights stay float32; tasks/precision).
-Order: build, one FLOP-counted step (untimed), warmup, timed steps. The worker measures
-peak memory around the whole cell.
+Order: build, then the execution mode (`tasks.execution.prepare`: compile, one untimed
+compiling step -> compile_s, parity against eager -> max_rel_err / parity_ok, CUDA-graph
+capture), one FLOP-counted step (untimed; always the eager step: FLOPs are the model's, not
+the kernels'), then warmup and timed steps of the compiled step inside a recompile counter.
+The worker measures peak memory around the whole cell. `mfu` = flops_per_s over this
+machine's calibrated matmul peak for the dtype (`cell.peak_flops_per_s`, from pre-flight).
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ import torch
 from torch import nn
 
 from gam_bench.cell import Cell
+from gam_bench.measure.calibrate import mfu
 from gam_bench.measure.flops import count_flops
 from gam_bench.measure.timing import time_steps, warm_up
 from gam_bench.models import registry
+from gam_bench.tasks import execution
 from gam_bench.tasks import step as lm_step
 from gam_bench.tasks.precision import autocast_for
 
@@ -104,18 +110,32 @@ def _forward_step(cell: Cell, module: nn.Module, x: torch.Tensor) -> Callable[[]
     return step
 
 
+def parity_inputs(cell: Cell, config: Any) -> list[torch.Tensor]:
+    """Inputs of one forward call at the cell's shape, for the compiled-vs-eager check."""
+    device = torch.device(cell.device)
+    if cell.level == "block":
+        return [torch.randn(cell.batch_size, cell.seq_len, config.d_model, device=device)]  # (B, T, D)
+    return [torch.randint(0, config.vocab_size, (cell.batch_size, cell.seq_len), device=device)]  # (B, T)
+
+
 def run(cell: Cell, ctx: Any = None) -> list[dict[str, Any]]:
     """Measure one throughput cell; returns one row of measurement columns."""
     torch.manual_seed(cell.seed)
     module, config = build_module(cell)
-    step = make_step(cell, module, config)
+    ex = execution.prepare(cell, module, lambda m: make_step(cell, m, config), lambda: parity_inputs(cell, config))
+    step = ex.step
     measure = cell.measure
-    flops = count_flops(step) if measure.flops else None
-    warm_up(step, measure.warmup)
-    timing = time_steps(step, measure.repeats, measure.min_run_time_s, measure.max_repeats)
+    flops = count_flops(ex.counted) if measure.flops else None
+    with ex.counting():
+        warm_up(step, measure.warmup)
+        timing = time_steps(step, measure.repeats, measure.min_run_time_s, measure.max_repeats)
     seconds = timing.median_ms / 1e3
+    flops_per_s = flops / seconds if flops is not None else None
     return [
         {
+            **ex.columns,
+            "peak_flops_per_s": cell.peak_flops_per_s,
+            "mfu": mfu(flops_per_s, cell.peak_flops_per_s),
             "backend": str(getattr(module, "backend", "") or ""),
             "params": sum(p.numel() for p in module.parameters()),
             "d_model": getattr(config, "d_model", None),
@@ -126,6 +146,6 @@ def run(cell: Cell, ctx: Any = None) -> list[dict[str, Any]]:
             "time_samples_ms": timing.samples_ms,
             "tokens_per_s": cell.batch_size * cell.seq_len / seconds,
             "flops": float(flops) if flops is not None else None,
-            "flops_per_s": flops / seconds if flops is not None else None,
+            "flops_per_s": flops_per_s,
         }
     ]
