@@ -1,8 +1,8 @@
 """Test-only models for the compiled-cell tests (suites load them with `plugins: [compile_models]`).
 
-    test-nocompile  a linear block that runs eagerly but that torch.compile refuses: its forward
-                    breaks the graph inside `torch._dynamo.error_on_graph_break(True)`, so dynamo
-                    raises (Unsupported) instead of falling back to eager for that frame
+test-nocompile  a linear block that runs eagerly but that torch.compile refuses: its forward
+                breaks the graph inside `torch._dynamo.error_on_graph_break(True)`, so dynamo
+                raises (Unsupported) instead of falling back to eager for that frame
 """
 
 from __future__ import annotations
