@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from collections.abc import Callable
 from typing import Any
 
 from gam_bench.cell import Cell
@@ -95,12 +97,13 @@ def _check_execution(cell: Cell, source: str) -> None:
 CALIBRATE_ENV = "GAM_BENCH_CALIBRATE"  # "0": never calibrate (rows' peak_flops_per_s and mfu stay null)
 
 
-def with_peaks(cells: list[Cell], enabled: bool = True) -> list[Cell]:
+def with_peaks(cells: list[Cell], enabled: bool = True, note: Callable[[str], Any] | None = None) -> list[Cell]:
     """The cells with `peak_flops_per_s` set for throughput cells that count FLOPs.
 
     One `calibrate.peak_for` per (device, dtype, threads): the first use on this machine
     measures every dtype and the bandwidth (a few seconds on a CPU) and caches them. Skipped
     when `enabled` is false (the suite's `calibrate: false`) or $GAM_BENCH_CALIBRATE is "0".
+    note(message): told when a calibration is measured now (how long it took), not when cached.
     """
     if not enabled or os.environ.get(CALIBRATE_ENV) == "0":
         return cells
@@ -115,6 +118,11 @@ def with_peaks(cells: list[Cell], enabled: bool = True) -> list[Cell]:
             continue
         key = (cell.device, cell.dtype, cell.threads or usable_cores())
         if key not in peaks:
-            peaks[key] = calibrate.peak_for(*key)["peak_flops_per_s"]
+            start = time.perf_counter()
+            peak = calibrate.peak_for(*key)
+            peaks[key] = peak["peak_flops_per_s"]
+            if peak["measured_now"] and note is not None:
+                seconds = time.perf_counter() - start
+                note(f"calibration: measured {peak['key']} in {seconds:.1f} s, cached in {calibrate.cache_path()}")
         out.append(cell.model_copy(update={"peak_flops_per_s": peaks[key]}))
     return out

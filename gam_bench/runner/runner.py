@@ -83,11 +83,11 @@ def run_suite(
 
     `executor_options` go to the executor's class (ray: address, max_concurrency)."""
     suite, config, cells = plan(suite, device, only)
-    cells = with_peaks(cells, enabled=config.calibrate)  # calibrates this machine on first use (issue 15)
     folder = results_dir(suite, out)
     regression = config.regression.model_dump() if config.regression else None  # what `compare` judges with
     store.write_suite_meta(folder, suite=suite.name, source=suite.source, regression=regression)
     console = console or Console()
+    cells = with_peaks(cells, enabled=config.calibrate, note=console.print)  # calibrates on first use (issue 15)
     done = set() if fresh else store.done_cell_ids(folder)
     todo = [c for c in cells if c.cell_id not in done]
     if done:

@@ -168,7 +168,8 @@ def peaks(monkeypatch):
 
     def peak_for(device, dtype, threads, **measure):
         calls.append((device, dtype, threads))
-        return {"peak_flops_per_s": {"float32": 4e9, "bfloat16": 1e9}[dtype]}
+        peak = {"float32": 4e9, "bfloat16": 1e9}[dtype]
+        return {"peak_flops_per_s": peak, "measured_now": len(calls) == 1, "key": f"key{len(calls)}"}
 
     monkeypatch.setattr(calibrate, "peak_for", peak_for)
     monkeypatch.delenv(preflight.CALIBRATE_ENV, raising=False)
@@ -177,7 +178,9 @@ def peaks(monkeypatch):
 
 def test_peaks_are_looked_up_once_per_device_dtype_and_threads(peaks, monkeypatch):
     cells = _cells(dtype=["float32", "bfloat16"], compile=["eager", "default"])
-    out = preflight.with_peaks(cells)
+    notes = []
+    out = preflight.with_peaks(cells, note=notes.append)
+    assert len(notes) == 1 and notes[0].startswith("calibration: measured key1 in ")  # the first measures
     assert sorted(peaks) == [("cpu", "bfloat16", 1), ("cpu", "float32", 1)]
     assert {(c.dtype, c.peak_flops_per_s) for c in out} == {("float32", 4e9), ("bfloat16", 1e9)}
     assert [c.cell_id for c in out] == [c.cell_id for c in cells]
