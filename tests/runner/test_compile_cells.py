@@ -226,3 +226,17 @@ def test_cuda_graph_cell_times_replays_with_parity():
     (row,) = throughput.run(_tiny(device="cuda", mode="forward", cuda_graph=True))
     assert row["cuda_graph"] is True and row["compile"] == "eager" and row["compile_s"] is None
     assert row["parity_ok"] is True and row["time_ms"] > 0
+
+
+def test_progress_and_summary_name_the_execution_mode():
+    from rich.console import Console
+
+    from gam_bench.runner.progress import cell_label, summary_table
+
+    assert cell_label(_tiny(compile="default")).endswith("T=8 compile=default")
+    assert "compile" not in cell_label(_tiny()) and cell_label(_tiny(cuda_graph=True)).endswith("T=8 cuda_graph")
+    base = dict(model="m", level="block", mode="forward", dtype="float32", batch_size=1, seq_len=8, status="error")
+    console = Console(width=200, record=True)
+    console.print(summary_table([{**base, "compile": "max-autotune"}, {**base, "compile": "eager"}], "t"))
+    lines = [line for line in console.export_text().splitlines() if "block/forward/float32" in line]
+    assert "block/forward/float32/compile=max-autotune" in lines[0] and "compile" not in lines[1]
