@@ -31,13 +31,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from gam_bench.suite import Compile, DType, Level, Limits, Measure, Mode, Suite
+from gam_bench.suite import Compile, DType, Level, Limits, Measure, Mode, Suite, modes_of
+from gam_bench.tasks.decode_settings import DecodeSettings
 from gam_bench.tasks.perplexity_settings import PerplexitySettings
 
 if TYPE_CHECKING:
     from gam_bench.suite import SuiteConfig
 
-SETTINGS_FIELDS = ("perplexity",)  # task name = its settings field (see the module docstring)
+SETTINGS_FIELDS = ("perplexity", "decode")  # task name = its settings field (see the module docstring)
 RESOLVED = ("family", "d_model", "n_layers", "peak_flops_per_s")  # filled in by pre-flight; never part of cell_id
 _LEGACY = (
     "task",
@@ -79,6 +80,7 @@ class Cell(BaseModel):
     limits: Limits
     plugins: list[str]
     perplexity: PerplexitySettings | None = None
+    decode: DecodeSettings | None = None  # task decode; its mode (prefill | decode | both) is `mode`
     compile: Compile = "eager"  # execution mode (tasks/execution); in cell_id only when not eager
     cuda_graph: bool = False  # time CUDA-graph replays; in cell_id only when true
     family: str | None = None
@@ -94,6 +96,15 @@ class Cell(BaseModel):
                 raise ValueError(f"a {self.task} cell has {name} settings")
             if not given and self.task == name:
                 raise ValueError(f"a {name} cell needs {name} settings")
+        return self
+
+    @model_validator(mode="after")
+    def _mode_matches_task(self) -> Cell:
+        if self.mode not in modes_of(self.task):
+            allowed = ", ".join(modes_of(self.task))
+            raise ValueError(f"a {self.task} cell cannot have mode {self.mode!r} (use {allowed})")
+        if self.decode is not None:
+            self.decode.for_mode(self.mode)  # ValueError: a decoding mode with decode_tokens < 1
         return self
 
     def identity(self) -> dict[str, Any]:
@@ -159,6 +170,7 @@ def expand(suite: Suite | SuiteConfig, device: str, threads: int | None = None) 
                 cell = Cell(
                     **shared,
                     **settings,
+                    decode=config.decode.for_mode(mode) if config.decode else None,
                     model=entry.name,
                     overrides={**entry.overrides, **dict(zip(names, values))},
                     level=level,

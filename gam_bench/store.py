@@ -102,6 +102,22 @@ SCHEMA = pa.schema(
         ("val_ppl", _F64),
         ("position_loss", pa.list_(_F64)),  # mean val loss per position bucket
         ("position_bucket_edges", pa.list_(_I64)),
+        # decode measurements (task "decode", issue 14; gam_bench.tasks.decode): context N = seq_len,
+        # G = decode_tokens decode steps after a prefill of N tokens; null where the mode measures no such thing
+        ("decode_tokens", _I64),  # G (0 for mode prefill)
+        ("prefill_ms", _F64),  # median prefill of N tokens (an LM computes the last position's logits only)
+        ("prefill_ms_q25", _F64),
+        ("prefill_ms_q75", _F64),
+        ("prefill_samples_ms", pa.list_(_F64)),
+        ("prefill_tokens_per_s", _F64),  # batch * N / prefill_ms
+        ("decode_ms_per_token", _F64),  # median of the G decode steps (latency at context N)
+        ("decode_ms_q25", _F64),
+        ("decode_ms_q75", _F64),
+        ("decode_samples_ms", pa.list_(_F64)),  # every decode step, in order
+        ("decode_tokens_per_s", _F64),  # batch / decode_ms_per_token
+        ("state_bytes", _I64),  # decode-state tensor bytes at N (after prefill)
+        ("state_bytes_final", _I64),  # at N + G
+        ("decode_backend", _STR),  # the implementation decode ran (e.g. torch step, mamba-ssm)
         # environment
         ("torch_version", _STR),
         ("cuda_version", _STR),

@@ -4,7 +4,7 @@ A suite file (see suites/README.md for a commented example) holds::
 
     name: scaling                    # results go to results/<name>/ by default
     description: ...
-    task: throughput                 # or perplexity (then a `perplexity:` section)
+    task: throughput                 # or perplexity (then a `perplexity:` section), or decode
     plugins: [my_models]             # modules imported (parent and workers) to register models
     models:                          # registry names; a plain string or {name, overrides, perplexity}
       - gam
@@ -17,6 +17,8 @@ A suite file (see suites/README.md for a commented example) holds::
       d_model: [512]                 # any other key is a model config field
     level: block                     # block | lm        (a list sweeps it too)
     mode: forward_backward           # forward | forward_backward | train_step (a list sweeps)
+                                     # decode suites: prefill | decode | both (default both)
+    decode: {decode_tokens: 64}      # decode suites only (optional): decode steps timed per cell
     dtype: float16                   # float32 | bfloat16 | float16 (autocast) (a list sweeps)
     compile: eager                   # eager | default | reduce-overhead | max-autotune (a list sweeps)
     cuda_graph: false                # true: time CUDA-graph replays of the step (CUDA, forward only)
@@ -48,10 +50,11 @@ import importlib
 import json
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -62,16 +65,21 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from gam_bench.analysis.compare_settings import RegressionSettings
 from gam_bench.devices import DEVICE_CHOICES, DEVICE_TYPES
 from gam_bench.errors import UserError, first_error, location_text
 from gam_bench.registry import did_you_mean
 from gam_bench.tasks import TASKS
+from gam_bench.tasks.decode_settings import DECODE_MODES, DecodeSettings
 from gam_bench.tasks.perplexity_settings import PerplexitySettings
 
 Level = Literal["block", "lm"]
-Mode = Literal["forward", "forward_backward", "train_step"]
+TRAINING_MODES = ("forward", "forward_backward", "train_step")
+TASK_MODES = {"decode": DECODE_MODES}  # a task's modes (what a cell times); others: TRAINING_MODES
+DEFAULT_MODES = {"decode": "both"}  # a task's mode when the suite gives none; others: forward_backward
+Mode = Literal[TRAINING_MODES + DECODE_MODES]  # type: ignore[valid-type]
 DType = Literal["float32", "bfloat16", "float16"]
 Compile = Literal["eager", "default", "reduce-overhead", "max-autotune"]  # torch.compile modes (tasks/execution)
 Device = Literal[DEVICE_CHOICES]  # type: ignore[valid-type]
@@ -178,6 +186,23 @@ def _listify(value: Any) -> Any:
     return _as_list(value) if value is not None else value
 
 
+def modes_of(task: str | None) -> tuple[str, ...]:
+    """The modes a task's cells can have (decode: prefill | decode | both)."""
+    return TASK_MODES.get(task or "", TRAINING_MODES)
+
+
+def _mode_of_task(value: str, info: ValidationInfo) -> str:
+    """A suite's mode must be one of its task's: a throughput suite cannot say `decode`."""
+    allowed = modes_of(info.data.get("task"))
+    if value not in allowed:
+        expected = ", ".join(repr(m) for m in allowed[:-1]) + f" or {allowed[-1]!r}"
+        raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+    return value
+
+
+SuiteMode = Annotated[str, AfterValidator(_mode_of_task)]
+
+
 class SuiteConfig(_Strict):
     """The validated body of a suite, for one device (top level merged with its profile)."""
 
@@ -188,7 +213,7 @@ class SuiteConfig(_Strict):
     models: list[ModelEntry] = Field(min_length=1)
     axes: Axes
     level: list[Level] = Field(["block"], min_length=1)
-    mode: list[Mode] = Field(["forward_backward"], min_length=1)
+    mode: list[SuiteMode] = Field(["forward_backward"], min_length=1)
     dtype: list[DType] = Field(["float32"], min_length=1)
     compile: list[Compile] = Field(["eager"], min_length=1)  # execution mode (issue 15; a list sweeps)
     cuda_graph: bool = False  # capture the step into a CUDA graph and time its replays (CUDA only)
@@ -198,7 +223,15 @@ class SuiteConfig(_Strict):
     measure: Measure = Field(default_factory=Measure)
     limits: Limits = Field(default_factory=Limits)
     perplexity: PerplexitySettings | None = Field(None, validate_default=True)
+    decode: DecodeSettings | None = Field(None, validate_default=True)  # task decode (defaults if not given)
     regression: RegressionSettings | None = None  # thresholds of `gam-bench check` (not part of cells)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_default_mode(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "mode" not in data and data.get("task") in DEFAULT_MODES:
+            return {**data, "mode": DEFAULT_MODES[data["task"]]}
+        return data
 
     @field_validator("level", "mode", "dtype", "compile", mode="before")
     @classmethod
@@ -228,8 +261,20 @@ class SuiteConfig(_Strict):
         task = info.data.get("task")
         if task == "perplexity" and value is None:
             raise ValueError("task 'perplexity' needs a 'perplexity:' section")
-        if task == "throughput" and value is not None:
+        if task != "perplexity" and value is not None:
             raise ValueError("a 'perplexity:' section needs 'task: perplexity'")
+        return value
+
+    @field_validator("decode")
+    @classmethod
+    def _decode_matches_task(cls, value: DecodeSettings | None, info: ValidationInfo) -> DecodeSettings | None:
+        if info.data.get("task") != "decode":
+            if value is not None:
+                raise ValueError("a 'decode:' section needs 'task: decode'")
+            return None
+        value = value or DecodeSettings()
+        for mode in info.data.get("mode") or []:
+            value.for_mode(mode)  # ValueError: decode_tokens < 1 for a mode that decodes
         return value
 
     def perplexity_for(self, entry: ModelEntry) -> PerplexitySettings | None:

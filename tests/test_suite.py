@@ -276,12 +276,12 @@ def test_a_cell_survives_pickling_unchanged():
 
 def test_a_new_cell_field_at_its_default_keeps_cell_ids():
     class Later(Cell):
-        decode: dict | None = None
+        later: dict | None = None
 
     cell = expand(load_suite(REPO / "suites" / "ci.yaml"), "cpu", threads=1)[0]
     later = Later(**cell.model_dump())
     assert later.cell_id == cell.cell_id
-    assert Later(**{**cell.model_dump(), "decode": {"steps": 4}}).cell_id != cell.cell_id
+    assert Later(**{**cell.model_dump(), "later": {"steps": 4}}).cell_id != cell.cell_id
 
 
 def test_task_settings_belong_to_their_task():

@@ -15,6 +15,7 @@ stored samples; state bytes are measured once, so no CI).
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,17 +84,27 @@ class DecodeGroup:
         return f"{device}-{level}-{dtype}-b{batch}"
 
 
+READINGS = ((0, "constant"), (1, "linear"), (2, "quadratic"))
+
+
 def reading(fit: ExponentFit | None, quantity: str) -> str:
-    """One line on what a fitted exponent says, e.g. "constant in context (slope 0.03)"."""
+    """One line on what a fitted exponent says, e.g. "... constant in context (slope 0.03)".
+
+    A slope within NEAR of 0 / 1 / 2 (and, with a CI, a CI that holds it) reads as constant /
+    linear / quadratic; a slope farther off whose CI holds exactly one of them reads as
+    "consistent with" it; any other slope as a power of N."""
     if fit is None:
         return MISSING
     s = fit.slope
     ci = f", 95% CI [{fit.ci_low:.2f}, {fit.ci_high:.2f}]" if fit.has_ci else ""
-    for target, words in ((0, "constant"), (1, "linear"), (2, "quadratic")):
-        inside = fit.has_ci and fit.ci_low <= target <= fit.ci_high
-        if inside or abs(s - target) <= NEAR:
+    inside = [(t, w) for t, w in READINGS if fit.has_ci and fit.ci_low <= t <= fit.ci_high]
+    for target, words in READINGS:
+        if abs(s - target) <= NEAR and (not fit.has_ci or (target, words) in inside):
             return f"{quantity} {words} in context (slope {s:.2f}{ci})"
-    return f"{quantity} grows like N^{s:.2f} (slope {s:.2f}{ci})"
+    if len(inside) == 1:
+        return f"{quantity} consistent with {inside[0][1]} in context (slope {s:.2f}{ci})"
+    trend = "grows" if s > 0 else "falls"
+    return f"{quantity} {trend} like N^{s:.2f} (slope {s:.2f}{ci})"
 
 
 def build_decode_groups(rows: pd.DataFrame) -> list[DecodeGroup]:
@@ -107,9 +118,16 @@ def build_decode_groups(rows: pd.DataFrame) -> list[DecodeGroup]:
     return sorted(groups, key=lambda g: g.key)
 
 
+def _variant(config_json: object) -> str:
+    """A cell's config without its context length (canonical JSON): the cells of one curve."""
+    config = {k: v for k, v in parse_config(config_json).items() if k != "seq_len"}
+    return json.dumps(config, sort_keys=True, default=str)
+
+
 def _series(part: pd.DataFrame) -> list[DecodeSeries]:
-    part = part.assign(_config=part.get("config_json", pd.Series(index=part.index, dtype=object)).fillna("{}"))
-    variants = {(m, c): (m, parse_config(c)) for m, c in zip(part["model"], part["_config"])}
+    configs = part.get("config_json", pd.Series(index=part.index, dtype=object))
+    part = part.assign(_config=[_variant(c) for c in configs])
+    variants = {(m, c): (m, json.loads(c)) for m, c in zip(part["model"], part["_config"])}
     labels = variant_labels((k, m, cfg) for k, (m, cfg) in variants.items())
     out = []
     for (model, config), rows in part.groupby(["model", "_config"], sort=True):
@@ -238,20 +256,36 @@ def crossover_table(group: DecodeGroup) -> str:
     return markdown_table(headers, rows, align="lrlll")
 
 
-def render_decode_section(rows: pd.DataFrame, out_dir: str | Path, heading: str = "##") -> str:
-    """The decode section's Markdown ("" when there are no decode rows); figures go to out_dir."""
+def render_decode_section(rows: pd.DataFrame, out_dir: str | Path, heading: str = "##", figures: str = "") -> str:
+    """The decode section's Markdown ("" when there are no decode rows). Figures go to
+    out_dir/figures and are linked relative to out_dir (where report.md is)."""
     groups = build_decode_groups(rows)
     if not groups:
         return ""
-    out = Path(out_dir)
+    folder = Path(out_dir) / figures
     colors = palette([s.label for g in groups for s in g.series])
-    parts = [f"{heading} Inference: prefill, decode latency and state vs context\n"]
+    parts = [f"{heading} Inference: prefill, decode latency and state vs context\n", _INTRO]
     for g in groups:
         parts.append(f"{heading}# {g.title}\n")
         for metric in METRICS:
-            path = save_png(decode_figure(g, metric, colors), out / f"decode-{metric}-{g.slug}.png")
-            parts.append(f"![{METRICS[metric].title} vs context, {g.title}]({path.name})\n")
-        parts += [decode_table(g), exponent_table(g)]
+            path = save_png(decode_figure(g, metric, colors), folder / f"decode-{metric}-{g.slug}.png")
+            link = f"{figures}/{path.name}" if figures else path.name
+            parts.append(f"![{METRICS[metric].title} vs context, {g.title}]({link})\n")
+        parts += [
+            f"{heading}## Decode latency, state and prefill time (paper Table 2 layout)\n",
+            decode_table(g),
+            f"{heading}## Exponents and readings\n",
+            exponent_table(g),
+        ]
         if g.crossovers:
-            parts.append(crossover_table(g))
+            parts += [f"{heading}## Crossovers of decode latency\n", crossover_table(g)]
     return "\n".join(parts)
+
+
+_INTRO = (
+    "Per cell: prefill time of N tokens (median of its repeats), per-token decode latency at "
+    "context N (median of the decode_tokens steps, each timed on its own), and the decode "
+    "state's tensor bytes at N (KV cache, conv window, SSM state). Slopes are fitted as in the "
+    "throughput sections (longest lengths, bootstrap 95% CI over the stored steps; the state "
+    "is measured once, so it has no CI). A decode slope near 0 means constant-time decode.\n"
+)

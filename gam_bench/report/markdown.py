@@ -1,6 +1,7 @@
 """Assemble report.md: header, environment, status counts, one section per throughput
 group (figures, Table 2 layout, exponents, crossovers), one per perplexity data set
-(Table 1/3 layout, learning curves, per-position loss), failed cells and method notes.
+(Table 1/3 layout, learning curves, per-position loss), the decode section (report.decode),
+failed cells and method notes.
 
 `render` writes the figures into `out_dir/figures/` and returns the Markdown text. Nothing
 here reads the clock: the same rows give the same bytes.
@@ -17,6 +18,7 @@ import pandas as pd
 from gam_bench.analysis.scaling import BOOT_SEED, CONFIDENCE, N_BOOT, WINDOW_RULE
 from gam_bench.report import perplexity, roofline, tables
 from gam_bench.report.curves import Group, build_groups
+from gam_bench.report.decode import render_decode_section
 from gam_bench.report.plots import palette, save_png, scaling_figure
 
 FIGURES = "figures"
@@ -33,6 +35,8 @@ def render(df: pd.DataFrame, newest: pd.DataFrame, out_dir: Path) -> str:
     parts = [_header(df, newest), _environment(newest), _status(newest)]
     parts += [_throughput(g, out_dir, colors) for g in groups]
     parts += [_perplexity(d, out_dir, colors) for d in datasets]
+    decode = render_decode_section(newest, out_dir, figures=FIGURES)  # "" without decode rows
+    parts += [decode] if decode else []
     parts += [_failures(newest), _method(throughput=bool(groups), perplexity=bool(datasets))]
     return "\n".join(p.rstrip("\n") + "\n" for p in parts)
 

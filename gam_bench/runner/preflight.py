@@ -3,8 +3,9 @@ resolve what the registry knows about it (family, d_model, n_layers) into the ce
 
 Model names were checked when the suite was loaded; config fields and values need the
 model classes (which import torch), so they are checked here. Errors name the suite
-file and the field: `models[1].overrides.n_head` or `axes.d_modle`. The execution fields
-(`compile`, `cuda_graph`) are checked against the resolved device here too
+file and the field: `models[1].overrides.n_head` or `axes.d_modle`. A decode cell's model
+must also decode at the cell's level (`models.decode.check_decode_capability`). The
+execution fields (`compile`, `cuda_graph`) are checked against the resolved device here too
 (`tasks.execution.validate_execution`: e.g. cuda_graph on a CPU).
 
 `with_peaks` (called by `run_suite`, not by a dry run) fills in each throughput cell's
@@ -23,6 +24,7 @@ from typing import Any
 from gam_bench.cell import Cell
 from gam_bench.errors import UserError
 from gam_bench.models import registry
+from gam_bench.models.decode import check_decode_capability
 from gam_bench.registry import did_you_mean
 from gam_bench.suite import SuiteConfig
 
@@ -74,6 +76,8 @@ def _check_cell(cell: Cell, model_at: str, from_model: set[str], source: str) ->
         raise UserError(f"{source}: {where}: {exc}") from None
     if cell.level == "block" and spec.block_cls is None:
         raise UserError(f"{source}: level: model {name!r} has no block-level implementation; use level: lm")
+    if cell.task == "decode":  # a model without prefill/decode fails here, not mid-sweep
+        check_decode_capability(name, cell.level, where=f"{source}: {model_at}")
     n_layers = 1 if cell.level == "block" else getattr(model_config, "n_layers", None)
     return {"family": spec.family, "d_model": getattr(model_config, "d_model", None), "n_layers": n_layers}
 

@@ -10,16 +10,26 @@ Modes
   latency is that of context N (to within G/N). No step is re-timed on a grown state.
 - both: prefill, then decode.
 
-Warmup: `warmup` untimed prefills; for decode, an untimed prefill and min(warmup, G) decode
-steps on a state that is then dropped, so warmup too stays within N+G positions (a positional
-LM needs max_seq_len >= N+G: see `max_seq_len_needed`). Everything runs in eval mode under
-torch.inference_mode, inside `autocast()`. Peak memory is the worker's, around the whole cell.
+Warmup: `warmup` untimed prefills, and min(warmup, G) untimed decode steps on a prefilled
+state that is then dropped, so warmup too stays within N+G positions (a positional LM needs
+max_seq_len >= N+G: see `max_seq_len_needed`). Mode both warms decode up on the last warm-up
+prefill's state and times decode from the state its last timed prefill left: warmup +
+repeats prefills in all. Mode decode: a prefill, the warm-up steps, a fresh prefill (one
+prefill without warmup). Everything runs in eval mode under torch.inference_mode, inside
+`autocast()`. Peak memory is the worker's, around the whole cell.
 
 Columns (None where the mode does not measure them): prefill_ms (median), prefill_ms_q25/_q75,
 prefill_samples_ms, prefill_tokens_per_s (B * N / median), decode_ms_per_token (median over
 the G steps), decode_ms_q25/_q75, decode_samples_ms (every step, in order),
 decode_tokens_per_s (B / median: one token per sequence per step), state_bytes (at N, after
 prefill), state_bytes_final (at N+G), backend, decode_backend.
+
+The task: `run(cell, ctx)` builds the cell's model (LM or block) with max_seq_len = N+G (N for
+prefill cells) unless the suite sets it, measures one point with the cell's `measure`
+settings (warmup, repeats, min_run_time_s, max_repeats: the prefill timing) and returns one
+row: the columns above plus decode_tokens, params, d_model and n_layers. No FLOPs are
+counted (`measure.flops` is for throughput). The cell's mode (prefill | decode | both) is
+the suite's `mode`; G is `cell.decode.decode_tokens`.
 """
 
 from __future__ import annotations
@@ -31,10 +41,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from gam_bench.cell import Cell
+from gam_bench.errors import UserError
 from gam_bench.measure.timing import Timing, time_steps, warm_up
+from gam_bench.models import registry
 from gam_bench.models.decode import DecodeState, decode_backend, state_bytes
+from gam_bench.tasks.decode_settings import DECODE_MODES as MODES
+from gam_bench.tasks.precision import autocast_for
 
-MODES = ("prefill", "decode", "both")
 LEVELS = ("lm", "block")
 
 
@@ -84,17 +98,23 @@ def measure_decode(
     run = _Runner(module, level, x, N, autocast)
     columns: dict[str, Any] = {"backend": str(getattr(module, "backend", "") or "")}
     columns["decode_backend"] = decode_backend(module) if mode != "prefill" else None
+    warm_decode = min(warmup, G) if mode != "prefill" else 0
     prefill = None
     if mode in ("prefill", "both"):
         _warm(run.prefill, warmup, device)
+        if warm_decode:  # both: decode warms up on the last warm-up prefill's state
+            _warm(run.decode, warm_decode, device)
         prefill = _time(run.prefill, repeats, min_run_time_s, max_repeats, device)
         columns["state_bytes"] = state_bytes(run.state)
     columns.update(_prefill_columns(prefill, batch_size * N))
     decode = None
     if mode in ("decode", "both"):
-        run.start_decoding()
-        _warm(run.decode, min(warmup, G), device)
-        run.start_decoding()
+        if prefill is None:  # decode: prefill, warm up, prefill again
+            run.start_decoding()
+            if warm_decode:
+                _warm(run.decode, warm_decode, device)
+                run.start_decoding()
+        # both: decoding starts from the state the last timed prefill left, at N
         columns["state_bytes"] = state_bytes(run.state)
         decode = _time(run.decode, G, 0.0, G, device)
         columns["state_bytes_final"] = state_bytes(run.state)
@@ -125,14 +145,15 @@ class _Runner:
         self.next = context_len
 
     def prefill(self) -> None:
+        """Prefill N tokens into a fresh state; decoding resumes at position N."""
         self.state = None
         with torch.inference_mode(), self.autocast():
             _, self.state = self.module.prefill(self.x[:, : self.N], **self.kwargs)
+        self.next = self.N
 
     def start_decoding(self) -> None:
-        """An untimed prefill of N tokens; decoding resumes at position N."""
+        """An untimed prefill of N tokens, to decode from."""
         self.prefill()
-        self.next = self.N
 
     def decode(self) -> None:
         t = self.next
@@ -143,13 +164,13 @@ class _Runner:
         self.next = t + 1
 
 
-# The only calls into the clocks: adapt these two when measure.timing takes a device.
+# The only calls into the clocks; each synchronises the cell's own device.
 def _warm(step: Callable[[], object], n: int, device: torch.device) -> None:
-    warm_up(step, n)
+    warm_up(step, n, device=device)
 
 
 def _time(step: Callable[[], object], repeats: int, min_run_time_s: float, max_repeats: int, device) -> Timing:
-    return time_steps(step, repeats, min_run_time_s, max_repeats)
+    return time_steps(step, repeats, min_run_time_s, max_repeats, device=device)
 
 
 def _prefill_columns(timing: Timing | None, tokens: int) -> dict[str, Any]:
@@ -178,3 +199,53 @@ def _decode_columns(timing: Timing | None, batch_size: int) -> dict[str, Any]:
         "decode_samples_ms": timing.samples_ms,
         "decode_tokens_per_s": batch_size / (timing.median_ms / 1e3),
     }
+
+
+def run(cell: Cell, ctx: Any = None) -> list[dict[str, Any]]:
+    """Measure one decode cell; returns one row of measurement columns."""
+    torch.manual_seed(cell.seed)
+    G = cell.decode.decode_tokens if cell.decode is not None else 0
+    module, config = build_module(cell, max_seq_len_needed(cell.seq_len, G, cell.mode))
+    width = config.vocab_size if cell.level == "lm" else config.d_model
+    m = cell.measure
+    columns = measure_decode(
+        module,
+        level=cell.level,
+        width=width,
+        batch_size=cell.batch_size,
+        context_len=cell.seq_len,
+        decode_tokens=G,
+        device=cell.device,
+        mode=cell.mode,
+        autocast=lambda: autocast_for(cell),
+        warmup=m.warmup,
+        repeats=m.repeats,
+        min_run_time_s=m.min_run_time_s,
+        max_repeats=m.max_repeats,
+    )
+    return [
+        {
+            **columns,
+            "decode_tokens": G,
+            "params": sum(p.numel() for p in module.parameters()),
+            "d_model": getattr(config, "d_model", None),
+            "n_layers": getattr(config, "n_layers", None) if cell.level == "lm" else 1,
+        }
+    ]
+
+
+def build_module(cell: Cell, needed: int) -> tuple[nn.Module, Any]:
+    """(module on the cell's device, its config): the cell's model at its level, with
+    max_seq_len raised to `needed` positions unless the suite sets it (UserError if below)."""
+    overrides = dict(cell.overrides)
+    fields = registry.get_spec(cell.model).config_cls.model_fields
+    if "max_seq_len" in fields:
+        given = overrides.setdefault("max_seq_len", needed)
+        if given < needed:
+            raise UserError(
+                f"model {cell.model!r}: max_seq_len={given} is below the {needed} positions a "
+                f"{cell.mode} cell at seq_len={cell.seq_len} feeds it"
+            )
+    config = registry.make_config(cell.model, **overrides)
+    build = registry.build_block if cell.level == "block" else registry.build
+    return build(cell.model, **overrides).to(torch.device(cell.device)), config

@@ -25,7 +25,8 @@ from gam_bench.models.decode import (
 )
 from gam_bench.models.registry import ModelSpec
 
-MODELS = available()
+# The zoo's own models (test modules elsewhere register plugin models in the same process).
+MODELS = [n for n in available() if get_spec(n).lm_cls.__module__.startswith("gam_bench.models.")]
 BLOCK_MODELS = [n for n in MODELS if get_spec(n).block_cls is not None]
 G = 6  # decoded tokens
 # Context lengths: 1; 29 (+6 decoded crosses the CPU chunk size 32 while decoding); 37

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -78,7 +80,17 @@ def test_crossover_of_decode_latency(rows):
 
 @pytest.mark.parametrize(
     ("slope", "ci", "words"),
-    [(0.03, (-0.05, 0.1), "constant"), (0.97, (0.9, 1.05), "linear"), (2.1, None, "quadratic"), (0.5, None, "N^0.50")],
+    [
+        (0.03, (-0.05, 0.1), "constant"),
+        (0.97, (0.9, 1.05), "linear"),
+        (2.1, None, "quadratic"),
+        (0.5, None, "grows like N^0.50"),
+        (0.52, (0.3, 1.3), "consistent with linear"),  # far from 1, but the CI holds 1 (and not 0)
+        (0.1, (-0.6, 1.2), "constant"),  # near 0 and its CI holds 0 (and 1): the point estimate decides
+        (0.21, (0.03, 0.53), "grows like N^0.21"),  # CI excludes 0 and 1
+        (-0.34, (-0.88, -0.32), "falls like N^-0.34"),
+        (0.15, (0.05, 0.35), "grows like N^0.15"),  # near 0, but its CI excludes 0
+    ],
 )
 def test_reading(slope, ci, words):
     fit = ExponentFit(slope, 0.0, (1, 2, 3), *(ci or (float("nan"), float("nan"))))
@@ -131,3 +143,59 @@ def test_prefill_only_rows_leave_decode_empty(tmp_path):
     texts = rd.decode_figure(group, "decode", {"gam": "#000"}).axes[0].texts
     assert "no cell measured this" in [t.get_text() for t in texts]
     assert rd.render_decode_section(rows, tmp_path)
+
+
+def _stored(rows: pd.DataFrame, mode="both") -> list[dict]:
+    """The synthetic rows as the runner stores them: identity columns and a real config_json."""
+    out = []
+    for i, r in enumerate(rows[rows["task"] == "decode"].to_dict("records")):
+        config = {"model": r["model"], "seq_len": r["seq_len"], "mode": mode, "decode": {"decode_tokens": 16}}
+        r = {k: v for k, v in r.items() if not (isinstance(v, float) and np.isnan(v))}
+        out.append(
+            {
+                **r,
+                "mode": mode,
+                "suite": "decode",
+                "cell_id": f"{mode}-{i}",
+                "run_id": f"run-{mode}-{i}",
+                "started_at": pd.Timestamp("2026-12-01 11:00", tz="UTC"),
+                "config_json": json.dumps(config, sort_keys=True),
+            }
+        )
+    return out
+
+
+def test_one_series_per_model_and_setting_not_per_context_length(rows):
+    both = pd.DataFrame(_stored(rows))
+    (group,) = rd.build_decode_groups(both)
+    assert [s.label for s in group.series] == ["gam", "transformer"]  # config_json holds seq_len
+    assert list(group.series[0].points["seq_len"]) == LENGTHS
+    two_modes = pd.DataFrame(_stored(rows) + _stored(rows, mode="decode"))
+    labels = [s.label for s in rd.build_decode_groups(two_modes)[0].series]
+    assert labels == ["gam (mode=both)", "gam (mode=decode)", "transformer (mode=both)", "transformer (mode=decode)"]
+
+
+def test_render_links_figures_in_a_subfolder(rows, tmp_path):
+    text = rd.render_decode_section(rows, tmp_path, figures="figures")
+    assert "](figures/decode-decode-cpu-lm-float32-b1.png)" in text
+    assert sorted(p.name for p in (tmp_path / "figures").glob("*.png")) == [
+        f"decode-{m}-cpu-lm-float32-b1.png" for m in ("decode", "prefill", "state")
+    ]
+    for heading in ("paper Table 2 layout", "Exponents and readings", "Crossovers of decode latency"):
+        assert heading in text
+
+
+def test_gam_bench_report_on_a_decode_results_folder(rows, tmp_path):
+    from gam_bench import store
+    from gam_bench.cli.main import main
+
+    store.append(_stored(rows), tmp_path / "results")
+    assert main(["report", str(tmp_path / "results"), "--out", str(tmp_path / "report")]) == 0
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "## Inference: prefill, decode latency and state vs context" in text
+    assert "## Throughput" not in text  # decode rows make no throughput section
+    assert "per-token decode latency constant in context" in text and "gam vs transformer" in text
+    for metric in ("decode", "state", "prefill"):
+        name = f"decode-{metric}-cpu-lm-float32-b1.png"
+        assert (tmp_path / "report" / "figures" / name).stat().st_size > 0 and f"(figures/{name})" in text
+    assert "OOM" in text.split("## Failed cells")[1]  # the failed decode cell is listed

@@ -113,8 +113,8 @@ def test_runs_inside_the_autocast_context():
         yield
 
     measure(tiny_lm("gam", "gam"), autocast=ctx, warmup=1, repeats=2, max_repeats=2)
-    # 1 warmup + 2 timed prefills, then 2 untimed prefills, 1 warmup step and G timed steps.
-    assert len(entered) == 1 + 2 + 2 + 1 + G and all(entered)
+    # 1 warmup prefill and 1 warmup step on its state, 2 timed prefills, then G timed steps.
+    assert len(entered) == 1 + 1 + 2 + G and all(entered)
 
 
 def test_bfloat16_autocast_runs():
@@ -142,3 +142,111 @@ def test_prefill_mode_needs_no_decode_tokens():
     assert task.max_seq_len_needed(1024, 64, "both") == task.max_seq_len_needed(1024, 64, "decode") == 1088
     row = measure(tiny_lm("gam", "gam", max_seq_len=N), mode="prefill", decode_tokens=0)
     assert row["prefill_ms"] > 0
+
+
+def _spy_calls(model):
+    """Record what the clocks see: ("prefill", T) and ("decode", context before the step)."""
+    calls = []
+    prefill, decode = model.prefill, model.decode
+
+    def spy_prefill(idx, **kwargs):
+        calls.append(("prefill", idx.shape[1]))
+        return prefill(idx, **kwargs)
+
+    def spy_decode(idx, state):
+        calls.append(("decode", state.layers[0].k.shape[2]))
+        return decode(idx, state)
+
+    model.prefill, model.decode = spy_prefill, spy_decode
+    return calls
+
+
+def test_both_warms_decode_on_the_warmup_state_and_decodes_from_the_last_timed_prefill():
+    model = tiny_lm("transformer", "transformer")
+    calls = _spy_calls(model)
+    measure(model, mode="both", warmup=2, repeats=3, max_repeats=3)
+    warm = [("prefill", N)] * 2 + [("decode", N), ("decode", N + 1)]
+    timed = [("prefill", N)] * 3 + [("decode", n) for n in range(N, N + G)]
+    assert calls == warm + timed  # warmup + repeats prefills; no step beyond N + G positions
+
+
+def test_without_warmup_both_runs_repeats_prefills_only():
+    model = tiny_lm("transformer", "transformer")
+    calls = _spy_calls(model)
+    measure(model, mode="both", warmup=0, repeats=2, max_repeats=2)
+    assert calls == [("prefill", N)] * 2 + [("decode", n) for n in range(N, N + G)]
+
+
+def test_the_clocks_synchronise_the_cells_device(monkeypatch):
+    seen = []
+    real_warm, real_time = task.warm_up, task.time_steps
+    monkeypatch.setattr(task, "warm_up", lambda step, n, device=None: seen.append(device) or real_warm(step, n))
+    monkeypatch.setattr(task, "time_steps", lambda *a, device=None: seen.append(device) or real_time(*a))
+    measure(tiny_lm("gam", "gam"), warmup=1)
+    assert seen and all(d == torch.device("cpu") for d in seen)
+
+
+# ---------------------------------------------------------------- the task: run(cell, ctx)
+
+
+def decode_cell(model="transformer", mode="both", G=G, level="lm", **overrides):
+    from gam_bench.cell import Cell
+    from gam_bench.suite import Limits, Measure
+    from gam_bench.tasks.decode_settings import DecodeSettings
+
+    family = model.split("-")[0]
+    fields = {**TINY, **FAMILY[family], **overrides}
+    return Cell(
+        task="decode",
+        model=model,
+        overrides=fields,
+        level=level,
+        mode=mode,
+        dtype="float32",
+        device="cpu",
+        batch_size=B,
+        seq_len=N,
+        seed=0,
+        threads=1,
+        measure=Measure(warmup=1, repeats=2, max_repeats=2),
+        limits=Limits(),
+        plugins=[],
+        decode=DecodeSettings(decode_tokens=G).for_mode(mode),
+    )
+
+
+def test_run_returns_one_row_with_model_facts_and_decode_tokens():
+    from gam_bench.tasks import TASKS
+
+    (row,) = TASKS.get("decode")(decode_cell(), None)
+    assert row["decode_tokens"] == G and len(row["decode_samples_ms"]) == G
+    assert len(row["prefill_samples_ms"]) == 2  # the cell's measure settings
+    assert (row["d_model"], row["n_layers"]) == (32, 2) and row["params"] > 0
+    assert row["backend"] and row["state_bytes"] == N * 2 * 2 * B * 32 * 4  # layers * (k, v) * B * D * fp32
+    assert "peak_mem_bytes" not in row  # the worker measures it, around the whole cell
+    from gam_bench import store
+
+    store.to_table([{**row, "status": "ok", "cell_id": "x"}])  # every column is in the store schema
+
+
+def test_run_at_block_level_and_prefill_only():
+    (block,) = task.run(decode_cell("gam", level="block"))
+    assert block["n_layers"] == 1 and len(block["decode_samples_ms"]) == G
+    (prefill,) = task.run(decode_cell("mamba", mode="prefill"))
+    assert prefill["decode_tokens"] == 0 and prefill["decode_ms_per_token"] is None and prefill["prefill_ms"] > 0
+
+
+def test_build_module_makes_room_for_n_plus_g_positions():
+    model, config = task.build_module(decode_cell(), task.max_seq_len_needed(N, G, "both"))
+    assert config.max_seq_len == model.config.max_seq_len == N + G
+    _, config = task.build_module(decode_cell(mode="prefill"), task.max_seq_len_needed(N, G, "prefill"))
+    assert config.max_seq_len == N
+    _, config = task.build_module(decode_cell(max_seq_len=100), N + G)
+    assert config.max_seq_len == 100  # the suite's own value wins when it is enough
+
+
+def test_a_max_seq_len_below_n_plus_g_is_a_user_error():
+    from gam_bench.errors import UserError
+
+    with pytest.raises(UserError, match=r"max_seq_len=12 is below the 17 positions a both cell at seq_len=12"):
+        task.run(decode_cell(max_seq_len=N))

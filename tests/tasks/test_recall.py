@@ -87,7 +87,7 @@ def test_training_lowers_the_answer_loss_and_reports_the_run():
     result = recall.train_and_evaluate(model, settings, 16, progress=messages.append, progress_every_s=0.0)
     assert result["steps"] == 40 and result["n_answers"] == 64 * 2 and result["n_examples"] == 64
     assert result["chance"] == 1 / 8 and result["chance_in_context"] == 1 / 2
-    assert 0.0 <= result["accuracy"] <= 1.0 and result["train_s"] > 0
+    assert 0.0 <= result["accuracy"] <= 1.0 and result["train_s"] > 0 and result["pos_init"] == "normal(std=0.02)"
     assert math.isfinite(result["train_loss"]) and result["train_loss"] < math.log(16) - 0.3
     assert len(messages) >= 40 and "accuracy" in messages[-1]
 
@@ -137,3 +137,20 @@ def test_an_impossible_setting_fails_before_training():
     model = recall.build_model("transformer", settings, seq_len=16, d_model=16)
     with pytest.raises(UserError, match="seq_len=16 is too short for num_kv_pairs=8"):
         recall.train_and_evaluate(model, settings, 16)
+
+
+def test_build_model_redraws_learned_positions_and_the_row_says_so():
+    settings = _settings(pos_init_std=0.02)
+    model = recall.build_model("transformer", settings, seq_len=64, d_model=64)
+    std = model.pos_embedding.weight.std().item()
+    assert std == pytest.approx(0.02, rel=0.1)
+    assert recall.position_init(model, settings) == "normal(std=0.02)"
+    default = _settings(pos_init_std=None)
+    kept = recall.build_model("transformer", default, seq_len=64, d_model=64)
+    assert kept.pos_embedding.weight.std().item() == pytest.approx(1.0, rel=0.1)  # nn.Embedding's N(0, 1)
+    assert recall.position_init(kept, default) == "model default"
+    same_seed = recall.build_model("transformer", settings, seq_len=64, d_model=64)
+    assert torch.equal(same_seed.pos_embedding.weight, model.pos_embedding.weight)
+    mamba = recall.build_model("mamba", settings, seq_len=16, d_model=16)
+    assert recall.position_init(mamba, settings) == "none (no learned positions)"
+    assert RecallSettings().pos_init_std == 0.02
