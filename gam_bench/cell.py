@@ -7,7 +7,12 @@ Identity: `cell_id` is the sha256 (16 hex digits) of the cell's canonical JSON
 fields of `_LEGACY` are always in it, as they always were. Any field added later is in it
 only while it differs from its default, so adding a field with a default never changes
 the id of an existing cell. The resolved fields (`family`, `d_model`, `n_layers`, filled
-in by the runner's pre-flight from the model registry) are never in it.
+in by the runner's pre-flight from the model registry, and `peak_flops_per_s`, this
+machine's calibrated matmul peak) are never in it.
+
+Execution: `compile` (eager | default | reduce-overhead | max-autotune) and `cuda_graph`
+are generic cell fields (tasks/execution.py); a task that honours them is listed in
+`tasks.execution.EXECUTION_TASKS`, and pre-flight refuses them for any other task.
 
 Task settings: a task with settings of its own has a field named after it (`perplexity`),
 set for cells of that task and None for every other. Adding a task's settings is: a
@@ -26,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from gam_bench.suite import DType, Level, Limits, Measure, Mode, Suite, modes_of
+from gam_bench.suite import Compile, DType, Level, Limits, Measure, Mode, Suite, modes_of
 from gam_bench.tasks.decode_settings import DecodeSettings
 from gam_bench.tasks.perplexity_settings import PerplexitySettings
 
@@ -34,7 +39,7 @@ if TYPE_CHECKING:
     from gam_bench.suite import SuiteConfig
 
 SETTINGS_FIELDS = ("perplexity", "decode")  # task name = its settings field (see the module docstring)
-RESOLVED = ("family", "d_model", "n_layers")  # filled in by pre-flight; never part of cell_id
+RESOLVED = ("family", "d_model", "n_layers", "peak_flops_per_s")  # filled in by pre-flight; never part of cell_id
 _LEGACY = (
     "task",
     "device",
@@ -76,9 +81,12 @@ class Cell(BaseModel):
     plugins: list[str]
     perplexity: PerplexitySettings | None = None
     decode: DecodeSettings | None = None  # task decode; its mode (prefill | decode | both) is `mode`
+    compile: Compile = "eager"  # execution mode (tasks/execution); in cell_id only when not eager
+    cuda_graph: bool = False  # time CUDA-graph replays; in cell_id only when true
     family: str | None = None
     d_model: int | None = None
     n_layers: int | None = None  # a block is one layer
+    peak_flops_per_s: float | None = None  # this machine's calibrated matmul peak for dtype (runner.preflight)
 
     @model_validator(mode="after")
     def _settings_match_task(self) -> Cell:
@@ -144,7 +152,7 @@ def expand(suite: Suite | SuiteConfig, device: str, threads: int | None = None) 
     config = suite.for_device(device) if isinstance(suite, Suite) else suite
     fields = config.axes.config_fields()
     names = sorted(fields)
-    grid = [config.level, config.mode, config.dtype, config.axes.batch_size, config.axes.seed]
+    grid = [config.level, config.mode, config.dtype, config.compile, config.axes.batch_size, config.axes.seed]
     shared = {
         "task": config.task,
         "device": device,
@@ -152,11 +160,12 @@ def expand(suite: Suite | SuiteConfig, device: str, threads: int | None = None) 
         "measure": config.measure,
         "limits": config.limits,
         "plugins": list(config.plugins),
+        "cuda_graph": config.cuda_graph,
     }
     cells = []
     for entry in config.models:
         settings = {"perplexity": config.perplexity_for(entry)}  # validated once per entry
-        for level, mode, dtype, batch, seed, *values in itertools.product(*grid, *(fields[k] for k in names)):
+        for level, mode, dtype, compile, batch, seed, *values in itertools.product(*grid, *(fields[k] for k in names)):
             for seq_len in sorted(config.axes.seq_len):
                 cell = Cell(
                     **shared,
@@ -167,6 +176,7 @@ def expand(suite: Suite | SuiteConfig, device: str, threads: int | None = None) 
                     level=level,
                     mode=mode,
                     dtype=dtype,
+                    compile=compile,
                     batch_size=batch,
                     seq_len=seq_len,
                     seed=seed,

@@ -147,8 +147,18 @@ SCHEMA = pa.schema(
         ("device_mem_total_bytes", _I64),
         ("device_time_ms", _F64),  # median of device-event step times (accelerator only)
         ("device_time_samples_ms", pa.list_(_F64)),
-        # worker process settings (W1a; runner/worker.py prepare, measure/memory.tune_malloc)
+        # worker process settings (runner/worker.py prepare, measure/memory.tune_malloc)
         ("malloc_tuned", _BOOL),  # glibc mmap/trim thresholds fixed at 1 GiB in the worker; null: not a worker row
+        # execution mode and roofline (issue 15; tasks/execution.py, measure/calibrate.py); null in older rows
+        ("compile", _STR),  # "eager" | "default" | "reduce-overhead" | "max-autotune"
+        ("cuda_graph", _BOOL),  # the timed step was a CUDA-graph replay
+        ("compile_s", _F64),  # wall seconds of the compiling first call (never timed); null for eager
+        ("recompiles", _I64),  # dynamo recompilations during warmup + timing; null for eager
+        ("max_rel_err", _F64),  # compiled vs eager on the same inputs (outputs and gradients)
+        ("parity_ok", _BOOL),  # max_rel_err within tasks.execution.PARITY_TOL[dtype]; null: not compared
+        ("parity_note", _STR),  # why parity failed or was not comparable
+        ("peak_flops_per_s", _F64),  # this machine's calibrated dense-matmul peak for the dtype
+        ("mfu", _F64),  # flops_per_s / peak_flops_per_s
         ("executor", _STR),
         ("started_at", pa.timestamp("us", tz="UTC")),
         ("duration_s", _F64),

@@ -20,6 +20,9 @@ A suite file (see suites/README.md for a commented example) holds::
                                      # decode suites: prefill | decode | both (default both)
     decode: {decode_tokens: 64}      # decode suites only (optional): decode steps timed per cell
     dtype: float16                   # float32 | bfloat16 | float16 (autocast) (a list sweeps)
+    compile: eager                   # eager | default | reduce-overhead | max-autotune (a list sweeps)
+    cuda_graph: false                # true: time CUDA-graph replays of the step (CUDA, forward only)
+    calibrate: true                  # false: no matmul-peak calibration; rows' mfu stays empty
     device: auto                     # auto | cpu | cuda | mps | xpu
     threads: null                    # CPU threads of the worker; null = all usable cores
     measure: {warmup: 5, repeats: 20, min_run_time_s: 0, max_repeats: 1000, flops: true}
@@ -78,6 +81,7 @@ TASK_MODES = {"decode": DECODE_MODES}  # a task's modes (what a cell times); oth
 DEFAULT_MODES = {"decode": "both"}  # a task's mode when the suite gives none; others: forward_backward
 Mode = Literal[TRAINING_MODES + DECODE_MODES]  # type: ignore[valid-type]
 DType = Literal["float32", "bfloat16", "float16"]
+Compile = Literal["eager", "default", "reduce-overhead", "max-autotune"]  # torch.compile modes (tasks/execution)
 Device = Literal[DEVICE_CHOICES]  # type: ignore[valid-type]
 Task = Literal[tuple(TASKS.names())]  # type: ignore[valid-type]
 
@@ -211,6 +215,9 @@ class SuiteConfig(_Strict):
     level: list[Level] = Field(["block"], min_length=1)
     mode: list[SuiteMode] = Field(["forward_backward"], min_length=1)
     dtype: list[DType] = Field(["float32"], min_length=1)
+    compile: list[Compile] = Field(["eager"], min_length=1)  # execution mode (issue 15; a list sweeps)
+    cuda_graph: bool = False  # capture the step into a CUDA graph and time its replays (CUDA only)
+    calibrate: bool = True  # measure this machine's matmul peak once (cached) for the rows' mfu
     device: Device = "auto"
     threads: int | None = Field(None, ge=1)
     measure: Measure = Field(default_factory=Measure)
@@ -226,7 +233,7 @@ class SuiteConfig(_Strict):
             return {**data, "mode": DEFAULT_MODES[data["task"]]}
         return data
 
-    @field_validator("level", "mode", "dtype", mode="before")
+    @field_validator("level", "mode", "dtype", "compile", mode="before")
     @classmethod
     def _sweepable(cls, value: Any) -> Any:
         return _listify(value)

@@ -167,7 +167,10 @@ def calibration(device: str, threads: int, *, force: bool = False, **measure: An
     entry = calibrate(device, threads, **measure)
     entries = load_cache()  # another process may have written meanwhile: merge, don't clobber
     entries[key] = entry
-    save_cache(entries)
+    try:
+        save_cache(entries)
+    except OSError as exc:  # a read-only home must not stop a sweep: use the figures, measure next time
+        warnings.warn(f"calibration cache {cache_path()} cannot be written ({exc}); not cached", RuntimeWarning, 2)
     return entry, True
 
 

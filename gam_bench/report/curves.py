@@ -44,7 +44,7 @@ class GroupKey:
 class Series:
     """One model's curve. `points` has one row per seq_len (ascending), columns:
     seq_len, status, time_ms, time_q25, time_q75, samples, peak_mem_bytes, tokens_per_s,
-    tps_q25, tps_q75, backend, error."""
+    tps_q25, tps_q75, backend, error, mfu (fraction of the calibrated matmul peak; NaN without)."""
 
     label: str
     model: str
@@ -101,13 +101,15 @@ def _series(part: pd.DataFrame) -> list[Series]:
 
 
 def _variant(row: object) -> str:
-    """The cell's model overrides as canonical JSON (d_model / n_layers when not on record)."""
+    """The cell's model overrides and execution mode as canonical JSON (d_model / n_layers when not on record)."""
     config = parse_config(row.config_json)
     if "overrides" in config:
         overrides = config["overrides"] or {}
     else:
         overrides = {"d_model": _int(row.d_model), "n_layers": _int(row.n_layers)}
-    return json.dumps(overrides, sort_keys=True, default=str)
+    # execution mode (issue 15): compiled and eager cells of a model are separate curves, never pooled
+    execution = {"compile": config.get("compile", "eager"), "cuda_graph": config.get("cuda_graph", False)}
+    return json.dumps({**overrides, **execution}, sort_keys=True, default=str)
 
 
 POINT_COLUMNS = (
@@ -123,6 +125,7 @@ POINT_COLUMNS = (
     "tps_q75",
     "backend",
     "error",
+    "mfu",
 )
 
 
@@ -153,7 +156,14 @@ def _point(seq_len: int, cells: pd.DataFrame) -> dict:
         "tps_q75": tps * time_ms / q25 if q25 else np.nan,
         "backend": ", ".join(sorted(set(ok["backend"].dropna()))),
         "error": None,
+        "mfu": _median(ok, "mfu"),  # fraction of the calibrated matmul peak (issue 15)
     }
+
+
+def _median(ok: pd.DataFrame, column: str) -> float:
+    """Median of a column over a point's ok cells; NaN when absent (rows from before the column)."""
+    values = ok[column].dropna() if column in ok else ()
+    return float(values.median()) if len(values) else np.nan
 
 
 def _pooled_time(ok: pd.DataFrame) -> tuple[float, float, float, np.ndarray | None]:

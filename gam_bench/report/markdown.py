@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from gam_bench.analysis.scaling import BOOT_SEED, CONFIDENCE, N_BOOT, WINDOW_RULE
-from gam_bench.report import perplexity, tables
+from gam_bench.report import perplexity, roofline, tables
 from gam_bench.report.curves import Group, build_groups
 from gam_bench.report.decode import render_decode_section
 from gam_bench.report.plots import palette, save_png, scaling_figure
@@ -67,13 +67,16 @@ def _throughput(group: Group, out_dir: Path, colors: dict[str, str]) -> str:
         save_png(scaling_figure(group, metric, colors), out_dir / FIGURES / name)
         images.append(f"![{title} vs sequence length, {group.key.title}]({FIGURES}/{name})")
     crossings = tables.crossovers(group) if group.crossovers else "Fewer than two models share a length.\n"
+    mfu = roofline.has_mfu(group)  # issue 15: fraction of peak, when the rows carry it
+    if mfu:
+        images.append(roofline.figure_markdown(group, out_dir, FIGURES, colors))
     return "\n".join(
         [
             f"## Throughput: {group.key.title}\n",
             "\n".join(images) + "\n",
             "### Time and peak memory (paper Table 2 layout)\n",
             "Median time per call (ms) and peak memory (MiB); a failed cell shows its status.\n",
-            tables.table2(group),
+            tables.table2(group, mfu=mfu),
             "### Scaling exponents\n",
             "Slope of log time and of log peak memory against log length over the window (see [method](#method)).\n",
             tables.exponents(group),

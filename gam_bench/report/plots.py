@@ -62,6 +62,7 @@ METRICS = {
     "throughput": Metric(
         "throughput", "tokens_per_s", "tps_q25", "tps_q75", 1.0, "Throughput (tokens/s)", "Throughput"
     ),
+    "mfu": Metric("mfu", "mfu", None, None, 1.0, "Fraction of matmul peak (FLOP/s / peak)", "Fraction of peak"),
 }
 
 

@@ -121,19 +121,29 @@ def status_summary(df: pd.DataFrame) -> str:
     return markdown_table(["Task", "Model", *STATUSES, "total"], rows, align="ll" + "r" * 6)
 
 
-def table2(group: Group) -> str:
-    """The paper's Table 2 layout: a row per length, time and peak memory per model."""
+def table2(group: Group, mfu: bool = False) -> str:
+    """The paper's Table 2 layout: a row per length, time and peak memory per model.
+
+    mfu: also each model's fraction of the calibrated matmul peak (issue 15's roofline)."""
     headers = ["Seq. length"]
     for s in group.series:
-        headers += [f"{s.label} time (ms)", f"{s.label} memory (MiB)"]
+        headers += [f"{s.label} time (ms)", f"{s.label} memory (MiB)"] + ([f"{s.label} MFU"] if mfu else [])
     lengths = sorted({int(n) for s in group.series for n in s.points["seq_len"]})
     rows = []
     for n in lengths:
         row: list[object] = [n]
         for s in group.series:
-            row += _time_and_memory(s.points[s.points["seq_len"] == n])
+            point = s.points[s.points["seq_len"] == n]
+            row += _time_and_memory(point) + (_mfu(point) if mfu else [])
         rows.append(row)
     return markdown_table(headers, rows)
+
+
+def _mfu(point: pd.DataFrame) -> list[str]:
+    if point.empty:
+        return [""]
+    p = point.iloc[0]
+    return [status_label(p["status"]) if p["status"] != "ok" else fmt_num(p["mfu"])]
 
 
 def _time_and_memory(point: pd.DataFrame) -> list[str]:

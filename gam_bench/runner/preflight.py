@@ -4,12 +4,21 @@ resolve what the registry knows about it (family, d_model, n_layers) into the ce
 Model names were checked when the suite was loaded; config fields and values need the
 model classes (which import torch), so they are checked here. Errors name the suite
 file and the field: `models[1].overrides.n_head` or `axes.d_modle`. A decode cell's model
-must also decode at the cell's level (`models.decode.check_decode_capability`).
+must also decode at the cell's level (`models.decode.check_decode_capability`). The
+execution fields (`compile`, `cuda_graph`) are checked against the resolved device here too
+(`tasks.execution.validate_execution`: e.g. cuda_graph on a CPU).
+
+`with_peaks` (called by `run_suite`, not by a dry run) fills in each throughput cell's
+`peak_flops_per_s` from this machine's calibration, measured once here in the parent (and
+cached), so parallel workers never calibrate.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import time
+from collections.abc import Callable
 from typing import Any
 
 from gam_bench.cell import Cell
@@ -27,6 +36,7 @@ def preflight(config: SuiteConfig, cells: list[Cell], source: str) -> list[Cell]
     resolved: dict[str, dict[str, Any]] = {}
     out = []
     for cell in cells:
+        _check_execution(cell, source)
         key = json.dumps([cell.model, cell.overrides, cell.level], sort_keys=True, default=str)
         if key not in resolved:
             i = _entry_index(config, cell)
@@ -78,3 +88,45 @@ def _bad_field(overrides: dict[str, Any], message: str) -> str | None:
         if f"invalid config: {field}: " in message or f"{field}=" in message:
             return field
     return None
+
+
+def _check_execution(cell: Cell, source: str) -> None:
+    from gam_bench.tasks import execution
+
+    execution.check_task(cell.task, cell.compile, cell.cuda_graph, source)
+    step_mode = "decode" if cell.task == "decode" else cell.mode
+    execution.validate_execution(cell.compile, cell.cuda_graph, cell.device, step_mode, source)
+
+
+CALIBRATE_ENV = "GAM_BENCH_CALIBRATE"  # "0": never calibrate (rows' peak_flops_per_s and mfu stay null)
+
+
+def with_peaks(cells: list[Cell], enabled: bool = True, note: Callable[[str], Any] | None = None) -> list[Cell]:
+    """The cells with `peak_flops_per_s` set for throughput cells that count FLOPs.
+
+    One `calibrate.peak_for` per (device, dtype, threads): the first use on this machine
+    measures every dtype and the bandwidth (a few seconds on a CPU) and caches them. Skipped
+    when `enabled` is false (the suite's `calibrate: false`) or $GAM_BENCH_CALIBRATE is "0".
+    note(message): told when a calibration is measured now (how long it took), not when cached.
+    """
+    if not enabled or os.environ.get(CALIBRATE_ENV) == "0":
+        return cells
+    from gam_bench.measure import calibrate
+    from gam_bench.measure.environment import usable_cores
+
+    peaks: dict[tuple[str, str, int], float | None] = {}
+    out = []
+    for cell in cells:
+        if cell.task != "throughput" or not cell.measure.flops:
+            out.append(cell)
+            continue
+        key = (cell.device, cell.dtype, cell.threads or usable_cores())
+        if key not in peaks:
+            start = time.perf_counter()
+            peak = calibrate.peak_for(*key)
+            peaks[key] = peak["peak_flops_per_s"]
+            if peak["measured_now"] and note is not None:
+                seconds = time.perf_counter() - start
+                note(f"calibration: measured {peak['key']} in {seconds:.1f} s, cached in {calibrate.cache_path()}")
+        out.append(cell.model_copy(update={"peak_flops_per_s": peaks[key]}))
+    return out

@@ -25,6 +25,8 @@ def cell_label(cell: Cell) -> str:
     text = f"{cell.model} {cell.level}/{cell.mode}/{cell.dtype} B={cell.batch_size} T={cell.seq_len}"
     if cell.perplexity is not None:
         text += f" {cell.perplexity.dataset}"
+    text += f" compile={cell.compile}" if cell.compile != "eager" else ""  # issue 15: execution mode
+    text += " cuda_graph" if cell.cuda_graph else ""
     return f"{text} {extra}".strip()
 
 
@@ -105,7 +107,7 @@ def summary_table(rows: list[dict[str, Any]], title: str) -> Table:
         ok = row["status"] == "ok" and row.get("time_ms") is not None
         table.add_row(
             row["model"],
-            f"{row['level']}/{row['mode']}/{row['dtype']}",
+            f"{row['level']}/{row['mode']}/{row['dtype']}" + _execution(row),
             str(row["batch_size"]),
             str(row["seq_len"]),
             row["status"],
@@ -114,6 +116,12 @@ def summary_table(rows: list[dict[str, Any]], title: str) -> Table:
             f"{row['peak_mem_bytes'] / 2**20:.0f}" if ok and row.get("peak_mem_bytes") is not None else "-",
         )
     return table
+
+
+def _execution(row: dict[str, Any]) -> str:
+    """ "/compile=<mode>" and "/cuda_graph" for cells not run eagerly (issue 15), else ""."""
+    mode = row.get("compile") or "eager"
+    return (f"/compile={mode}" if mode != "eager" else "") + ("/cuda_graph" if row.get("cuda_graph") else "")
 
 
 def _perplexity_table(rows: list[dict[str, Any]], title: str) -> Table:

@@ -25,7 +25,7 @@ from gam_bench.cell import Cell, expand
 from gam_bench.errors import UserError
 from gam_bench.runner.executor import Executor, Outcome, make_executor
 from gam_bench.runner.parallel import run_groups
-from gam_bench.runner.preflight import preflight
+from gam_bench.runner.preflight import preflight, with_peaks
 from gam_bench.runner.progress import SweepProgress, summary_table
 from gam_bench.suite import Suite, SuiteConfig, load_suite
 
@@ -87,6 +87,7 @@ def run_suite(
     regression = config.regression.model_dump() if config.regression else None  # what `compare` judges with
     store.write_suite_meta(folder, suite=suite.name, source=suite.source, regression=regression)
     console = console or Console()
+    cells = with_peaks(cells, enabled=config.calibrate, note=console.print)  # calibrates on first use (issue 15)
     done = set() if fresh else store.done_cell_ids(folder)
     todo = [c for c in cells if c.cell_id not in done]
     if done:
@@ -173,6 +174,8 @@ def _identity(cell: Cell, suite_name: str, run_id: str) -> dict[str, Any]:
         "mode": cell.mode,
         "device": cell.device,
         "dtype": cell.dtype,
+        "compile": cell.compile,
+        "cuda_graph": cell.cuda_graph,
         "batch_size": cell.batch_size,
         "seq_len": cell.seq_len,
         "config_json": cell.config_json,

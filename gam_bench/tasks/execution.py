@@ -22,6 +22,14 @@ The throughput and decode tasks use these pieces in this order:
 Parity runs after `compile_step`, so the compile is not counted twice; with active dropout
 (train mode, p > 0) outputs are random and parity is reported as not comparable (None) with
 the reason, never as a pass.
+
+`prepare(cell, module, build_step, inputs)` runs steps 2-4 and 6 for a cell and returns an
+`Execution`: the step to warm up and time, the eager step to count FLOPs (and tensor
+memory) on, and the row's execution columns; `Execution.counting()` is step 5. A task
+honours `compile` / `cuda_graph` only if it is listed in `EXECUTION_TASKS` (pre-flight
+refuses them for any other task). The decode task joins by calling `prepare` with
+`build_step` making its decode step and `inputs` its one-token inputs, then adding "decode"
+here.
 """
 
 from __future__ import annotations
@@ -31,14 +39,20 @@ import difflib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import torch
 from torch import nn
 
 from gam_bench.errors import UserError
+from gam_bench.suite import Compile
+from gam_bench.tasks.precision import autocast_for
 
-COMPILE_MODES = ("eager", "default", "reduce-overhead", "max-autotune")
+if TYPE_CHECKING:
+    from gam_bench.cell import Cell
+
+COMPILE_MODES: tuple[str, ...] = get_args(Compile)  # eager, default, reduce-overhead, max-autotune
+EXECUTION_TASKS = ("throughput",)  # tasks whose run() goes through `prepare`
 # torch.compile modes that already use CUDA graphs (cudagraph trees) on CUDA.
 CUDA_GRAPH_COMPILE_MODES = ("reduce-overhead", "max-autotune")
 CUDA_GRAPH_STEP_MODES = ("forward", "decode")
@@ -92,15 +106,18 @@ def validate_execution(compile: str, cuda_graph: bool, device: str, mode: str, w
 
 
 def compile_module(module: nn.Module, compile: str) -> nn.Module:
-    """`torch.compile(module, mode=compile)` with the inductor backend; `eager` returns `module`.
+    """`torch.compile(module, mode=compile, dynamic=False)` with the inductor backend; `eager` returns `module`.
 
-    Compilation is lazy: it happens on the first call (see `compile_step`).
+    Compilation is lazy: it happens on the first call (see `compile_step`). `dynamic=False`:
+    a cell has one shape, so it gets static-shape kernels even when an earlier cell in the
+    same worker compiled the same code at another length (dynamo would otherwise switch to
+    dynamic shapes on the second shape it sees).
     """
     if compile == "eager":
         return module
     if compile not in COMPILE_MODES:
         raise ValueError(f"unknown compile mode {compile!r}; valid: {COMPILE_MODES}")
-    return torch.compile(module, mode=compile, backend="inductor")
+    return torch.compile(module, mode=compile, backend="inductor", dynamic=False)
 
 
 def _compile_failures() -> tuple[type[BaseException], ...]:
@@ -275,3 +292,101 @@ def capture_cuda_graph(step: Callable[[], Any], *, warmup: int = 3, cuda: Any = 
         step()
     cuda.synchronize()
     return graph.replay
+
+
+def check_task(task: str, compile: str, cuda_graph: bool, where: str) -> None:
+    """Load-time: compile / cuda_graph are refused for a task that does not honour them (never ignored)."""
+    if task in EXECUTION_TASKS or (compile == "eager" and not cuda_graph):
+        return
+    field = "compile" if compile != "eager" else "cuda_graph"
+    value = compile if compile != "eager" else "true"
+    raise UserError(
+        f"{where}: {field}: {value} is for {' and '.join(EXECUTION_TASKS)} cells; task {task!r} runs eager only"
+    )
+
+
+@dataclass
+class Execution:
+    """What a task times (`step`), what it counts FLOPs on (`counted`: the eager step), and the row's columns.
+
+    columns: compile, cuda_graph, compile_s (None for eager), recompiles (set by `counting`;
+    None for eager), max_rel_err, parity_ok (None for eager or when not comparable) and
+    parity_note (why parity failed or could not be judged; None when it passed).
+    """
+
+    step: Callable[[], Any]
+    counted: Callable[[], Any]
+    columns: dict[str, Any]
+
+    @contextlib.contextmanager
+    def counting(self):
+        """Around warmup and the timed steps: stores how often dynamo compiled again in `recompiles`."""
+        if self.columns["compile"] == "eager":
+            yield
+            return
+        with RecompileCounter() as counter:
+            yield
+        self.columns["recompiles"] = counter.recompiles
+
+
+def prepare(
+    cell: Cell,
+    module: nn.Module,
+    build_step: Callable[[nn.Module], Callable[[], Any]],
+    inputs: Callable[[], Sequence[torch.Tensor]],
+    *,
+    cuda: Any = None,
+) -> Execution:
+    """Compile, time the compile, check parity and (cuda_graph) capture; see the module docstring.
+
+    build_step(m): the cell's step running `m` on fixed inputs. inputs(): fresh inputs of one
+    forward call for the parity check. cuda: the `torch.cuda` namespace (a fake in CPU tests).
+    Raises CompileError when torch.compile fails.
+    """
+    columns: dict[str, Any] = {"compile": cell.compile, "cuda_graph": cell.cuda_graph}
+    columns.update(compile_s=None, recompiles=None, max_rel_err=None, parity_ok=None, parity_note=None)
+    eager_step = build_step(module)
+    if cell.compile == "eager" and not cell.cuda_graph:
+        return Execution(eager_step, eager_step, columns)
+    if cell.compile != "eager":
+        torch._dynamo.reset()  # this cell's compile is its own: no cache entries from earlier cells
+    compiled = compile_module(module, cell.compile)
+    step = build_step(compiled)
+    if cell.compile != "eager":
+        columns["compile_s"] = compile_step(step, cell.compile)
+    autocast = lambda: autocast_for(cell)  # noqa: E731 - a fresh context per run
+    if cell.cuda_graph:
+        step = capture_cuda_graph(step, cuda=cuda)
+        parity = graph_parity(module, compiled, inputs(), dtype=cell.dtype, autocast=autocast, cuda=cuda)
+    else:
+        train = cell.mode != "forward"
+        parity = check_parity(module, compiled, inputs(), dtype=cell.dtype, train=train, autocast=autocast)
+    columns.update(max_rel_err=parity.max_rel_err, parity_ok=parity.ok, parity_note=parity.note or None)
+    return Execution(step, eager_step, columns)
+
+
+def graph_parity(
+    eager: nn.Module,
+    module: Callable[..., torch.Tensor],
+    inputs: Sequence[torch.Tensor],
+    *,
+    dtype: str,
+    autocast: Callable[[], contextlib.AbstractContextManager],
+    cuda: Any = None,
+) -> Parity:
+    """A forward of `module` captured into a CUDA graph and replayed, against the eager forward on `inputs`."""
+    out: list[torch.Tensor] = []
+
+    def forward() -> None:
+        with torch.no_grad(), autocast():
+            out[:] = [module(*inputs)]
+
+    capture_cuda_graph(forward, cuda=cuda)()
+    (cuda if cuda is not None else torch.cuda).synchronize()
+    with torch.no_grad(), autocast():
+        expected = eager(*inputs)
+    tol = PARITY_TOL[dtype]
+    err = rel_err(out[0], expected)
+    if err != err:  # NaN
+        return Parity(err, tol, False, "NaN in the comparison")
+    return Parity(err, tol, err <= tol, "" if err <= tol else f"max_rel_err {err:.3g} > tol {tol:g} ({dtype})")

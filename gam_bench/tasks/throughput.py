@@ -14,12 +14,17 @@ float16 forward_backward and train_step steps scale the loss with `torch.amp.Gra
 scaler unscale, skip inf/nan steps and update its scale. Without it a mean loss's gradient
 underflows to zero at long lengths.
 
-Order: build, one counted step (untimed: `measure.counted_step.count_step` gives the peak
-tensor bytes always and the FLOPs when `measure.flops`, while `SDPAKernels` records which
-attention kernel ran), warmup, timed steps (syncing only the cell's own device; on an
-accelerator also timed with device events). FLOPs are None for a backend whose kernels the
-counter cannot see (`flops.counts_every_kernel`: mamba-ssm), never a partial count. The
-worker measures peak RSS / allocator memory around the whole cell.
+Order: build, then the execution mode (`tasks.execution.prepare`: compile, one untimed
+compiling step -> compile_s, parity against eager -> max_rel_err / parity_ok, CUDA-graph
+capture), one counted step (untimed, always the eager step: FLOPs are the model's, not the
+kernels'; `measure.counted_step.count_step` gives the peak tensor bytes always and the FLOPs
+when `measure.flops`, while `SDPAKernels` records which attention kernel ran), then warmup and
+timed steps of the compiled step inside a recompile counter (syncing only the cell's own
+device; on an accelerator also timed with device events). FLOPs are None for a backend whose
+kernels the counter cannot see (`flops.counts_every_kernel`: mamba-ssm), never a partial
+count. The worker measures peak RSS / allocator memory around the whole cell. `mfu` =
+flops_per_s over this machine's calibrated matmul peak for the dtype (`cell.peak_flops_per_s`,
+from pre-flight).
 """
 
 from __future__ import annotations
@@ -31,11 +36,13 @@ import torch
 from torch import nn
 
 from gam_bench.cell import Cell
+from gam_bench.measure.calibrate import mfu
 from gam_bench.measure.counted_step import CountedStep, count_step
 from gam_bench.measure.flops import counts_every_kernel
 from gam_bench.measure.provenance import SDPAKernels
 from gam_bench.measure.timing import Timing, time_steps, warm_up
 from gam_bench.models import backends, registry
+from gam_bench.tasks import execution
 from gam_bench.tasks import step as lm_step
 from gam_bench.tasks.precision import autocast_for
 
@@ -126,19 +133,32 @@ def _forward_step(cell: Cell, module: nn.Module, x: torch.Tensor) -> Callable[[]
     return step
 
 
+def parity_inputs(cell: Cell, config: Any) -> list[torch.Tensor]:
+    """Inputs of one forward call at the cell's shape, for the compiled-vs-eager check."""
+    device = torch.device(cell.device)
+    if cell.level == "block":
+        return [torch.randn(cell.batch_size, cell.seq_len, config.d_model, device=device)]  # (B, T, D)
+    return [torch.randint(0, config.vocab_size, (cell.batch_size, cell.seq_len), device=device)]  # (B, T)
+
+
 def run(cell: Cell, ctx: Any = None) -> list[dict[str, Any]]:
     """Measure one throughput cell; returns one row of measurement columns."""
     torch.manual_seed(cell.seed)
     device = torch.device(cell.device)
     module, config = build_module(cell)
-    step = make_step(cell, module, config)
+    ex = execution.prepare(cell, module, lambda m: make_step(cell, m, config), lambda: parity_inputs(cell, config))
     backend = str(getattr(module, "backend", "") or "")
-    counted, sdpa_kernel = counted_step(step, cell.measure.flops and counts_every_kernel(backend), device)
-    timing = timed_steps(step, cell, device)
+    counted, sdpa_kernel = counted_step(ex.counted, cell.measure.flops and counts_every_kernel(backend), device)
+    with ex.counting():
+        timing = timed_steps(ex.step, cell, device)
     seconds = timing.median_ms / 1e3
     flops = counted.flops
+    flops_per_s = flops / seconds if flops is not None else None
     return [
         {
+            **ex.columns,
+            "peak_flops_per_s": cell.peak_flops_per_s,
+            "mfu": mfu(flops_per_s, cell.peak_flops_per_s),
             "backend": backend,
             "backend_reason": backends.backend_reason(module),
             "sdpa_kernel": sdpa_kernel,
@@ -149,7 +169,7 @@ def run(cell: Cell, ctx: Any = None) -> list[dict[str, Any]]:
             "tokens_per_s": cell.batch_size * cell.seq_len / seconds,
             "peak_tensor_bytes": counted.peak_tensor_bytes,
             "flops": float(flops) if flops is not None else None,
-            "flops_per_s": flops / seconds if flops is not None else None,
+            "flops_per_s": flops_per_s,
         }
     ]
 

@@ -107,3 +107,13 @@ def test_write_is_atomic_and_leaves_no_temporary_file(cache, monkeypatch):
 def test_mfu():
     assert calibrate.mfu(25e9, 100e9) == 0.25
     assert calibrate.mfu(None, 100e9) is None and calibrate.mfu(1e9, None) is None
+
+
+def test_an_unwritable_cache_warns_and_still_returns_the_figures(cache, spy, monkeypatch):
+    def refuse(entries, path=None):
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(calibrate, "save_cache", refuse)
+    with pytest.warns(RuntimeWarning, match="cannot be written"):
+        peak = calibrate.peak_for("cpu", "float32", 1, **TINY)
+    assert peak["measured_now"] is True and peak["peak_flops_per_s"] > 0

@@ -273,3 +273,70 @@ def test_cuda_graph_replay_matches_eager_forward():
     with torch.no_grad():
         expected = block(x)
     torch.testing.assert_close(out, expected)
+
+
+# --- prepare: what a task gets (cells from tests/runner/cells.py style, built inline) ----------
+
+
+def _cell(**fields):
+    from gam_bench.cell import Cell
+    from gam_bench.suite import Limits, Measure
+
+    base = dict(task="throughput", model="gam", overrides={}, level="block", mode="forward", dtype="float32")
+    base.update(device="cpu", batch_size=1, seq_len=4, seed=0, threads=1, measure=Measure(), limits=Limits())
+    return Cell(**{**base, "plugins": [], **fields})
+
+
+def test_compile_modes_are_the_suite_values():
+    from typing import get_args
+
+    from gam_bench.suite import Compile
+
+    assert execution.COMPILE_MODES == get_args(Compile) == ("eager", "default", "reduce-overhead", "max-autotune")
+
+
+def test_compile_and_cuda_graph_are_refused_for_a_task_that_ignores_them():
+    execution.check_task("throughput", "default", False, "s.yaml")
+    execution.check_task("perplexity", "eager", False, "s.yaml")
+    with pytest.raises(UserError, match=r"^s.yaml: compile: max-autotune is for throughput cells; task 'perplex"):
+        execution.check_task("perplexity", "max-autotune", False, "s.yaml")
+    with pytest.raises(UserError, match=r"^s.yaml: cuda_graph: true is for throughput cells; task 'recall'"):
+        execution.check_task("recall", "eager", True, "s.yaml")
+
+
+def test_prepare_eager_builds_one_step_and_reports_no_compile():
+    built = []
+    module = torch.nn.Linear(4, 4)
+
+    def build(m):
+        built.append(m)
+        return lambda: None
+
+    ex = execution.prepare(_cell(), module, build, inputs=lambda: pytest.fail("eager needs no parity inputs"))
+    assert built == [module] and ex.step is ex.counted
+    assert ex.columns == dict(
+        compile="eager", cuda_graph=False, compile_s=None, recompiles=None, max_rel_err=None, parity_ok=None
+    ) | {"parity_note": None}
+    with ex.counting():
+        pass
+    assert ex.columns["recompiles"] is None
+
+
+def test_prepare_cuda_graph_times_the_replay_and_checks_its_forward():
+    """CPU: the fake torch.cuda of the capture test; the real capture is tested on CUDA above."""
+    cuda = FakeCuda()
+    module = torch.nn.Linear(4, 4).eval()
+    x = torch.randn(1, 3, 4)  # (B, T, D)
+    calls = []
+
+    def build(m):
+        assert m is module  # eager + cuda_graph: nothing is compiled
+        return lambda: calls.append(m(x))
+
+    ex = execution.prepare(_cell(cuda_graph=True), module, build, inputs=lambda: [x], cuda=cuda)
+    assert len(calls) == 4  # 3 warmup calls on the side stream + 1 captured
+    ex.step()
+    assert len(calls) == 4 and FakeCuda.log[-1] == ("replay",)  # the timed step is the replay
+    assert ex.counted is not ex.step
+    assert ex.columns["cuda_graph"] is True and ex.columns["compile_s"] is None
+    assert ex.columns["parity_ok"] is True and ex.columns["max_rel_err"] == 0.0
