@@ -26,6 +26,7 @@ from matplotlib.ticker import FixedLocator, NullLocator
 
 from gam_bench.analysis import Crossover, ExponentFit, crossover, fit_exponent
 from gam_bench.analysis.rows import parse_config
+from gam_bench.report import tables
 from gam_bench.report.labels import variant_labels
 from gam_bench.report.plots import new_figure, palette, plot_style, save_png
 from gam_bench.report.tables import MIB, MISSING, fmt_len, fmt_num, fmt_slope, markdown_table, status_label
@@ -247,13 +248,7 @@ def exponent_table(group: DecodeGroup) -> str:
 
 def crossover_table(group: DecodeGroup) -> str:
     """Where each pair of models swaps order in per-token decode latency."""
-    rows = []
-    for c in group.crossovers:
-        where = MISSING if c.seq_len is None else f"≈ {fmt_len(round(c.seq_len))}"
-        at_longest = f"{c.faster_at_longest} ({c.longest_common})"
-        rows.append([f"{c.a} vs {c.b}", where, c.kind, c.faster_beyond or MISSING, at_longest])
-    headers = ["Pair", "Crossover N", "Basis", "Faster beyond it", "Faster at longest common N"]
-    return markdown_table(headers, rows, align="lrlll")
+    return tables.crossover_table(group.crossovers, length="N")
 
 
 def render_decode_section(rows: pd.DataFrame, out_dir: str | Path, heading: str = "##", figures: str = "") -> str:

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 import pandas as pd
 
 from gam_bench.analysis import ExponentFit
+from gam_bench.analysis.scaling import Crossover
 from gam_bench.report.curves import Group
 from gam_bench.store import STATUSES
 
@@ -171,12 +172,17 @@ def exponents(group: Group) -> str:
 
 def crossovers(group: Group) -> str:
     """Where each pair of models swaps order in time."""
+    return crossover_table(group.crossovers)
+
+
+def crossover_table(found: Iterable[Crossover], length: str = "length") -> str:
+    """A table of crossovers; `length` names the length axis."""
     rows = []
-    for c in group.crossovers:
+    for c in found:
         where = MISSING if c.seq_len is None else f"≈ {fmt_len(round(c.seq_len))}"
         at_longest = f"{c.faster_at_longest} ({fmt_len(c.longest_common)})"
         rows.append([f"{c.a} vs {c.b}", where, c.kind, c.faster_beyond or MISSING, at_longest])
-    headers = ["Pair", "Crossover length", "Basis", "Faster beyond it", "Faster at longest common length"]
+    headers = ["Pair", f"Crossover {length}", "Basis", "Faster beyond it", f"Faster at longest common {length}"]
     return markdown_table(headers, rows, align="lrlll")
 
 

@@ -173,32 +173,24 @@ def _time(step: Callable[[], object], repeats: int, min_run_time_s: float, max_r
     return time_steps(step, repeats, min_run_time_s, max_repeats, device=device)
 
 
+_PREFILL = ("prefill_ms", "prefill_ms_q25", "prefill_ms_q75", "prefill_samples_ms", "prefill_tokens_per_s")
+_DECODE = ("decode_ms_per_token", "decode_ms_q25", "decode_ms_q75", "decode_samples_ms", "decode_tokens_per_s")
+
+
 def _prefill_columns(timing: Timing | None, tokens: int) -> dict[str, Any]:
-    if timing is None:
-        return dict.fromkeys(
-            ["prefill_ms", "prefill_ms_q25", "prefill_ms_q75", "prefill_samples_ms", "prefill_tokens_per_s"]
-        )
-    return {
-        "prefill_ms": timing.median_ms,
-        "prefill_ms_q25": timing.q25_ms,
-        "prefill_ms_q75": timing.q75_ms,
-        "prefill_samples_ms": timing.samples_ms,
-        "prefill_tokens_per_s": tokens / (timing.median_ms / 1e3),
-    }
+    return _timing_columns(_PREFILL, timing, tokens)
 
 
 def _decode_columns(timing: Timing | None, batch_size: int) -> dict[str, Any]:
+    return _timing_columns(_DECODE, timing, batch_size)
+
+
+def _timing_columns(names: tuple[str, ...], timing: Timing | None, tokens_per_step: int) -> dict[str, Any]:
+    """(median, q25, q75, samples, tokens/s) under `names`; all None when that part was not measured."""
     if timing is None:
-        return dict.fromkeys(
-            ["decode_ms_per_token", "decode_ms_q25", "decode_ms_q75", "decode_samples_ms", "decode_tokens_per_s"]
-        )
-    return {
-        "decode_ms_per_token": timing.median_ms,
-        "decode_ms_q25": timing.q25_ms,
-        "decode_ms_q75": timing.q75_ms,
-        "decode_samples_ms": timing.samples_ms,
-        "decode_tokens_per_s": batch_size / (timing.median_ms / 1e3),
-    }
+        return dict.fromkeys(names)
+    values = (timing.median_ms, timing.q25_ms, timing.q75_ms, timing.samples_ms)
+    return dict(zip(names, (*values, tokens_per_step / (timing.median_ms / 1e3))))
 
 
 def run(cell: Cell, ctx: Any = None) -> list[dict[str, Any]]:
