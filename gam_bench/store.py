@@ -131,6 +131,12 @@ SCHEMA = pa.schema(
         ("device_mem_total_bytes", _I64),
         ("device_time_ms", _F64),  # median of device-event step times (accelerator only)
         ("device_time_samples_ms", pa.list_(_F64)),
+        # -- processes and worker release (runner: executor.py, processes.py)
+        ("processes", _I64),  # fresh worker processes the cell's timed steps were spread over
+        ("process_medians_ms", pa.list_(_F64)),  # median step time of each process, in order
+        ("process_pids", pa.list_(_I64)),  # the worker pid of each process, in order
+        ("release_wait_s", _F64),  # how long the runner waited for a failed worker's device memory before this cell
+        ("release_ok", _BOOL),  # False: that memory was not back within the wait (an oom here may be false)
         ("executor", _STR),
         ("started_at", pa.timestamp("us", tz="UTC")),
         ("duration_s", _F64),
