@@ -35,7 +35,9 @@ Release (issue 11): after a timeout, a dead worker or any failed cell on an acce
 slot's worker is killed and `wait_release` waits (bounded, RELEASE_TIMEOUT_S) until the
 device's free memory is back near its level at the failed cell's start
 (`device_mem_free_bytes` of its environment) before the next worker starts, so memory the
-old worker still holds does not turn the next cell into a false `oom`. The next outcome of
+old worker still holds does not turn the next cell into a false `oom`. (Local: read in the
+parent through NVML / nvidia-smi, never a CUDA context; where neither reads it, only the
+old worker's exit is waited for. Ray: in the next worker, on its own GPU.) The next outcome of
 the slot carries `release_wait_s` and `release_ok`; when the memory did not come back, a
 failed next cell's error says so.
 
@@ -314,6 +316,29 @@ class Executor(ABC):
 # ---------------------------------------------------------------- local worker processes
 
 
+def nvml_index(device: str) -> int | None:
+    """NVML's number of this process's CUDA `device` ("cuda", "cuda:1"), through
+    CUDA_VISIBLE_DEVICES when it lists indices; None for other devices or GPU UUIDs there."""
+    kind, _, index = device.partition(":")
+    if kind != "cuda":
+        return None
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    position = int(index or 0)
+    if visible is None:
+        return position
+    listed = [v.strip() for v in visible.split(",") if v.strip()]
+    if position >= len(listed) or not listed[position].isdigit():
+        return None
+    return int(listed[position])
+
+
+def _wait_for_release(free_before: int, read: Callable[[], int], alive: Callable[[], bool]) -> bool:
+    from gam_bench.measure import memory  # imports torch: only after a failed accelerator cell
+
+    released, _free = memory.wait_for_release(free_before, read, process_alive=alive, timeout_s=RELEASE_TIMEOUT_S)
+    return released
+
+
 class _Worker:
     """One spawned worker process and our end of its pipe."""
 
@@ -388,20 +413,19 @@ class LocalExecutor(Executor):
         return [], ("result", payload)
 
     def wait_release(self, slot: Slot, cell: Cell, free_before: int | None) -> dict[str, Any]:
-        """Wait (in this process) until the killed worker has exited and the device's free memory,
-        read without a CUDA context where NVML / nvidia-smi can, is back near `free_before`
-        (without a reading from before, only for the exit)."""
-        import torch
-
-        from gam_bench.measure import memory  # imports torch: only after a failed accelerator cell
+        """Wait (in this process) until the killed worker has exited and the GPU's free memory, read
+        through NVML / nvidia-smi, is back near `free_before`. Where those cannot read it (or no
+        reading from before the cell exists), wait only for the exit: reading through torch would
+        create a CUDA context here, which holds device memory for the rest of the sweep."""
+        from gam_bench.measure import provenance
 
         process, t0 = slot.worker.process, time.perf_counter()
-        released, _free = memory.wait_for_release(
-            free_before or 0,
-            memory.free_memory_reader(torch.device(cell.device)),
-            process_alive=process.is_alive,
-            timeout_s=RELEASE_TIMEOUT_S,
-        )
+        index = nvml_index(cell.device)
+        if free_before is None or index is None or provenance.nvml_memory_info(index) is None:
+            free_before, read = 0, lambda: 0
+        else:
+            read = lambda: (provenance.nvml_memory_info(index) or (0, 0))[0]  # noqa: E731
+        released = _wait_for_release(free_before, read, process.is_alive)
         return {"release_wait_s": time.perf_counter() - t0, "release_ok": released}
 
     def kill(self, slot: Slot) -> None:

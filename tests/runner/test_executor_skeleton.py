@@ -14,7 +14,7 @@ import pytest
 from cells import make_cell
 
 from gam_bench.runner import executor as executor_module
-from gam_bench.runner.executor import Executor, LocalExecutor, Slot
+from gam_bench.runner.executor import Executor, LocalExecutor, Slot, nvml_index
 from gam_bench.runner.processes import merge_rows
 from gam_bench.suite import Measure
 
@@ -155,24 +155,48 @@ def _local_slot(process: _DeadProcess) -> Slot:
     return Slot(worker=type("W", (), {"process": process})())
 
 
-def test_local_wait_release_reads_the_device_until_memory_is_back(fake_cuda, monkeypatch):
-    monkeypatch.setattr("gam_bench.measure.provenance.nvml_memory_info", lambda index=0: None)  # torch path
-    fake_cuda.free_readings = [10 * GiB, 20 * GiB, 50 * GiB]
+def _nvml(readings: list[int], total: int = 80 * GiB):
+    """nvml_memory_info with these free readings in turn (the last one repeats)."""
+
+    def read(index: int = 0):
+        assert index == 0
+        return (readings.pop(0) if len(readings) > 1 else readings[0]), total
+
+    return read
+
+
+def test_local_wait_release_reads_nvml_until_memory_is_back_without_a_cuda_context(fake_cuda, monkeypatch):
+    readings = [10 * GiB, 10 * GiB, 20 * GiB, 50 * GiB]
+    monkeypatch.setattr("gam_bench.measure.provenance.nvml_memory_info", _nvml(readings))
     ex = LocalExecutor.__new__(LocalExecutor)  # no pool: only wait_release is used
     columns = ex.wait_release(_local_slot(_DeadProcess(alive_polls=1)), _cell(device="cuda"), 50 * GiB)
-    assert columns["release_ok"] is True and fake_cuda.free_readings == []  # all three readings taken
-    fake_cuda.free_readings, fake_cuda.free = [], 10 * GiB
+    assert columns["release_ok"] is True and readings == [50 * GiB]  # read until it came back
+    assert not fake_cuda.initialized  # the parent never touched CUDA
     monkeypatch.setattr(executor_module, "RELEASE_TIMEOUT_S", 0.2)
+    monkeypatch.setattr("gam_bench.measure.provenance.nvml_memory_info", _nvml([10 * GiB]))
     columns = ex.wait_release(_local_slot(_DeadProcess()), _cell(device="cuda"), 50 * GiB)
     assert columns["release_ok"] is False and columns["release_wait_s"] >= 0.2
+    assert not fake_cuda.initialized
 
 
-def test_local_wait_release_without_a_reading_waits_for_the_exit_only(fake_cuda, monkeypatch):
+def test_local_wait_release_without_nvml_or_a_reading_waits_for_the_exit_only(fake_cuda, monkeypatch):
     monkeypatch.setattr("gam_bench.measure.provenance.nvml_memory_info", lambda index=0: None)
     fake_cuda.free = 1 * GiB
     ex = LocalExecutor.__new__(LocalExecutor)
-    columns = ex.wait_release(_local_slot(_DeadProcess(alive_polls=2)), _cell(device="cuda"), None)
-    assert columns["release_ok"] is True
+    process = _DeadProcess(alive_polls=2)
+    assert ex.wait_release(_local_slot(process), _cell(device="cuda"), 50 * GiB)["release_ok"] is True
+    assert process.alive_polls < 0 and not fake_cuda.initialized  # it waited for the exit, read no memory
+    monkeypatch.setattr("gam_bench.measure.provenance.nvml_memory_info", _nvml([1 * GiB]))
+    assert ex.wait_release(_local_slot(_DeadProcess()), _cell(device="cuda"), None)["release_ok"] is True
+
+
+def test_nvml_index_follows_cuda_visible_devices(monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert nvml_index("cuda") == 0 and nvml_index("cuda:1") == 1 and nvml_index("cpu") is None
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,1")
+    assert nvml_index("cuda") == 3 and nvml_index("cuda:1") == 1 and nvml_index("cuda:2") is None
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-6f1c")
+    assert nvml_index("cuda") is None
 
 
 @pytest.fixture
