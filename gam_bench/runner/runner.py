@@ -10,7 +10,8 @@ The loop that hands out cells and stores their rows is `runner.parallel.run_grou
 any executor: one with one slot (local) runs the budget groups one after another.
 An executor that `starts_early` (local) is built, and its first worker started, before the
 sweep is planned when the device needs no resolving (not "auto"): the worker's start-up
-(torch import, priming) then overlaps the parent's (imports, expand, pre-flight).
+(torch import, priming) then overlaps the parent's (imports, expand, pre-flight). For the
+same reason the store (pandas, pyarrow: ~0.8 s) is imported only after that.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from typing import Any
 
 from rich.console import Console
 
-from gam_bench import store
 from gam_bench.cell import Cell, expand
 from gam_bench.errors import UserError
 from gam_bench.runner.executor import Executor, Outcome, executor_class, make_executor
@@ -89,6 +89,8 @@ def run_suite(
         suite = load_suite(suite)
     options = executor_options or {}
     early = _early_executor(suite, device, executor, options)
+    from gam_bench import store  # after the early worker started (see the module docstring)
+
     try:
         suite, config, cells = plan(suite, device, only)
         folder = results_dir(suite, out)
@@ -160,6 +162,8 @@ class _Sweep:
         return [self._row(cell, run_id, outcome, m) for m in outcome.rows or [{}]]
 
     def _row(self, cell: Cell, run_id: str, outcome: Outcome, measured: dict[str, Any] | None = None) -> dict[str, Any]:
+        from gam_bench import store
+
         row = {k: v for k, v in outcome.env.items() if k in store.COLUMNS}
         row.update(measured or {})
         row.update(_identity(cell, self.suite_name, run_id))
