@@ -9,9 +9,12 @@ For each cell of the suite (in `expand` order: seq_len ascending within a group)
 The loop that hands out cells and stores their rows is `runner.parallel.run_groups`, for
 any executor: one with one slot (local) runs the budget groups one after another.
 An executor that `starts_early` (local) is built, and its first worker started, before the
-sweep is planned when the device needs no resolving (not "auto"): the worker's start-up
-(torch import, priming) then overlaps the parent's (imports, expand, pre-flight). For the
-same reason the store (pandas, pyarrow: ~0.8 s) is imported only after that.
+sweep is planned when the device needs no resolving (not "auto") and a core is idle (1-minute
+load below the usable cores minus 1): the worker's start-up (torch import, priming) then
+overlaps the parent's (imports, expand, pre-flight). Without an idle core the two only
+compete: measured on a 2-core box at load 1.2-1.7, starting early cost 0.6-1.5 s more CPU
+and wall time for a 2-cell sweep, so it is not done then. The store (pandas, pyarrow: ~0.8 s)
+is imported after that start.
 """
 
 from __future__ import annotations
@@ -121,11 +124,18 @@ def run_suite(
     return folder
 
 
+def _idle_core() -> bool:
+    try:
+        return os.getloadavg()[0] < len(os.sched_getaffinity(0)) - 1
+    except (OSError, AttributeError):
+        return False
+
+
 def _early_executor(suite: Suite, device: str | None, executor: str, options: dict[str, Any]) -> Executor | None:
-    """The executor, its first worker already starting, if it `starts_early` and the device is
-    named (not "auto", which needs torch to resolve); else None (built after planning)."""
+    """The executor, its first worker already starting, if it `starts_early`, the device is named
+    (not "auto", which needs torch to resolve) and a core is idle; else None (built after planning)."""
     requested = device or suite.base.device
-    if requested == "auto" or not executor_class(executor).starts_early:
+    if requested == "auto" or not executor_class(executor).starts_early or not _idle_core():
         return None
     chosen = make_executor(executor, device=requested, plugins=suite.for_device(requested).plugins, **options)
     chosen.prestart()

@@ -48,3 +48,21 @@ def test_the_prestarted_worker_runs_the_first_cell():
         assert ex.run(cell).rows[0]["backend"] == f"pid-{pid}"  # and is reused after it
     finally:
         ex.close()
+
+
+def test_the_worker_starts_early_only_with_an_idle_core_and_a_named_device(monkeypatch, write_suite):
+    from gam_bench.runner import runner
+    from gam_bench.suite import load_suite
+
+    suite = load_suite(write_suite(PROCESSES))
+    cores = len(runner.os.sched_getaffinity(0))
+    monkeypatch.setattr(runner.os, "getloadavg", lambda: (float(cores), 0.0, 0.0))  # every core busy
+    assert runner._early_executor(suite, None, "local", {}) is None
+    monkeypatch.setattr(runner.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert runner._early_executor(suite, "auto", "local", {}) is None  # "auto" needs torch to resolve
+    early = runner._early_executor(suite, None, "local", {})
+    try:
+        assert early is not None and early._all[0].early and early._all[0].worker.process.is_alive()
+    finally:
+        early.close()
+    assert early._all[0].worker is None
