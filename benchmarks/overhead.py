@@ -7,9 +7,12 @@ included, and interleaved for `--rounds` rounds (gam-bench, loop, gam-bench, loo
 The loop builds each block, warms up and times its steps exactly as the throughput task
 does, but in one process with no worker, priming, memory meter, environment or Parquet.
 
-  PYTHONPATH=$PWD python benchmarks/overhead.py [--rounds 2] [--profile]
+  PYTHONPATH=$PWD python benchmarks/overhead.py [--rounds 2] [--profile] [--repo TREE]
 
-Prints each wall time, the medians and the ratio (target <= 1.2). With --profile it runs
+Prints each wall time, the medians and the ratio (target <= 1.2), and the same for the CPU
+time the two sides' processes used (user + system, all their processes): on a shared,
+loaded machine the wall ratio moves with the load, the CPU ratio much less. `--repo` measures
+the gam-bench of another checkout (e.g. the commit before a change) with this script. With --profile it runs
 gam-bench once more with cProfile started in every process (parent and worker, through a
 sitecustomize on PYTHONPATH) and prints, per process, the cumulative time and call count of
 the harness's phases, and the sum of the stored rows' `duration_s` against the wall time.
@@ -23,6 +26,7 @@ import argparse
 import json
 import os
 import pstats
+import resource
 import statistics
 import subprocess
 import sys
@@ -32,7 +36,7 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[1]  # --repo replaces it
 N_LENGTHS = 6
 
 _SITECUSTOMIZE = """
@@ -129,18 +133,26 @@ def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(REPO), **(extra or {})}
 
 
-def run_gam_bench(suite: Path, out: Path, env: dict[str, str] | None = None) -> float:
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # every waited-for descendant
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall s, CPU s of the command and its processes)."""
+    cpu0, t0 = _children_cpu_s(), time.perf_counter()
+    subprocess.run(cmd, cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0, _children_cpu_s() - cpu0
+
+
+def run_gam_bench(suite: Path, out: Path, env: dict[str, str] | None = None) -> tuple[float, float]:
     cmd = [sys.executable, "-m", "gam_bench.cli.main", "run", str(suite), "--out", str(out)]
     cmd += ["--fresh", "--no-report", "--no-progress"]
-    t0 = time.perf_counter()
-    subprocess.run(cmd, cwd=REPO, env=env or _env(), check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t0
+    return _timed(cmd, env or _env())
 
 
-def run_loop(suite: Path) -> float:
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, __file__, "--loop", str(suite)], cwd=REPO, env=_env(), check=True)
-    return time.perf_counter() - t0
+def run_loop(suite: Path) -> tuple[float, float]:
+    return _timed([sys.executable, __file__, "--loop", str(suite)], _env())
 
 
 def profile(suite: Path, tmp: Path) -> None:
@@ -151,7 +163,7 @@ def profile(suite: Path, tmp: Path) -> None:
     (site / "sitecustomize.py").write_text(_SITECUSTOMIZE)
     env = _env({"PYTHONPATH": f"{site}:{REPO}", "GAM_BENCH_PROFILE_DIR": str(prof_dir)})
     out = tmp / "profiled-results"
-    wall = run_gam_bench(suite, out, env)
+    wall, _cpu = run_gam_bench(suite, out, env)
     print(f"\nprofiled gam-bench run: {wall:.1f} s wall")
     for path in sorted(prof_dir.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True):
         stats = pstats.Stats(str(path))
@@ -180,22 +192,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--profile", action="store_true", help="also profile one gam-bench run")
+    parser.add_argument("--repo", type=Path, help="the checkout whose gam-bench is measured (default: this one)")
     parser.add_argument("--loop", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global REPO
+    REPO = (args.repo or REPO).resolve()
     if args.loop:
         plain_loop(args.loop)
         return
     with tempfile.TemporaryDirectory(prefix="gam-bench-overhead-") as name:
         tmp = Path(name)
         suite = grid_suite(tmp)
-        print("load before:", os.getloadavg())
+        print(f"gam-bench of {REPO}; load before:", os.getloadavg())
         bench, loop = [], []
         for i in range(args.rounds):
             bench.append(run_gam_bench(suite, tmp / f"results-{i}"))
             loop.append(run_loop(suite))
-            print(f"round {i}: gam-bench {bench[-1]:.1f} s, loop {loop[-1]:.1f} s, load {os.getloadavg()[0]:.2f}")
-        b, lo = statistics.median(bench), statistics.median(loop)
-        print(f"median: gam-bench {b:.1f} s, loop {lo:.1f} s, ratio {b / lo:.2f} (target <= 1.2)")
+            (bw, bc), (lw, lc) = bench[-1], loop[-1]
+            print(
+                f"round {i}: gam-bench {bw:.1f} s ({bc:.1f} CPU s), loop {lw:.1f} s ({lc:.1f} CPU s), "
+                f"load {os.getloadavg()[0]:.2f}"
+            )
+        for what, k in (("wall", 0), ("CPU", 1)):
+            b, lo = statistics.median(r[k] for r in bench), statistics.median(r[k] for r in loop)
+            print(f"median {what}: gam-bench {b:.1f} s, loop {lo:.1f} s, ratio {b / lo:.2f} (target <= 1.2)")
         print("load after:", os.getloadavg())
         if args.profile:
             profile(suite, tmp)

@@ -6,9 +6,10 @@ Identity: `cell_id` is the sha256 (16 hex digits) of the cell's canonical JSON
 (`config_json`, also stored with every row): its identity fields with sorted keys. The
 fields of `_LEGACY` are always in it, as they always were. Any field added later is in it
 only while it differs from its default, so adding a field with a default never changes
-the id of an existing cell. The resolved fields (`family`, `d_model`, `n_layers`, filled
-in by the runner's pre-flight from the model registry, and `peak_flops_per_s`, this
-machine's calibrated matmul peak) are never in it.
+the id of an existing cell. The same holds for a sub-field added later to a legacy field
+(`_LATER_SUBFIELDS`: `measure.processes`). The resolved fields (`family`, `d_model`,
+`n_layers`, filled in by the runner's pre-flight from the model registry, and
+`peak_flops_per_s`, this machine's calibrated matmul peak) are never in it.
 
 Execution: `compile` (eager | default | reduce-overhead | max-autotune) and `cuda_graph`
 are generic cell fields (tasks/execution.py); a task that honours them is listed in
@@ -58,6 +59,8 @@ _LEGACY = (
     "perplexity",
 )
 HASH_EXCLUDED = ("cell_id", "suite", "out")  # never part of a cell_id (rows carry suite and out)
+# Sub-fields added later to a legacy field (hashed as its whole dump): in the id only while not at their default.
+_LATER_SUBFIELDS = {"measure": ("processes",), "limits": ()}
 
 
 class Cell(BaseModel):
@@ -111,6 +114,9 @@ class Cell(BaseModel):
         """The fields that make the cell what it is (see the module docstring)."""
         body = self.model_dump(exclude=set(RESOLVED))
         fields = type(self).model_fields
+        for name, later in _LATER_SUBFIELDS.items():
+            defaults = type(getattr(self, name)).model_fields
+            body[name] = {k: v for k, v in body[name].items() if k not in later or v != defaults[k].default}
         return {k: v for k, v in body.items() if k in _LEGACY or v != fields[k].default}
 
     @property

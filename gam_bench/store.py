@@ -149,7 +149,7 @@ SCHEMA = pa.schema(
         ("device_time_samples_ms", pa.list_(_F64)),
         # worker process settings (runner/worker.py prepare, measure/memory.tune_malloc)
         ("malloc_tuned", _BOOL),  # glibc mmap/trim thresholds fixed at 1 GiB in the worker; null: not a worker row
-        # execution mode and roofline (issue 15; tasks/execution.py, measure/calibrate.py); null in older rows
+        # execution mode and roofline (tasks/execution.py, measure/calibrate.py); null in older rows
         ("compile", _STR),  # "eager" | "default" | "reduce-overhead" | "max-autotune"
         ("cuda_graph", _BOOL),  # the timed step was a CUDA-graph replay
         ("compile_s", _F64),  # wall seconds of the compiling first call (never timed); null for eager
@@ -159,6 +159,12 @@ SCHEMA = pa.schema(
         ("parity_note", _STR),  # why parity failed or was not comparable
         ("peak_flops_per_s", _F64),  # this machine's calibrated dense-matmul peak for the dtype
         ("mfu", _F64),  # flops_per_s / peak_flops_per_s
+        # -- processes and worker release (runner: executor.py, processes.py)
+        ("processes", _I64),  # fresh worker processes the cell's timed steps were spread over
+        ("process_medians_ms", pa.list_(_F64)),  # median step time of each process, in order
+        ("process_pids", pa.list_(_I64)),  # the worker pid of each process, in order
+        ("release_wait_s", _F64),  # how long the runner waited for a failed worker's device memory before this cell
+        ("release_ok", _BOOL),  # False: that memory was not back within the wait (an oom here may be false)
         ("executor", _STR),
         ("started_at", pa.timestamp("us", tz="UTC")),
         ("duration_s", _F64),

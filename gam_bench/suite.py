@@ -117,6 +117,15 @@ class Measure(_Strict):
     warmup untimed steps, then at least `repeats` timed steps; if `min_run_time_s` > 0, timed
     steps continue until their total reaches it (never more than `max_repeats`). Every timed
     step is stored. `flops`: count FLOPs of one (untimed) step with torch.utils.flop_counter.
+
+    `processes` (pyperf's practice): the cell runs in that many fresh worker processes, one
+    after another, each doing the warmup and timed steps above; the row keeps every sample
+    (in process order), each process's median (`process_medians_ms`) and reports the median
+    of all samples. Default 1 on every device: each extra process costs a worker start
+    (~6-8 s on a CPU box: torch import and priming), and two back-to-back processes were not
+    found at different time levels here. Raise it (e.g. `processes: 3`, per device in a
+    profile) when one process's level (memory layout, page placement) is a noise source.
+    Added after the other fields: it is part of the cell_id only when not 1 (cell.py).
     """
 
     warmup: int = Field(5, ge=0)
@@ -124,6 +133,7 @@ class Measure(_Strict):
     min_run_time_s: float = Field(0.0, ge=0)
     max_repeats: int = Field(1000, ge=1)
     flops: bool = True
+    processes: int = Field(1, ge=1)
 
     @model_validator(mode="after")
     def _repeats_within_max(self) -> Measure:

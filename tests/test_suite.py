@@ -290,3 +290,19 @@ def test_task_settings_belong_to_their_task():
         Cell(**{**cell.model_dump(), "perplexity": {}})
     with pytest.raises(ValidationError, match="a perplexity cell needs perplexity settings"):
         Cell(**{**cell.model_dump(), "task": "perplexity"})
+
+
+def test_measure_processes_at_its_default_keeps_cell_ids():
+    """measure.processes came after the legacy `measure` dump: 1 must leave every id as it was."""
+    cell = expand(load_suite(REPO / "suites" / "ci.yaml"), "cpu", threads=1)[0]
+    assert cell.measure.processes == 1 and "processes" not in cell.config_json
+    two = cell.model_copy(update={"measure": cell.measure.model_copy(update={"processes": 2})})
+    assert two.cell_id != cell.cell_id and '"processes":2' in two.config_json
+    assert two.group_key != cell.group_key
+
+
+def test_measure_processes_must_be_positive(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\nmodels: [gam]\naxes: {seq_len: [8]}\nmeasure: {processes: 0}\n")
+    with pytest.raises(UserError, match="processes"):
+        load_suite(path)

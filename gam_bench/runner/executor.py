@@ -23,7 +23,23 @@ A subclass supplies only how its workers live:
                                            or ("error", message)
     kill(slot)                             end the slot's worker (gently if the slot is idle)
 and, optionally, `slots(cells)` (default: 1, and the base's pool holds one slot; call
-`resize(n)` for more) and `shutdown()` (after close).
+`resize(n)` for more), `prestart()` (start a worker before the first cell, while the parent
+plans the sweep), `threads(slot, cell)` (the CPU threads the worker runs the cell with;
+default the cell's), `wait_release(slot, cell, free_before)` and `shutdown()` (after close).
+
+Processes (`measure.processes` > 1): `run` runs the cell once in each of that many fresh
+workers, one after another, and merges their rows (runner/processes.py); the first failure
+ends the cell with that process's outcome ("process 2 of 3: ...").
+
+Release (issue 11): after a timeout, a dead worker or any failed cell on an accelerator, the
+slot's worker is killed and `wait_release` waits (bounded, RELEASE_TIMEOUT_S) until the
+device's free memory is back near its level at the failed cell's start
+(`device_mem_free_bytes` of its environment) before the next worker starts, so memory the
+old worker still holds does not turn the next cell into a false `oom`. (Local: read in the
+parent through NVML / nvidia-smi, never a CUDA context; where neither reads it, only the
+old worker's exit is waited for. Ray: in the next worker, on its own GPU.) The next outcome of
+the slot carries `release_wait_s` and `release_ok`; when the memory did not come back, a
+failed next cell's error says so.
 
 `Outcome.status` is ok | oom | error | timeout; for ok, `rows` holds the task's measurement
 columns (one dict per store row); `env` holds the environment columns of the process that
@@ -57,7 +73,9 @@ EXECUTORS: Registry[type] = Registry(
     },
 )
 STARTUP_TIMEOUT_S = 300.0
+RELEASE_TIMEOUT_S = 30.0  # how long a slot waits for a failed accelerator worker's memory
 POLL_S = 1.0  # how often a waiting cell checks its timeout and the stop flag
+_NOT_RELEASED = "the previous worker's device memory was not released before this cell: an oom here may be false"
 
 
 @dataclass
@@ -82,23 +100,31 @@ class Slot:
     env: dict[str, Any] = field(default_factory=dict)
     load: float | None = None
     busy: bool = False
+    early: bool = False  # `worker` was started by prestart() and has not reported ready yet
+    pid: int | None = None  # the worker's process id
+    release: dict[str, Any] | None = None  # release_wait_s / release_ok for the next outcome
+    release_from: int | None = None  # free bytes a deferred wait_release waits for (Ray: in the next worker)
 
 
 def make_executor(name: str, *, device: str, plugins: list[str], **options: Any) -> Executor:
     """Build executor `name`; `options` (e.g. Ray's address, max_concurrency) go to its class."""
+    return executor_class(name)(device=device, plugins=plugins, **options)
+
+
+def executor_class(name: str) -> type:
     try:
-        klass = EXECUTORS.get(name)
+        return EXECUTORS.get(name)
     except ImportError as exc:
         raise UserError(f"--executor: executor {name!r} is not available here: {exc}") from exc
     except UserError as exc:
         raise UserError(f"--executor: {exc}") from None
-    return klass(device=device, plugins=plugins, **options)
 
 
 class Executor(ABC):
     """The skeleton every executor shares; see the module docstring."""
 
     name = "?"
+    starts_early = False  # True: the runner builds it before planning the sweep and calls prestart()
 
     def __init__(self, device: str, plugins: list[str]) -> None:
         self.device = device
@@ -135,6 +161,19 @@ class Executor(ABC):
     def shutdown(self) -> None:  # noqa: B027 - optional hook
         """After every worker is gone (close)."""
 
+    def prestart(self) -> None:  # noqa: B027 - optional hook
+        """Start a worker for the first cell now (its `start` then waits for it to be ready)."""
+
+    def threads(self, slot: Slot, cell: Cell) -> int | None:
+        """CPU threads the slot's worker runs `cell` with."""
+        return cell.threads
+
+    def wait_release(self, slot: Slot, cell: Cell, free_before: int | None) -> dict[str, Any] | None:
+        """After the slot's worker for a failed accelerator `cell` was killed: wait until its device
+        memory is released; the columns release_wait_s / release_ok, or None where the wait is
+        left to the next worker (set `slot.release_from`)."""
+        return None
+
     # -- what the base owns
 
     def resize(self, count: int) -> None:
@@ -150,37 +189,76 @@ class Executor(ABC):
         slot = self._idle.get()
         slot.busy = True
         try:
-            return self._run_on(slot, cell, on_progress)
+            if cell.measure.processes == 1:
+                return self._run_once(slot, cell, on_progress)
+            return self._run_processes(slot, cell, on_progress)
         finally:
             slot.busy = False
             self._idle.put(slot)
 
+    def _run_processes(self, slot: Slot, cell: Cell, on_progress: Callable[[str], None] | None) -> Outcome:
+        """The cell once in each of `measure.processes` fresh workers; their rows merged."""
+        from gam_bench.runner.processes import merge_rows
+
+        count, outcomes = cell.measure.processes, []
+        for i in range(count):
+            if i > 0 or not slot.early:
+                self._discard(slot)  # every process is a fresh worker (one prestart()ed is)
+            outcome = self._run_once(slot, cell, on_progress)
+            if outcome.status != "ok":
+                outcome.error = f"process {i + 1} of {count}: {outcome.error}"
+                return outcome
+            outcomes.append(outcome)
+        first = outcomes[0]
+        loads = [o.env["load_avg_1m"] for o in outcomes if o.env.get("load_avg_1m") is not None]
+        env = {**first.env, "load_avg_1m": max(loads) if loads else None}
+        duration = sum(o.duration_s for o in outcomes)  # the cell's own time in each process, start-ups excluded
+        try:
+            rows = merge_rows([o.rows for o in outcomes], [o.env.get("worker_pid") for o in outcomes])
+        except ValueError as exc:
+            return Outcome("error", error=f"measure.processes: {exc}", env=env, started_at=first.started_at)
+        return Outcome("ok", rows=rows, env=env, started_at=first.started_at, duration_s=duration)
+
+    def _run_once(self, slot: Slot, cell: Cell, on_progress: Callable[[str], None] | None) -> Outcome:
+        """The cell on the slot's worker, with the note of the slot's last release wait."""
+        release, slot.release = slot.release, None  # of the wait before this cell (a failure now sets the next)
+        outcome = self._run_on(slot, cell, on_progress)
+        if release:
+            outcome.env = {**outcome.env, **release}
+            if not release["release_ok"] and outcome.status != "ok":
+                outcome.error = f"{outcome.error} ({_NOT_RELEASED})"
+        return outcome
+
     def _run_on(self, slot: Slot, cell: Cell, on_progress: Callable[[str], None] | None) -> Outcome:
         problem = self._ready(slot, cell)
         if problem:
-            return Outcome("error", error=problem, env=dict(slot.env))
-        load = self.load(slot)
+            return Outcome("error", error=problem, env={**slot.env, "threads": self.threads(slot, cell)})
+        load, threads, pid = self.load(slot), self.threads(slot, cell), slot.pid
         started_at, t0 = dt.datetime.now(dt.timezone.utc), time.perf_counter()
         reply = self._await(self.submit(slot, cell), cell.limits.timeout_s, on_progress)
         if isinstance(reply, Outcome):  # timeout, or the worker died: no result came back
             reply.started_at, reply.duration_s = started_at, time.perf_counter() - t0
-            reply.env = {**slot.env, "threads": cell.threads, "load_avg_1m": load}
-            self._discard(slot)
+            reply.env = {**slot.env, "threads": threads, "load_avg_1m": load, "worker_pid": pid}
+            self._discard(slot, failed=cell, free_before=slot.env.get("device_mem_free_bytes"))
             return reply
-        slot.env = reply["env"]
-        if reply["status"] != "ok":
-            self._discard(slot)  # a fresh worker after any failure
-        keys = ("status", "rows", "error", "env", "started_at", "duration_s")
-        return Outcome(**{key: reply[key] for key in keys})
+        before, slot.env = slot.env, reply["env"]
+        if reply["status"] != "ok":  # a fresh worker after any failure
+            free_before = reply["env"].get("device_mem_free_bytes", before.get("device_mem_free_bytes"))
+            self._discard(slot, failed=cell, free_before=free_before)
+        keys = ("status", "rows", "error", "started_at", "duration_s")
+        env = {**reply["env"], "threads": threads, "worker_pid": pid}
+        return Outcome(env=env, **{key: reply[key] for key in keys})
 
     def _ready(self, slot: Slot, cell: Cell) -> str | None:
         """None once `slot` has a live worker for `cell`; else why it has none."""
-        if slot.worker is not None and self.reusable(slot, cell):
+        if slot.worker is not None and not slot.early and self.reusable(slot, cell):
             return None
-        self._discard(slot)
+        if not slot.early:
+            self._discard(slot)
         if self._closed.is_set():
             return "the sweep was stopped"
-        kind, payload = self.start(slot, cell)
+        kind, payload = self.start(slot, cell)  # an early worker: waits for its ready message
+        slot.early = False
         if kind == "ready":
             slot.env = payload
             return None
@@ -214,10 +292,13 @@ class Executor(ABC):
             if left <= 0:
                 return Outcome("timeout", error=f"cell ran past its timeout of {timeout_s:g} s; worker killed")
 
-    def _discard(self, slot: Slot) -> None:
+    def _discard(self, slot: Slot, failed: Cell | None = None, free_before: int | None = None) -> None:
+        """End the slot's worker; after a `failed` accelerator cell, wait for its memory (`wait_release`)."""
         if slot.worker is not None:
             self.kill(slot)
-        slot.worker, slot.load = None, None
+            if failed is not None and failed.device.split(":")[0] != "cpu":
+                slot.release = self.wait_release(slot, failed, free_before)
+        slot.worker, slot.load, slot.pid, slot.early = None, None, None, False
 
     def close(self) -> None:
         """End every worker (cells in flight end as errors the runner drops), then `shutdown`."""
@@ -233,6 +314,29 @@ class Executor(ABC):
 
 
 # ---------------------------------------------------------------- local worker processes
+
+
+def nvml_index(device: str) -> int | None:
+    """NVML's number of this process's CUDA `device` ("cuda", "cuda:1"), through
+    CUDA_VISIBLE_DEVICES when it lists indices; None for other devices or GPU UUIDs there."""
+    kind, _, index = device.partition(":")
+    if kind != "cuda":
+        return None
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    position = int(index or 0)
+    if visible is None:
+        return position
+    listed = [v.strip() for v in visible.split(",") if v.strip()]
+    if position >= len(listed) or not listed[position].isdigit():
+        return None
+    return int(listed[position])
+
+
+def _wait_for_release(free_before: int, read: Callable[[], int], alive: Callable[[], bool]) -> bool:
+    from gam_bench.measure import memory  # imports torch: only after a failed accelerator cell
+
+    released, _free = memory.wait_for_release(free_before, read, process_alive=alive, timeout_s=RELEASE_TIMEOUT_S)
+    return released
 
 
 class _Worker:
@@ -262,13 +366,24 @@ class LocalExecutor(Executor):
     """Runs cells in spawned worker processes on this machine (one at a time)."""
 
     name = "local"
+    starts_early = True  # the runner builds it before planning the sweep, and calls prestart()
 
     def __init__(self, device: str, plugins: list[str]) -> None:
         self._ctx = multiprocessing.get_context("spawn")
         super().__init__(device, plugins)
 
+    def prestart(self) -> None:
+        """Spawn the first slot's worker now: it imports torch and primes while the parent plans."""
+        slot = self._all[0]
+        if slot.worker is None and not self._closed.is_set():
+            slot.worker, slot.early = _Worker(self._ctx, self.device, self.plugins), True
+            slot.pid = slot.worker.process.pid
+
     def start(self, slot: Slot, cell: Cell) -> tuple[str, Any]:
-        worker = slot.worker = _Worker(self._ctx, self.device, self.plugins)
+        if not slot.early:
+            slot.worker = _Worker(self._ctx, self.device, self.plugins)
+        worker = slot.worker
+        slot.pid = worker.process.pid
         if not worker.conn.poll(STARTUP_TIMEOUT_S):
             return "late", None
         try:
@@ -297,9 +412,25 @@ class LocalExecutor(Executor):
             return [payload], None
         return [], ("result", payload)
 
+    def wait_release(self, slot: Slot, cell: Cell, free_before: int | None) -> dict[str, Any]:
+        """Wait (in this process) until the killed worker has exited and the GPU's free memory, read
+        through NVML / nvidia-smi, is back near `free_before`. Where those cannot read it (or no
+        reading from before the cell exists), wait only for the exit: reading through torch would
+        create a CUDA context here, which holds device memory for the rest of the sweep."""
+        from gam_bench.measure import provenance
+
+        process, t0 = slot.worker.process, time.perf_counter()
+        index = nvml_index(cell.device)
+        if free_before is None or index is None or provenance.nvml_memory_info(index) is None:
+            free_before, read = 0, lambda: 0
+        else:
+            read = lambda: (provenance.nvml_memory_info(index) or (0, 0))[0]  # noqa: E731
+        released = _wait_for_release(free_before, read, process.is_alive)
+        return {"release_wait_s": time.perf_counter() - t0, "release_ok": released}
+
     def kill(self, slot: Slot) -> None:
         worker: _Worker = slot.worker
-        if not slot.busy and worker.process.is_alive():  # idle: ask it to stop
+        if not slot.busy and not slot.early and worker.process.is_alive():  # idle: ask it to stop
             try:
                 worker.conn.send(None)
                 worker.process.join(timeout=5)

@@ -18,7 +18,6 @@ import threading
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from gam_bench import store
 from gam_bench.cell import Cell
 
 _WAIT_S = 0.5  # how often the main thread wakes up (so Ctrl-C is seen at once)
@@ -73,6 +72,8 @@ def _wait_all(futures: list[Future]) -> None:
 
 
 def _run_group(sweep: Any, group: list[Cell], bar: Any, shared: _Shared) -> None:
+    from gam_bench import store  # not at import time: runner.py starts a worker first
+
     for cell in group:
         if shared.stop.is_set():
             return

@@ -1,5 +1,7 @@
 """Progress display of a sweep: a rich progress bar on a terminal, plain lines otherwise (CI),
-and a summary table at the end."""
+and a summary table at the end. A model's `backend_reason` (which kernel path ran and why,
+e.g. mamba-ssm's import error under `backend: auto`) is printed once per model and sweep,
+even without progress lines: a slow fallback path is never silent."""
 
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ class SweepProgress:
         self._live = enabled and console.is_terminal
         self._bar: Progress | None = None
         self._task: Any = None
+        self._reasons_shown: set[str] = set()
 
     def __enter__(self) -> SweepProgress:
         if self._live:
@@ -73,6 +76,7 @@ class SweepProgress:
         self.done += 1
         if self._bar is not None:
             self._bar.advance(self._task)
+        self._backend_reason(cell, row)
         if not self.enabled:
             return
         width = len(str(self.total))
@@ -82,6 +86,14 @@ class SweepProgress:
             markup=False,
             soft_wrap=True,
         )
+
+    def _backend_reason(self, cell: Cell, row: dict[str, Any]) -> None:
+        reason = row.get("backend_reason")
+        if not reason or cell.model in self._reasons_shown:
+            return
+        self._reasons_shown.add(cell.model)
+        backend = row.get("backend") or "?"
+        self.console.print(f"{cell.model}: backend {backend}: {reason}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _outcome_text(row: dict[str, Any]) -> str:

@@ -1,14 +1,19 @@
 """The Ray executor: `gam-bench run SUITE --executor ray [--address ...] [--max-concurrency N]`.
 
 Each cell runs as a Ray actor task on a *cell worker*: a Ray actor that is the counterpart
-of a LocalExecutor worker process. It asks Ray for one GPU (cuda cells; plus one CPU) or for
-the cell's `threads` CPUs (cpu cells), so no two cells ever share a device, starts up the
-way a local worker does (`worker.prepare`: plugins, priming) and runs cells with the very
-same `worker.run_cell` (thread count set from the cell, memory cap, task, peak memory), so
-the per-cell logic exists once. The running of a cell (reuse, timeout, replacement after a
-failure, the error strings) is the `executor.Executor` skeleton's, shared with the local
-executor; this module supplies start, submit, poll and kill. A worker that dies (SIGKILL,
-node lost) gives an `error` row naming Ray's reason. (Actors rather than plain tasks: Ray
+of a LocalExecutor worker process. It asks Ray for one GPU and its node's CPU share (cuda
+cells: the GPU nodes' CPUs per GPU, at most the cell's `threads`, at least 1) or for the
+cell's `threads` CPUs (cpu cells), so no two cells ever share a device. It runs with as
+many torch threads as CPUs Ray assigned to it (not the driver's core count, which the cell
+carries: GPU workers sharing a node would oversubscribe it), and that is the `threads`
+column. It starts up the way a local worker does (`worker.prepare`: plugins, priming) and
+runs cells with the very same `worker.run_cell` (memory cap, task, peak memory), so the
+per-cell logic exists once. After a failed GPU cell, the next worker waits (in `ready`, on
+its own node and GPU) for the device memory to come back before it starts (executor.py).
+The running of a cell (reuse, timeout, replacement after a failure, the error strings) is
+the `executor.Executor` skeleton's, shared with the local executor; this module supplies
+start, submit, poll and kill. A worker that dies (SIGKILL, node lost) gives an `error` row
+naming Ray's reason. (Actors rather than plain tasks: Ray
 reuses a plain task's worker process and offers no way to replace it after a failed cell,
 whose sticky CUDA error or address-space cap would then leak into the next cell.)
 
@@ -80,20 +85,26 @@ class CellWorker:
             if path not in sys.path:
                 sys.path.append(path)
         self._notes = _Notes()
+        self.threads = assigned_threads()
 
-    def ready(self, device: str, plugins: list[str]) -> tuple[str, Any]:
-        """("ready", environment columns) or ("fatal", why it cannot start)."""
+    def ready(self, device: str, plugins: list[str], release_from: int | None = None) -> tuple[str, Any]:
+        """("ready", environment columns) or ("fatal", why it cannot start). With `release_from`
+        (free bytes before a failed cell), first wait for the device's memory to come back."""
+        import torch
+
         from gam_bench.runner import worker
 
         try:
-            return "ready", worker.prepare(device, plugins)
+            torch.set_num_threads(self.threads)
+            release = _wait_release(device, release_from) if release_from is not None else {}
+            return "ready", {**worker.prepare(device, plugins), **release, "worker_pid": os.getpid()}
         except BaseException as exc:  # noqa: BLE001 - reported to the driver
             return "fatal", f"{type(exc).__name__}: {exc}"
 
     def run(self, cell: Cell) -> dict[str, Any]:
         from gam_bench.runner import worker
 
-        return worker.run_cell(cell, self._notes)
+        return worker.run_cell(cell.model_copy(update={"threads": self.threads}), self._notes)
 
     def notes(self) -> list[str]:
         return self._notes.take()
@@ -105,17 +116,53 @@ class CellWorker:
             return None
 
 
+def assigned_threads() -> int:
+    """Torch threads for this Ray worker: the CPUs Ray assigned to it (at least 1)."""
+    import ray
+
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+    return max(1, int(cpus))
+
+
+def _wait_release(device: str, free_before: int) -> dict[str, Any]:
+    """Wait until this worker's GPU has `free_before` bytes free again (read through torch, which
+    sees the GPU Ray assigned; NVML numbers GPUs otherwise); the release columns."""
+    import time
+
+    import torch
+
+    from gam_bench.measure import memory
+    from gam_bench.runner.executor import RELEASE_TIMEOUT_S
+
+    dev, t0 = torch.device(device), time.perf_counter()
+    read = lambda: memory.device_memory_at_start(dev)["device_mem_free_bytes"]  # noqa: E731
+    released, _free = memory.wait_for_release(free_before, read, timeout_s=RELEASE_TIMEOUT_S)
+    return {"release_wait_s": time.perf_counter() - t0, "release_ok": released}
+
+
 # ---------------------------------------------------------------- driver side
 
 
-def resources(cell: Cell) -> dict[str, float]:
-    """What one cell's worker asks Ray for: one GPU (and a CPU), or the cell's threads as CPUs."""
+def resources(cell: Cell, cpus_per_gpu: float = 1.0) -> dict[str, float]:
+    """What one cell's worker asks Ray for: one GPU and `cpus_per_gpu` CPUs, or the cell's threads as CPUs."""
     kind = cell.device.split(":")[0]
     if kind == "cpu":
         return {"CPU": float(cell.threads or 1)}
     if kind in ("cuda", "xpu"):
-        return {"GPU": 1.0, "CPU": 1.0}
+        return {"GPU": 1.0, "CPU": float(cpus_per_gpu)}
     raise UserError(f"--executor ray: device {cell.device!r} is not supported (use cpu or cuda)")
+
+
+def cpus_per_gpu(nodes: list[dict[str, Any]], threads: int | None) -> float:
+    """A GPU worker's CPU share: the fewest CPUs per GPU over the alive GPU nodes (ray.nodes()),
+    at most `threads` (the cell's), at least 1."""
+    shares = [
+        node["Resources"].get("CPU", 0.0) // node["Resources"]["GPU"]
+        for node in nodes
+        if node.get("Alive", True) and node.get("Resources", {}).get("GPU", 0.0) >= 1
+    ]
+    share = min(shares) if shares else 1.0
+    return float(max(1, min(int(share), threads or int(share))))
 
 
 def capacity(nodes: list[dict[str, Any]], request: dict[str, float]) -> int:
@@ -154,14 +201,17 @@ class RayExecutor(Executor):
         self.max_concurrency = max_concurrency
         self._owns_ray = _connect(self.ray, address)
         self._worker_cls = self.ray.remote(max_concurrency=2)(CellWorker)
+        self._cpus_per_gpu = 1.0
         super().__init__(device, plugins)
 
     def slots(self, cells: list[Cell]) -> int:
         """Cells this executor runs at once for `cells`: what the cluster holds, at most max_concurrency."""
         if not cells:
             return 1
-        request = _largest(resources(c) for c in cells)
-        room = capacity(self.ray.nodes(), request)
+        nodes = self.ray.nodes()
+        self._cpus_per_gpu = cpus_per_gpu(nodes, max(c.threads or 1 for c in cells))
+        request = _largest(resources(c, self._cpus_per_gpu) for c in cells)
+        room = capacity(nodes, request)
         if room == 0:
             asked = " and ".join(f"{v:g} {k}" for k, v in request.items())
             hint = " (set threads: in the suite)" if "GPU" not in request else ""
@@ -171,21 +221,36 @@ class RayExecutor(Executor):
         return count
 
     def start(self, slot: Slot, cell: Cell) -> tuple[str, Any]:
-        request = resources(cell)
+        request = resources(cell, self._cpus_per_gpu)
         paths = [p for p in sys.path if p and os.path.isdir(p)]
         options = {"num_cpus": request.get("CPU", 0.0), "num_gpus": request.get("GPU", 0.0)}
         slot.worker, slot.request = self._worker_cls.options(**options).remote(paths), request
-        ref = slot.worker.ready.remote(self.device, self.plugins)
+        ref = slot.worker.ready.remote(self.device, self.plugins, slot.release_from)
+        slot.release_from = None
         if not self.ray.wait([ref], timeout=STARTUP_TIMEOUT_S)[0]:
             return "late", None
         try:
-            return self.ray.get(ref)
+            kind, payload = self.ray.get(ref)
         except self.ray.exceptions.RayError as exc:
             return "died", death_reason(exc)
+        if kind == "ready":
+            slot.pid = payload.pop("worker_pid", None)
+            if "release_ok" in payload:
+                slot.release = {k: payload.pop(k) for k in ("release_wait_s", "release_ok")}
+        return kind, payload
+
+    def threads(self, slot: Slot, cell: Cell) -> int | None:
+        """The worker's own torch threads (its assigned CPUs), as its ready environment says."""
+        return slot.env.get("threads", cell.threads)
+
+    def wait_release(self, slot: Slot, cell: Cell, free_before: int | None) -> None:
+        """Left to the next worker, on its own node and GPU (see `CellWorker.ready`)."""
+        slot.release_from = free_before
+        return None
 
     def reusable(self, slot: Slot, cell: Cell) -> bool:
         """Same resources, and alive between cells (its node may be gone); notes its load."""
-        if slot.request != resources(cell):
+        if slot.request != resources(cell, self._cpus_per_gpu):
             return False
         try:
             slot.load = self.ray.get(slot.worker.load.remote(), timeout=PING_TIMEOUT_S)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from cells import make_cell
 from rich.console import Console
 
-from gam_bench.runner.progress import cell_label, summary_table
+from gam_bench.runner.progress import SweepProgress, cell_label, summary_table
 from gam_bench.tasks.perplexity_settings import PerplexitySettings
 
 
@@ -70,3 +70,19 @@ def test_summary_of_throughput_cells_shows_time_and_memory():
     }
     text = _render(summary_table([row], "t"))
     assert "1.23" in text and "103728" in text and "│        3 │" in text
+
+
+def test_a_models_backend_reason_is_printed_once_per_sweep_even_without_progress_lines():
+    console = Console(width=200, record=True)
+    reason = "mamba-ssm not importable (ImportError: undefined symbol); torch scan"
+    rows = [
+        {"status": "ok", "model": "mamba", "backend": "torch", "backend_reason": reason, "time_ms": 1.0},
+        {"status": "ok", "model": "mamba", "backend": "torch", "backend_reason": reason, "time_ms": 2.0},
+        {"status": "ok", "model": "gam", "backend": "fused", "backend_reason": "", "time_ms": 1.0},
+    ]
+    with SweepProgress(3, console, enabled=False) as bar:
+        for row in rows:
+            bar.finish(make_cell(model=row["model"]), row)
+    text = console.export_text()
+    assert text.count(reason) == 1 and f"mamba: backend torch: {reason}" in text
+    assert "gam:" not in text

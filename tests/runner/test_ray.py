@@ -20,7 +20,7 @@ from cells import make_cell
 from gam_bench import store
 from gam_bench.errors import UserError
 from gam_bench.runner import run_suite
-from gam_bench.runner.ray_executor import INSTALL_HINT, capacity, death_reason
+from gam_bench.runner.ray_executor import INSTALL_HINT, capacity, cpus_per_gpu, death_reason, resources
 
 HAVE_RAY = importlib.util.find_spec("ray") is not None
 needs_ray = pytest.mark.skipif(not HAVE_RAY, reason="ray is not installed (pip install 'gam-bench[ray]')")
@@ -288,6 +288,34 @@ def test_capacity_counts_whole_workers_per_alive_node():
     assert capacity(nodes, {"CPU": 2.0}) == 4 + 1
     assert capacity(nodes, {"GPU": 1.0, "CPU": 1.0}) == 4
     assert capacity(nodes, {"GPU": 1.0, "CPU": 3.0}) == 2  # CPUs run out before GPUs
+
+
+def test_a_gpu_worker_asks_for_its_nodes_cpu_share_capped_by_threads():
+    nodes = [
+        {"Alive": True, "Resources": {"CPU": 32.0, "GPU": 4.0}},
+        {"Alive": True, "Resources": {"CPU": 12.0, "GPU": 2.0}},
+        {"Alive": True, "Resources": {"CPU": 64.0}},  # no GPU: not a GPU worker's node
+        {"Alive": False, "Resources": {"CPU": 2.0, "GPU": 2.0}},
+    ]
+    assert cpus_per_gpu(nodes, threads=64) == 6.0  # the fewest per GPU over the GPU nodes, not the driver's 64
+    assert cpus_per_gpu(nodes, threads=4) == 4.0
+    assert cpus_per_gpu([{"Resources": {"CPU": 1.0, "GPU": 2.0}}], threads=8) == 1.0  # at least 1
+    assert cpus_per_gpu([], threads=8) == 1.0
+    cuda = make_cell(device="cuda", threads=64)
+    assert resources(cuda, cpus_per_gpu=6.0) == {"GPU": 1.0, "CPU": 6.0}
+    assert resources(make_cell(threads=3)) == {"CPU": 3.0}
+
+
+@needs_ray
+def test_a_worker_runs_and_records_the_threads_ray_gave_it(ray_cluster, write_suite, tmp_path, monkeypatch):
+    """A GPU worker's case on the CPU: the cell carries the driver's cores (2), its worker holds 1 CPU."""
+    from gam_bench.runner import ray_executor
+
+    monkeypatch.setattr(ray_executor, "resources", lambda cell, cpus_per_gpu=1.0: {"CPU": 1.0})
+    path = write_suite(SLOW.replace("[4, 8, 16, 32, 64]", "[4]"))
+    path.write_text(path.read_text().replace("threads: 1", "threads: 2"))
+    df = store.load(run_suite(path, out=tmp_path / "out", executor="ray", progress=False, report=False))
+    assert set(df["status"]) == {"ok"} and list(df["threads"]) == [1, 1]
 
 
 def test_death_reason_keeps_the_cause_and_where():

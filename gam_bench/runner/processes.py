@@ -1,0 +1,62 @@
+"""One cell over several fresh worker processes (`measure.processes`, pyperf's practice).
+
+The executor (`Executor.run`) runs the cell once per process, each in a fresh worker, and
+hands the outcomes here. `merge_rows` turns the per-process rows into the cell's rows:
+- `time_samples_ms` (and `device_time_samples_ms`) are every process's samples, in process
+  order; `time_ms`, its quartiles, `device_time_ms`, `tokens_per_s` and `flops_per_s` are
+  recomputed from all of them (the median over all samples, not a median of medians);
+- `process_medians_ms` holds each process's own median and `process_pids` its worker pid;
+- `peak_mem_bytes` (and `peak_rss_bytes`) is the largest of the processes' peaks, so a
+  memory column never understates what one process needed; every other column (FLOPs,
+  tensor bytes, params, backend) is the first process's.
+Rows without `time_samples_ms` (a task that does not time steps) cannot be merged: pre-flight
+refuses `processes` > 1 for them.
+
+No torch here (numpy only), so the parent does not import it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+_MAX_COLUMNS = ("peak_mem_bytes", "peak_rss_bytes")
+
+
+def merge_rows(per_process: list[list[dict[str, Any]]], pids: list[int | None]) -> list[dict[str, Any]]:
+    """The cell's rows from each process's rows (same number, same order, in every process)."""
+    counts = {len(rows) for rows in per_process}
+    if len(counts) != 1:
+        raise ValueError(f"processes returned different numbers of rows: {[len(r) for r in per_process]}")
+    return [_merge_one([rows[i] for rows in per_process], pids) for i in range(counts.pop())]
+
+
+def _merge_one(rows: list[dict[str, Any]], pids: list[int | None]) -> dict[str, Any]:
+    if any(row.get("time_samples_ms") is None for row in rows):
+        raise ValueError("a row without time_samples_ms cannot be merged over processes")
+    out = dict(rows[0])
+    samples = [float(s) for row in rows for s in row["time_samples_ms"]]
+    median = float(np.median(samples))
+    out.update(
+        processes=len(rows),
+        process_medians_ms=[float(np.median(row["time_samples_ms"])) for row in rows],
+        process_pids=list(pids),
+        time_samples_ms=samples,
+        time_ms=median,
+        time_ms_q25=float(np.percentile(samples, 25)),
+        time_ms_q75=float(np.percentile(samples, 75)),
+    )
+    if out.get("tokens_per_s") is not None:  # tokens per step / seconds per step, as the task computes it
+        out["tokens_per_s"] = rows[0]["tokens_per_s"] * rows[0]["time_ms"] / median
+    if out.get("flops") is not None:
+        out["flops_per_s"] = out["flops"] / (median / 1e3)
+    device = [float(s) for row in rows for s in (row.get("device_time_samples_ms") or [])]
+    if device:
+        out["device_time_samples_ms"] = device
+        out["device_time_ms"] = float(np.median(device))
+    for name in _MAX_COLUMNS:
+        values = [row[name] for row in rows if row.get(name) is not None]
+        if values:
+            out[name] = max(values)
+    return out
