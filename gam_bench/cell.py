@@ -28,11 +28,12 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from gam_bench.suite import DType, Level, Limits, Measure, Mode, Suite
 from gam_bench.tasks.perplexity_settings import PerplexitySettings
+from gam_bench.tasks.recall_settings import RecallSettings
 
 if TYPE_CHECKING:
     from gam_bench.suite import SuiteConfig
 
-SETTINGS_FIELDS = ("perplexity",)  # task name = its settings field (see the module docstring)
+SETTINGS_FIELDS = ("perplexity", "recall")  # task name = its settings field (see the module docstring)
 RESOLVED = ("family", "d_model", "n_layers")  # filled in by pre-flight; never part of cell_id
 _LEGACY = (
     "task",
@@ -74,6 +75,7 @@ class Cell(BaseModel):
     limits: Limits
     plugins: list[str]
     perplexity: PerplexitySettings | None = None
+    recall: RecallSettings | None = None  # one point of the sweep: scalar num_kv_pairs and lr
     family: str | None = None
     d_model: int | None = None
     n_layers: int | None = None  # a block is one layer
@@ -104,8 +106,12 @@ class Cell(BaseModel):
 
     @property
     def group_key(self) -> str:
-        """Everything but seq_len: cells with equal keys form one budget group."""
-        return canonical_json({k: v for k, v in self.identity().items() if k != "seq_len"})
+        """Everything but seq_len (and a recall cell's num_kv_pairs, which costs nothing per step
+        and is often tied to seq_len): cells with equal keys form one budget group."""
+        body = {k: v for k, v in self.identity().items() if k != "seq_len"}
+        if self.recall is not None:
+            body["recall"] = {k: v for k, v in body["recall"].items() if k != "num_kv_pairs"}
+        return canonical_json(body)
 
     @property
     def resolved(self) -> bool:
@@ -145,19 +151,22 @@ def expand(suite: Suite | SuiteConfig, device: str, threads: int | None = None) 
     cells = []
     for entry in config.models:
         settings = {"perplexity": config.perplexity_for(entry)}  # validated once per entry
+        recall = config.recall_for(entry)  # one cell per (num_kv_pairs, lr); it sets batch_size and seed
         for level, mode, dtype, batch, seed, *values in itertools.product(*grid, *(fields[k] for k in names)):
             for seq_len in sorted(config.axes.seq_len):
-                cell = Cell(
-                    **shared,
-                    **settings,
-                    model=entry.name,
-                    overrides={**entry.overrides, **dict(zip(names, values))},
-                    level=level,
-                    mode=mode,
-                    dtype=dtype,
-                    batch_size=batch,
-                    seq_len=seq_len,
-                    seed=seed,
-                )
-                cells.append(cell)
+                for point in recall.points(seq_len) if recall is not None else [None]:
+                    cell = Cell(
+                        **shared,
+                        **settings,
+                        recall=point,
+                        model=entry.name,
+                        overrides={**entry.overrides, **dict(zip(names, values))},
+                        level=level,
+                        mode=mode,
+                        dtype=dtype,
+                        batch_size=batch if point is None else point.batch_size,
+                        seq_len=seq_len,
+                        seed=seed if point is None else point.seed,
+                    )
+                    cells.append(cell)
     return cells

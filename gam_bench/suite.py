@@ -4,12 +4,13 @@ A suite file (see suites/README.md for a commented example) holds::
 
     name: scaling                    # results go to results/<name>/ by default
     description: ...
-    task: throughput                 # or perplexity (then a `perplexity:` section)
+    task: throughput                 # or perplexity / recall (then a `perplexity:` / `recall:` section)
     plugins: [my_models]             # modules imported (parent and workers) to register models
     models:                          # registry names; a plain string or {name, overrides, perplexity}
       - gam
       - {name: transformer, overrides: {n_heads: 4}}
       - {name: gam, perplexity: {dataset: tinystories}}   # perplexity suites: per-model settings
+      - {name: mamba, recall: {lr: 0.01}}                 # recall suites: the same, for `recall:`
     axes:                            # swept: every combination becomes a cell
       seq_len: [256, 512, 1024]
       batch_size: [16]
@@ -66,6 +67,7 @@ from gam_bench.errors import UserError, first_error, location_text
 from gam_bench.registry import did_you_mean
 from gam_bench.tasks import TASKS
 from gam_bench.tasks.perplexity_settings import PerplexitySettings
+from gam_bench.tasks.recall_settings import RecallSettings
 
 Level = Literal["block", "lm"]
 Mode = Literal["forward", "forward_backward", "train_step"]
@@ -89,13 +91,14 @@ class ModelEntry(_Strict):
     name: str
     overrides: dict[str, Any] = Field(default_factory=dict)
     perplexity: dict[str, Any] = Field(default_factory=dict)
+    recall: dict[str, Any] = Field(default_factory=dict)  # recall suites: the same, for `recall:`
 
     def key(self) -> str:
-        """What makes two entries the same run: name, overrides and perplexity settings."""
-        return json.dumps([self.name, self.overrides, self.perplexity], sort_keys=True, default=str)
+        """What makes two entries the same run: name, overrides and task settings."""
+        return json.dumps([self.name, self.overrides, self.perplexity, self.recall], sort_keys=True, default=str)
 
     def label(self) -> str:
-        extras = [f"{k}={v}" for k, v in sorted({**self.overrides, **self.perplexity}.items())]
+        extras = [f"{k}={v}" for k, v in sorted({**self.overrides, **self.perplexity, **self.recall}.items())]
         return f"{self.name} ({', '.join(extras)})" if extras else self.name
 
 
@@ -191,6 +194,7 @@ class SuiteConfig(_Strict):
     measure: Measure = Field(default_factory=Measure)
     limits: Limits = Field(default_factory=Limits)
     perplexity: PerplexitySettings | None = Field(None, validate_default=True)
+    recall: RecallSettings | None = Field(None, validate_default=True)  # task: recall (tasks/recall_settings)
     regression: RegressionSettings | None = None  # thresholds of `gam-bench check` (not part of cells)
 
     @field_validator("level", "mode", "dtype", mode="before")
@@ -221,8 +225,18 @@ class SuiteConfig(_Strict):
         task = info.data.get("task")
         if task == "perplexity" and value is None:
             raise ValueError("task 'perplexity' needs a 'perplexity:' section")
-        if task == "throughput" and value is not None:
+        if task != "perplexity" and value is not None:
             raise ValueError("a 'perplexity:' section needs 'task: perplexity'")
+        return value
+
+    @field_validator("recall")
+    @classmethod
+    def _recall_matches_task(cls, value: Any, info: ValidationInfo) -> Any:
+        task = info.data.get("task")
+        if task == "recall" and value is None:
+            raise ValueError("task 'recall' needs a 'recall:' section")
+        if task != "recall" and value is not None:
+            raise ValueError("a 'recall:' section needs 'task: recall'")
         return value
 
     def perplexity_for(self, entry: ModelEntry) -> PerplexitySettings | None:
@@ -232,6 +246,14 @@ class SuiteConfig(_Strict):
         if not entry.perplexity:
             return self.perplexity
         return PerplexitySettings.model_validate({**self.perplexity.model_dump(), **entry.perplexity})
+
+    def recall_for(self, entry: ModelEntry) -> RecallSettings | None:
+        """The suite's recall settings with the entry's own fields in their place."""
+        if self.recall is None:
+            return None
+        if not entry.recall:
+            return self.recall
+        return RecallSettings.model_validate({**self.recall.model_dump(), **entry.recall})
 
 
 class Suite(BaseModel):
@@ -346,7 +368,41 @@ def _validate(raw: dict[str, Any], source: Any, prefix: str, override: dict | No
             config.perplexity_for(entry)
         except ValidationError as exc:
             _raise_located(exc, ["models", i, "perplexity"], raw, source, prefix, override)
+        if entry.recall and config.recall is None:
+            where = _profile_prefix(prefix, override, ["models", i, "recall"])
+            raise UserError(f"{source}: {where}models[{i}].recall: per-model recall settings need 'task: recall'")
+        try:
+            config.recall_for(entry)
+        except ValidationError as exc:
+            _raise_located(exc, ["models", i, "recall"], raw, source, prefix, override)
+    if config.task == "recall":
+        _check_recall(config, raw, source, prefix, override)
     return config
+
+
+def _check_recall(config: SuiteConfig, raw: dict[str, Any], source: Any, prefix: str, override: dict | None) -> None:
+    """A recall suite trains whole LMs, takes batch size and seed from `recall:` (not from
+    axes), and every (entry, seq_len) must be a possible MQAR setting (`mqar.check_setting`)."""
+    from gam_bench.tasks import mqar
+
+    if config.level != ["lm"]:
+        where = _profile_prefix(prefix, override, ["level"])
+        raise UserError(f"{source}: {where}level: the recall task trains language models: use level: lm")
+    for axis in ("batch_size", "seed"):
+        if axis in raw["axes"]:
+            where = _profile_prefix(prefix, override, ["axes", axis])
+            raise UserError(f"{source}: {where}axes.{axis}: a recall suite sets it in its section: recall.{axis}")
+    for i, entry in enumerate(config.models):
+        settings = config.recall_for(entry)
+        for seq_len in sorted(config.axes.seq_len):
+            try:
+                for k in settings.kv_pairs_for(seq_len):
+                    mqar.check_setting(k, seq_len, settings.vocab_size, settings.power_a)
+            except UserError as exc:
+                field = "vocab_size" if str(exc).startswith("MQAR: vocab_size") else "num_kv_pairs"
+                loc = ["models", i, "recall", field] if field in entry.recall else ["recall", field]
+                where = _profile_prefix(prefix, override, loc) + location_text(loc)
+                raise UserError(f"{source}: {where}: {str(exc).removeprefix('recall.')}") from None
 
 
 def _raise_located(

@@ -18,5 +18,6 @@ TASKS: Registry = Registry(
     {
         "throughput": "gam_bench.tasks.throughput:run",
         "perplexity": "gam_bench.tasks.perplexity:run",
+        "recall": "gam_bench.tasks.recall:run",
     },
 )
