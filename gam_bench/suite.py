@@ -382,7 +382,8 @@ def _validate(raw: dict[str, Any], source: Any, prefix: str, override: dict | No
 
 def _check_recall(config: SuiteConfig, raw: dict[str, Any], source: Any, prefix: str, override: dict | None) -> None:
     """A recall suite trains whole LMs, takes batch size and seed from `recall:` (not from
-    axes), and every (entry, seq_len) must be a possible MQAR setting (`mqar.check_setting`)."""
+    axes), trains for less than the cell timeout, and every (entry, seq_len) must be a
+    possible MQAR setting (`mqar.check_setting`)."""
     from gam_bench.tasks import mqar
 
     if config.level != ["lm"]:
@@ -394,6 +395,13 @@ def _check_recall(config: SuiteConfig, raw: dict[str, Any], source: Any, prefix:
             raise UserError(f"{source}: {where}axes.{axis}: a recall suite sets it in its section: recall.{axis}")
     for i, entry in enumerate(config.models):
         settings = config.recall_for(entry)
+        seconds = settings.budget.seconds
+        if seconds is not None and seconds >= config.limits.timeout_s:
+            loc = ["models", i, "recall", "budget"] if "budget" in entry.recall else ["recall", "budget"]
+            where = _profile_prefix(prefix, override, loc) + location_text(loc)
+            raise UserError(
+                f"{source}: {where}: seconds={seconds:g} leaves no time in limits.timeout_s={config.limits.timeout_s:g}"
+            )
         for seq_len in sorted(config.axes.seq_len):
             try:
                 for k in settings.kv_pairs_for(seq_len):

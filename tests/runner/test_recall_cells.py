@@ -84,6 +84,10 @@ BASE = {"name": "r", "task": "recall", "models": ["transformer"], "axes": {"seq_
         ({"recall": {}, "axes": {"seq_len": [64], "batch_size": 4}}, "axes.batch_size: a recall suite sets it"),
         ({"recall": {}, "axes": {"seq_len": [64], "seed": [1, 2]}}, "axes.seed: a recall suite sets it in its"),
         ({}, "recall: task 'recall' needs a 'recall:' section"),
+        (
+            {"recall": {"num_kv_pairs": 2, "budget": {"seconds": 60}}, "limits": {"timeout_s": 60}},
+            "recall.budget: seconds=60 leaves no time in limits.timeout_s=60",
+        ),
         ({"task": "throughput", "recall": {}}, "recall: a 'recall:' section needs 'task: recall'"),
         ({"task": "recall", "recall": {}, "perplexity": {}}, "perplexity: a 'perplexity:' section needs"),
         ({"recall": {"lr": []}}, "recall.lr: learning rates must be a non-empty list"),
