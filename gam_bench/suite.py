@@ -384,8 +384,6 @@ def _check_recall(config: SuiteConfig, raw: dict[str, Any], source: Any, prefix:
     """A recall suite trains whole LMs, takes batch size and seed from `recall:` (not from
     axes), trains for less than the cell timeout, and every (entry, seq_len) must be a
     possible MQAR setting (`mqar.check_setting`)."""
-    from gam_bench.tasks import mqar
-
     if config.level != ["lm"]:
         where = _profile_prefix(prefix, override, ["level"])
         raise UserError(f"{source}: {where}level: the recall task trains language models: use level: lm")
@@ -393,24 +391,33 @@ def _check_recall(config: SuiteConfig, raw: dict[str, Any], source: Any, prefix:
         if axis in raw["axes"]:
             where = _profile_prefix(prefix, override, ["axes", axis])
             raise UserError(f"{source}: {where}axes.{axis}: a recall suite sets it in its section: recall.{axis}")
-    for i, entry in enumerate(config.models):
-        settings = config.recall_for(entry)
-        seconds = settings.budget.seconds
-        if seconds is not None and seconds >= config.limits.timeout_s:
-            loc = ["models", i, "recall", "budget"] if "budget" in entry.recall else ["recall", "budget"]
-            where = _profile_prefix(prefix, override, loc) + location_text(loc)
-            raise UserError(
-                f"{source}: {where}: seconds={seconds:g} leaves no time in limits.timeout_s={config.limits.timeout_s:g}"
-            )
-        for seq_len in sorted(config.axes.seq_len):
-            try:
-                for k in settings.kv_pairs_for(seq_len):
-                    mqar.check_setting(k, seq_len, settings.vocab_size, settings.power_a)
-            except UserError as exc:
-                field = "vocab_size" if str(exc).startswith("MQAR: vocab_size") else "num_kv_pairs"
-                loc = ["models", i, "recall", field] if field in entry.recall else ["recall", field]
-                where = _profile_prefix(prefix, override, loc) + location_text(loc)
-                raise UserError(f"{source}: {where}: {str(exc).removeprefix('recall.')}") from None
+    for i in range(len(config.models)):
+        _check_recall_entry(config, i, source, prefix, override)
+
+
+def _check_recall_entry(config: SuiteConfig, i: int, source: Any, prefix: str, override: dict | None) -> None:
+    """Entry i's recall settings: a seconds budget below the timeout, a possible MQAR setting at every length."""
+    from gam_bench.tasks import mqar
+
+    entry = config.models[i]
+    settings = config.recall_for(entry)
+
+    def where(field: str) -> str:  # the entry's own field if it sets it, else the suite's
+        loc = ["models", i, "recall", field] if field in entry.recall else ["recall", field]
+        return _profile_prefix(prefix, override, loc) + location_text(loc)
+
+    seconds, timeout = settings.budget.seconds, config.limits.timeout_s
+    if seconds is not None and seconds >= timeout:
+        raise UserError(
+            f"{source}: {where('budget')}: seconds={seconds:g} leaves no time in limits.timeout_s={timeout:g}"
+        )
+    for seq_len in sorted(config.axes.seq_len):
+        try:
+            for k in settings.kv_pairs_for(seq_len):
+                mqar.check_setting(k, seq_len, settings.vocab_size, settings.power_a)
+        except UserError as exc:
+            field = "vocab_size" if str(exc).startswith("MQAR: vocab_size") else "num_kv_pairs"
+            raise UserError(f"{source}: {where(field)}: {str(exc).removeprefix('recall.')}") from None
 
 
 def _raise_located(
