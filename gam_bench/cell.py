@@ -9,8 +9,10 @@ only while it differs from its default, so adding a field with a default never c
 the id of an existing cell. The resolved fields (`family`, `d_model`, `n_layers`, filled
 in by the runner's pre-flight from the model registry) are never in it.
 
-Task settings: a task with settings of its own has a field named after it (`perplexity`),
-set for cells of that task and None for every other. Adding a task's settings is: a
+Task settings: a task with settings of its own has a field named after it (`perplexity`,
+`recall`), set for cells of that task and None for every other. A recall cell holds one
+point of its suite's sweep (one num_kv_pairs, one lr), and takes its batch size and seed from
+those settings. Adding a task's settings is: a
 pydantic model (no torch) with defaults, a field `<task>: Settings | None = None` here, and
 its section in `suite.SuiteConfig`; register the task in `gam_bench.tasks.TASKS`.
 
