@@ -115,6 +115,7 @@ SCHEMA = pa.schema(
         ("lr", _F64),
         ("vocab_size", _I64),
         ("power_a", _F64),  # query placement power law
+        ("pos_init", _STR),  # how learned position embeddings were initialised (RecallSettings.pos_init_std)
         ("train_examples", _I64),
         ("test_rejected", _I64),  # test draws redrawn because they repeated a training problem
         ("budget", _STR),  # "steps=N" or "seconds=S"

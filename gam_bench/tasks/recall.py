@@ -6,10 +6,12 @@ the cell's overrides (d_model and n_layers as resolved by pre-flight), vocab_siz
 settings and max_seq_len = seq_len. The one row holds the results of `train_and_evaluate`
 in store columns (`row`), with `step` = optimiser steps and `wall_s` = training seconds.
 
-`train_and_evaluate(model, settings, seq_len, device)` draws a training and a disjoint test
-set, trains with the shared AdamW (`step.make_optimizer`) under a steps or seconds budget
-(warmup, then cosine decay to zero over the budget, `schedule.warmup_cosine`), with the
-cross-entropy taken only at the answer positions, and returns one dict of results.
+`build_model` makes a registered LM for the task (learned position embeddings re-drawn
+N(0, pos_init_std), see RecallSettings). `train_and_evaluate(model, settings, seq_len,
+device)` draws a training and a disjoint test set, trains with the shared AdamW
+(`step.make_optimizer`) under a steps or seconds budget (warmup, then cosine decay to zero
+over the budget, `schedule.warmup_cosine`), with the cross-entropy taken only at the
+answer positions, and returns one dict of results.
 
 Scoring: a prediction is the argmax over the whole vocabulary at an answer position.
 `accuracy` = correct / n_answers over every answer of every test example. The answers of
@@ -38,6 +40,7 @@ from gam_bench.cell import Cell
 from gam_bench.errors import UserError
 from gam_bench.models import registry
 from gam_bench.models.backends import backend_reason
+from gam_bench.models.lm import PositionalLM
 from gam_bench.tasks import mqar
 from gam_bench.tasks.precision import autocast_for, require_trainable
 from gam_bench.tasks.recall_settings import RecallSettings
@@ -48,12 +51,25 @@ TRAIN_LOSS_WINDOW = 20  # train_loss is the mean over the last this many steps
 
 
 def build_model(name: str, settings: RecallSettings, seq_len: int, d_model: int, n_layers: int = 2, **overrides: Any):
-    """The registry's LM `name` for MQAR at `seq_len`, its weights seeded by `settings.seed`."""
+    """The registry's LM `name` for MQAR at `seq_len`, its weights seeded by `settings.seed`.
+
+    Learned position embeddings (a PositionalLM's `pos_embedding`) are then re-drawn
+    N(0, settings.pos_init_std) unless that is None; `position_init` names what was done."""
     torch.manual_seed(settings.seed)
     config = {"dropout": settings.dropout, **overrides}
-    return registry.build(
+    model = registry.build(
         name, vocab_size=settings.vocab_size, max_seq_len=seq_len, d_model=d_model, n_layers=n_layers, **config
     )
+    if settings.pos_init_std is not None and isinstance(model, PositionalLM):
+        nn.init.normal_(model.pos_embedding.weight, std=settings.pos_init_std)
+    return model
+
+
+def position_init(model: nn.Module, settings: RecallSettings) -> str:
+    """How `build_model` initialised the position embeddings of `model` under `settings`."""
+    if not isinstance(model, PositionalLM):
+        return "none (no learned positions)"
+    return "model default" if settings.pos_init_std is None else f"normal(std={settings.pos_init_std})"
 
 
 def run(cell: Cell, ctx: Any = None) -> list[dict[str, Any]]:
@@ -85,6 +101,7 @@ RESULT_COLUMNS = (
     "lr",
     "vocab_size",
     "power_a",
+    "pos_init",
     "train_examples",
     "test_rejected",
     "budget",
@@ -183,6 +200,7 @@ def train_and_evaluate(
         "seq_len": seq_len,
         "vocab_size": settings.vocab_size,
         "power_a": settings.power_a,
+        "pos_init": position_init(model, settings),
         "train_examples": len(splits.train),
         "test_rejected": splits.rejected,
         "chance": 1.0 / splits.test.num_values,

@@ -3,8 +3,9 @@
 No torch here: suite validation must stay light. The defaults follow Zoology's MQAR sweep
 (arXiv 2312.04927, Figure 2): vocabulary 8,192, power_a 0.01, 100,000 training and 3,000
 test examples, learning rates logspace(-4, -2, 4), the number of pairs tied to the length
-(64: 4, 128: 8, 256: 16, 512: 64). `seq_len`, `d_model` and the model are suite axes, not
-settings here; `num_kv_pairs` and `lr` may be lists, which the suite sweeps (`points`).
+(64: 4, 128: 8, 256: 16, 512: 64), position embeddings initialised N(0, 0.02) as in
+Zoology's models. `seq_len`, `d_model` and the model are suite axes, not settings here;
+`num_kv_pairs` and `lr` may be lists, which the suite sweeps (`points`).
 """
 
 from __future__ import annotations
@@ -58,6 +59,10 @@ class RecallSettings(BaseModel):
     warmup_steps: int = Field(default=0, ge=0)
     grad_clip: float | None = Field(default=1.0, gt=0)
     dropout: float = Field(default=0.0, ge=0, lt=1)
+    # Re-initialise learned position embeddings N(0, pos_init_std) (None: the model's own init).
+    # The paper's models keep nn.Embedding's N(0, 1), which swamps the token embedding (tied to
+    # the head, std ~ 1/sqrt(3 d_model)); Zoology's models use 0.02 (initializer_range).
+    pos_init_std: float | None = Field(default=0.02, gt=0)
     seed: int = 0
 
     @field_validator("lr")

@@ -90,7 +90,7 @@ def test_training_lowers_the_answer_loss_and_reports_the_run():
     result = recall.train_and_evaluate(model, settings, 16, progress=messages.append, progress_every_s=0.0)
     assert result["steps"] == 40 and result["n_answers"] == 64 * 2 and result["n_examples"] == 64
     assert result["chance"] == 1 / 8 and result["chance_in_context"] == 1 / 2
-    assert 0.0 <= result["accuracy"] <= 1.0 and result["train_s"] > 0
+    assert 0.0 <= result["accuracy"] <= 1.0 and result["train_s"] > 0 and result["pos_init"] == "normal(std=0.02)"
     assert math.isfinite(result["train_loss"]) and result["train_loss"] < math.log(16) - 0.3
     assert len(messages) >= 40 and "accuracy" in messages[-1]
 
@@ -187,6 +187,7 @@ def test_run_gives_one_row_of_store_columns_and_reports_progress():
     assert row["accuracy"] == row["correct"] / row["n_answers"] and math.isfinite(row["train_loss"])
     assert (row["chance"], row["chance_in_context"], row["num_kv_pairs"], row["lr"]) == (1 / 8, 1 / 2, 2, 3e-3)
     assert (row["d_model"], row["n_layers"], row["backend"], row["dataset"]) == (16, 1, "sdpa", "mqar")
+    assert row["pos_init"] == "normal(std=0.02)"
     expected = recall.build_cell_model(_cell())
     assert row["params"] == sum(p.numel() for p in expected.parameters())
     assert expected.config.d_model == 16 and expected.config.n_layers == 1 and expected.config.vocab_size == 16
@@ -214,3 +215,20 @@ def test_run_refuses_float16_and_what_the_task_sets_itself():
         recall.run(_cell(overrides={"d_model": 16, "vocab_size": 99}), None)
     with pytest.raises(UserError, match="needs d_model and n_layers"):
         recall.run(_cell(d_model=None), None)
+
+
+def test_build_model_redraws_learned_positions_and_the_row_says_so():
+    settings = _settings(pos_init_std=0.02)
+    model = recall.build_model("transformer", settings, seq_len=64, d_model=64)
+    std = model.pos_embedding.weight.std().item()
+    assert std == pytest.approx(0.02, rel=0.1)
+    assert recall.position_init(model, settings) == "normal(std=0.02)"
+    default = _settings(pos_init_std=None)
+    kept = recall.build_model("transformer", default, seq_len=64, d_model=64)
+    assert kept.pos_embedding.weight.std().item() == pytest.approx(1.0, rel=0.1)  # nn.Embedding's N(0, 1)
+    assert recall.position_init(kept, default) == "model default"
+    same_seed = recall.build_model("transformer", settings, seq_len=64, d_model=64)
+    assert torch.equal(same_seed.pos_embedding.weight, model.pos_embedding.weight)
+    mamba = recall.build_model("mamba", settings, seq_len=16, d_model=16)
+    assert recall.position_init(mamba, settings) == "none (no learned positions)"
+    assert RecallSettings().pos_init_std == 0.02
