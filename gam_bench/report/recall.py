@@ -86,10 +86,10 @@ def above_chance(row) -> BinomialResult:
 
 def results_table(best: pd.DataFrame) -> str:
     """Markdown: one row per cell with its best lr, accuracy, the share the binomial test counts
-    (probe answers, or every answer) with its interval, chance and verdict."""
+    (probe answers, or every answer) with its interval, chance, verdict and steps trained."""
     headers = ["Model", "seq_len", "kv pairs", "d_model", "best lr (of n)", "Accuracy", "Tested (95% CI)", "Chance"]
     headers.append("1/kv")
-    headers.append("Above chance")
+    headers += ["Above chance", "Steps"]
     rows = []
     for r in best.itertuples(index=False):
         verdict = f"{'yes' if r.above else 'no'} (p={r.p_value:.2g}, {r.successes}/{r.trials} {r.unit})"
@@ -105,9 +105,16 @@ def results_table(best: pd.DataFrame) -> str:
                 fmt_num(r.chance),
                 fmt_num(1.0 / r.num_kv_pairs),
                 verdict,
+                _steps(r),
             ]
         )
-    return markdown_table(headers, rows, align="lrrrrrrrrl")
+    return markdown_table(headers, rows, align="lrrrrrrrrlr")
+
+
+def _steps(row) -> str:
+    """Optimiser steps the cell trained for (what a seconds budget bought), or "–"."""
+    steps = getattr(row, "step", None)
+    return "–" if steps is None or pd.isna(steps) else str(int(steps))
 
 
 def chance_note(best: pd.DataFrame) -> str:
