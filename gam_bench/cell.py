@@ -15,8 +15,10 @@ Execution: `compile` (eager | default | reduce-overhead | max-autotune) and `cud
 are generic cell fields (tasks/execution.py); a task that honours them is listed in
 `tasks.execution.EXECUTION_TASKS`, and pre-flight refuses them for any other task.
 
-Task settings: a task with settings of its own has a field named after it (`perplexity`),
-set for cells of that task and None for every other. Adding a task's settings is: a
+Task settings: a task with settings of its own has a field named after it (`perplexity`,
+`recall`), set for cells of that task and None for every other. A recall cell holds one
+point of its suite's sweep (one num_kv_pairs, one lr), and takes its batch size and seed from
+those settings. Adding a task's settings is: a
 pydantic model (no torch) with defaults, a field `<task>: Settings | None = None` here, and
 its section in `suite.SuiteConfig`; register the task in `gam_bench.tasks.TASKS`.
 
@@ -35,11 +37,12 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from gam_bench.suite import Compile, DType, Level, Limits, Measure, Mode, Suite, modes_of
 from gam_bench.tasks.decode_settings import DecodeSettings
 from gam_bench.tasks.perplexity_settings import PerplexitySettings
+from gam_bench.tasks.recall_settings import RecallSettings
 
 if TYPE_CHECKING:
     from gam_bench.suite import SuiteConfig
 
-SETTINGS_FIELDS = ("perplexity", "decode")  # task name = its settings field (see the module docstring)
+SETTINGS_FIELDS = ("perplexity", "decode", "recall")  # task name = its settings field (see the module docstring)
 RESOLVED = ("family", "d_model", "n_layers", "peak_flops_per_s")  # filled in by pre-flight; never part of cell_id
 _LEGACY = (
     "task",
@@ -86,6 +89,7 @@ class Cell(BaseModel):
     decode: DecodeSettings | None = None  # task decode; its mode (prefill | decode | both) is `mode`
     compile: Compile = "eager"  # execution mode (tasks/execution); in cell_id only when not eager
     cuda_graph: bool = False  # time CUDA-graph replays; in cell_id only when true
+    recall: RecallSettings | None = None  # one point of the sweep: scalar num_kv_pairs and lr
     family: str | None = None
     d_model: int | None = None
     n_layers: int | None = None  # a block is one layer
@@ -129,8 +133,12 @@ class Cell(BaseModel):
 
     @property
     def group_key(self) -> str:
-        """Everything but seq_len: cells with equal keys form one budget group."""
-        return canonical_json({k: v for k, v in self.identity().items() if k != "seq_len"})
+        """Everything but seq_len (and a recall cell's num_kv_pairs, which costs nothing per step
+        and is often tied to seq_len): cells with equal keys form one budget group."""
+        body = {k: v for k, v in self.identity().items() if k != "seq_len"}
+        if self.recall is not None:
+            body["recall"] = {k: v for k, v in body["recall"].items() if k != "num_kv_pairs"}
+        return canonical_json(body)
 
     @property
     def resolved(self) -> bool:
@@ -171,21 +179,24 @@ def expand(suite: Suite | SuiteConfig, device: str, threads: int | None = None) 
     cells = []
     for entry in config.models:
         settings = {"perplexity": config.perplexity_for(entry)}  # validated once per entry
+        recall = config.recall_for(entry)  # one cell per (num_kv_pairs, lr); it sets batch_size and seed
         for level, mode, dtype, compile, batch, seed, *values in itertools.product(*grid, *(fields[k] for k in names)):
             for seq_len in sorted(config.axes.seq_len):
-                cell = Cell(
-                    **shared,
-                    **settings,
-                    decode=config.decode.for_mode(mode) if config.decode else None,
-                    model=entry.name,
-                    overrides={**entry.overrides, **dict(zip(names, values))},
-                    level=level,
-                    mode=mode,
-                    dtype=dtype,
-                    compile=compile,
-                    batch_size=batch,
-                    seq_len=seq_len,
-                    seed=seed,
-                )
-                cells.append(cell)
+                for point in recall.points(seq_len) if recall is not None else [None]:
+                    cell = Cell(
+                        **shared,
+                        **settings,
+                        decode=config.decode.for_mode(mode) if config.decode else None,
+                        recall=point,
+                        model=entry.name,
+                        overrides={**entry.overrides, **dict(zip(names, values))},
+                        level=level,
+                        mode=mode,
+                        dtype=dtype,
+                        compile=compile,
+                        batch_size=batch if point is None else point.batch_size,
+                        seq_len=seq_len,
+                        seed=seed if point is None else point.seed,
+                    )
+                    cells.append(cell)
     return cells

@@ -53,7 +53,7 @@ SCHEMA = pa.schema(
         ("suite", _STR),
         ("cell_id", _STR),  # stable hash of the cell's full config
         ("run_id", _STR),  # one attempt at a cell
-        ("task", _STR),  # "throughput" | "perplexity"
+        ("task", _STR),  # "throughput" | "perplexity" | "recall"
         ("model", _STR),
         ("family", _STR),
         ("backend", _STR),  # what actually ran: attention impl, mamba backend, ...
@@ -118,6 +118,23 @@ SCHEMA = pa.schema(
         ("state_bytes", _I64),  # decode-state tensor bytes at N (after prefill)
         ("state_bytes_final", _I64),  # at N + G
         ("decode_backend", _STR),  # the implementation decode ran (e.g. torch step, mamba-ssm)
+        # recall (MQAR) measurements (issue 16; tasks/recall.py). Also uses train_loss, step (optimiser
+        # steps), wall_s (training seconds), tokens_seen, tokens_per_s, dataset ("mqar") and split ("test").
+        ("accuracy", _F64),  # correct / n_answers: argmax hits at every answer position of the test set
+        ("correct", _I64),
+        ("n_answers", _I64),
+        ("probe_correct", _I64),  # hits on one seeded answer per test example (independent trials)
+        ("n_examples", _I64),
+        ("chance", _F64),  # 1 / number of value tokens
+        ("chance_in_context", _F64),  # 1 / num_kv_pairs
+        ("num_kv_pairs", _I64),
+        ("lr", _F64),
+        ("vocab_size", _I64),
+        ("power_a", _F64),  # query placement power law
+        ("pos_init", _STR),  # how learned position embeddings were initialised (RecallSettings.pos_init_std)
+        ("train_examples", _I64),
+        ("test_rejected", _I64),  # test draws redrawn because they repeated a training problem
+        ("budget", _STR),  # "steps=N" or "seconds=S"
         # environment
         ("torch_version", _STR),
         ("cuda_version", _STR),

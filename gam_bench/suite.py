@@ -4,12 +4,13 @@ A suite file (see suites/README.md for a commented example) holds::
 
     name: scaling                    # results go to results/<name>/ by default
     description: ...
-    task: throughput                 # or perplexity (then a `perplexity:` section), or decode
+    task: throughput                 # or perplexity / recall (then a `perplexity:` / `recall:` section), or decode
     plugins: [my_models]             # modules imported (parent and workers) to register models
     models:                          # registry names; a plain string or {name, overrides, perplexity}
       - gam
       - {name: transformer, overrides: {n_heads: 4}}
       - {name: gam, perplexity: {dataset: tinystories}}   # perplexity suites: per-model settings
+      - {name: mamba, recall: {lr: 0.01}}                 # recall suites: the same, for `recall:`
     axes:                            # swept: every combination becomes a cell
       seq_len: [256, 512, 1024]
       batch_size: [16]
@@ -74,6 +75,7 @@ from gam_bench.registry import did_you_mean
 from gam_bench.tasks import TASKS
 from gam_bench.tasks.decode_settings import DECODE_MODES, DecodeSettings
 from gam_bench.tasks.perplexity_settings import PerplexitySettings
+from gam_bench.tasks.recall_settings import RecallSettings
 
 Level = Literal["block", "lm"]
 TRAINING_MODES = ("forward", "forward_backward", "train_step")
@@ -101,13 +103,14 @@ class ModelEntry(_Strict):
     name: str
     overrides: dict[str, Any] = Field(default_factory=dict)
     perplexity: dict[str, Any] = Field(default_factory=dict)
+    recall: dict[str, Any] = Field(default_factory=dict)  # recall suites: the same, for `recall:`
 
     def key(self) -> str:
-        """What makes two entries the same run: name, overrides and perplexity settings."""
-        return json.dumps([self.name, self.overrides, self.perplexity], sort_keys=True, default=str)
+        """What makes two entries the same run: name, overrides and task settings."""
+        return json.dumps([self.name, self.overrides, self.perplexity, self.recall], sort_keys=True, default=str)
 
     def label(self) -> str:
-        extras = [f"{k}={v}" for k, v in sorted({**self.overrides, **self.perplexity}.items())]
+        extras = [f"{k}={v}" for k, v in sorted({**self.overrides, **self.perplexity, **self.recall}.items())]
         return f"{self.name} ({', '.join(extras)})" if extras else self.name
 
 
@@ -234,6 +237,7 @@ class SuiteConfig(_Strict):
     limits: Limits = Field(default_factory=Limits)
     perplexity: PerplexitySettings | None = Field(None, validate_default=True)
     decode: DecodeSettings | None = Field(None, validate_default=True)  # task decode (defaults if not given)
+    recall: RecallSettings | None = Field(None, validate_default=True)  # task: recall (tasks/recall_settings)
     regression: RegressionSettings | None = None  # thresholds of `gam-bench check` (not part of cells)
 
     @model_validator(mode="before")
@@ -287,6 +291,16 @@ class SuiteConfig(_Strict):
             value.for_mode(mode)  # ValueError: decode_tokens < 1 for a mode that decodes
         return value
 
+    @field_validator("recall")
+    @classmethod
+    def _recall_matches_task(cls, value: Any, info: ValidationInfo) -> Any:
+        task = info.data.get("task")
+        if task == "recall" and value is None:
+            raise ValueError("task 'recall' needs a 'recall:' section")
+        if task != "recall" and value is not None:
+            raise ValueError("a 'recall:' section needs 'task: recall'")
+        return value
+
     def perplexity_for(self, entry: ModelEntry) -> PerplexitySettings | None:
         """The suite's perplexity settings with the entry's own fields in their place."""
         if self.perplexity is None:
@@ -294,6 +308,14 @@ class SuiteConfig(_Strict):
         if not entry.perplexity:
             return self.perplexity
         return PerplexitySettings.model_validate({**self.perplexity.model_dump(), **entry.perplexity})
+
+    def recall_for(self, entry: ModelEntry) -> RecallSettings | None:
+        """The suite's recall settings with the entry's own fields in their place."""
+        if self.recall is None:
+            return None
+        if not entry.recall:
+            return self.recall
+        return RecallSettings.model_validate({**self.recall.model_dump(), **entry.recall})
 
 
 class Suite(BaseModel):
@@ -408,7 +430,56 @@ def _validate(raw: dict[str, Any], source: Any, prefix: str, override: dict | No
             config.perplexity_for(entry)
         except ValidationError as exc:
             _raise_located(exc, ["models", i, "perplexity"], raw, source, prefix, override)
+        if entry.recall and config.recall is None:
+            where = _profile_prefix(prefix, override, ["models", i, "recall"])
+            raise UserError(f"{source}: {where}models[{i}].recall: per-model recall settings need 'task: recall'")
+        try:
+            config.recall_for(entry)
+        except ValidationError as exc:
+            _raise_located(exc, ["models", i, "recall"], raw, source, prefix, override)
+    if config.task == "recall":
+        _check_recall(config, raw, source, prefix, override)
     return config
+
+
+def _check_recall(config: SuiteConfig, raw: dict[str, Any], source: Any, prefix: str, override: dict | None) -> None:
+    """A recall suite trains whole LMs, takes batch size and seed from `recall:` (not from
+    axes), trains for less than the cell timeout, and every (entry, seq_len) must be a
+    possible MQAR setting (`mqar.check_setting`)."""
+    if config.level != ["lm"]:
+        where = _profile_prefix(prefix, override, ["level"])
+        raise UserError(f"{source}: {where}level: the recall task trains language models: use level: lm")
+    for axis in ("batch_size", "seed"):
+        if axis in raw["axes"]:
+            where = _profile_prefix(prefix, override, ["axes", axis])
+            raise UserError(f"{source}: {where}axes.{axis}: a recall suite sets it in its section: recall.{axis}")
+    for i in range(len(config.models)):
+        _check_recall_entry(config, i, source, prefix, override)
+
+
+def _check_recall_entry(config: SuiteConfig, i: int, source: Any, prefix: str, override: dict | None) -> None:
+    """Entry i's recall settings: a seconds budget below the timeout, a possible MQAR setting at every length."""
+    from gam_bench.tasks import mqar
+
+    entry = config.models[i]
+    settings = config.recall_for(entry)
+
+    def where(field: str) -> str:  # the entry's own field if it sets it, else the suite's
+        loc = ["models", i, "recall", field] if field in entry.recall else ["recall", field]
+        return _profile_prefix(prefix, override, loc) + location_text(loc)
+
+    seconds, timeout = settings.budget.seconds, config.limits.timeout_s
+    if seconds is not None and seconds >= timeout:
+        raise UserError(
+            f"{source}: {where('budget')}: seconds={seconds:g} leaves no time in limits.timeout_s={timeout:g}"
+        )
+    for seq_len in sorted(config.axes.seq_len):
+        try:
+            for k in settings.kv_pairs_for(seq_len):
+                mqar.check_setting(k, seq_len, settings.vocab_size, settings.power_a)
+        except UserError as exc:
+            field = "vocab_size" if str(exc).startswith("MQAR: vocab_size") else "num_kv_pairs"
+            raise UserError(f"{source}: {where(field)}: {str(exc).removeprefix('recall.')}") from None
 
 
 def _raise_located(

@@ -164,6 +164,11 @@ BAD_CASES = {
     "bad_profile_model_perplexity.yaml": (
         "profiles.cpu.models[0].perplexity.budget: give exactly one of epochs, tokens, seconds (got epochs, tokens)"
     ),
+    "recall_too_many_pairs.yaml": (
+        "recall.num_kv_pairs: MQAR: seq_len=128 is too short for num_kv_pairs=40: the pairs take 80 positions "
+        "and each query a 2-position slot after them (needs seq_len >= 4 * num_kv_pairs = 160)"
+    ),
+    "recall_profile_small_vocab.yaml": "profiles.cpu.recall.vocab_size: MQAR: vocab_size=6 is too small",
 }
 
 
@@ -226,7 +231,7 @@ def test_cli_prints_one_line_and_exits_2(capsys):
     assert err == f"gam-bench: error: {where}: models[1].name: unknown model 'gma' (did you mean 'gam'?)\n"
 
 
-@pytest.mark.parametrize("fixture", ["bad_level.yaml", "png_bytes.yaml"])
+@pytest.mark.parametrize("fixture", ["bad_level.yaml", "png_bytes.yaml", "recall_too_many_pairs.yaml"])
 def test_cli_subprocess_has_no_traceback(fixture):
     proc = subprocess.run(
         [sys.executable, "-m", "gam_bench", "run", f"tests/suites_bad/{fixture}"],

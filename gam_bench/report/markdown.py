@@ -1,7 +1,7 @@
 """Assemble report.md: header, environment, status counts, one section per throughput
 group (figures, Table 2 layout, exponents, crossovers), one per perplexity data set
 (Table 1/3 layout, learning curves, per-position loss), the decode section (report.decode),
-failed cells and method notes.
+the recall (MQAR) section, failed cells and method notes.
 
 `render` writes the figures into `out_dir/figures/` and returns the Markdown text. Nothing
 here reads the clock: the same rows give the same bytes.
@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from gam_bench.analysis.scaling import BOOT_SEED, CONFIDENCE, N_BOOT, WINDOW_RULE
-from gam_bench.report import perplexity, roofline, tables
+from gam_bench.report import perplexity, recall, roofline, tables
 from gam_bench.report.curves import Group, build_groups
 from gam_bench.report.decode import render_decode_section
 from gam_bench.report.plots import palette, save_png, scaling_figure
@@ -37,7 +37,9 @@ def render(df: pd.DataFrame, newest: pd.DataFrame, out_dir: Path) -> str:
     parts += [_perplexity(d, out_dir, colors) for d in datasets]
     decode = render_decode_section(newest, out_dir, figures=FIGURES)  # "" without decode rows
     parts += [decode] if decode else []
-    parts += [_failures(newest), _method(throughput=bool(groups), perplexity=bool(datasets))]
+    mqar = recall.section(newest, out_dir, FIGURES)  # "" without recall rows
+    parts += [mqar] if mqar else []
+    parts += [_failures(newest), _method(throughput=bool(groups), perplexity=bool(datasets), mqar=bool(mqar))]
     return "\n".join(p.rstrip("\n") + "\n" for p in parts)
 
 
@@ -126,13 +128,15 @@ def _wrap(text: str) -> str:
     return textwrap.fill(text, width=90, subsequent_indent="  ", break_on_hyphens=False)
 
 
-def _method(throughput: bool = True, perplexity: bool = True) -> str:
+def _method(throughput: bool = True, perplexity: bool = True, mqar: bool = False) -> str:
     """The method notes for the sections this report has."""
     notes = ["## Method\n\n"]
     if throughput:
         notes.append(_THROUGHPUT_METHOD)
     if perplexity:
         notes.append(_PERPLEXITY_METHOD)
+    if mqar:
+        notes.append(recall.METHOD)
     return "".join(notes)
 
 

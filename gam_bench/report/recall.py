@@ -29,6 +29,14 @@ from gam_bench.report.tables import fmt_num, markdown_table
 CELL = ["model", "seq_len", "d_model", "num_kv_pairs"]
 ALPHA = 0.05
 
+METHOD = """- **Recall (MQAR)**: each cell trains its model from scratch on generated MQAR examples
+  (keys and values from disjoint halves of the vocabulary, queries placed by a power law)
+  with AdamW, warmup and cosine decay over its budget, the loss taken at the answer positions
+  only; it is then scored on held-out examples that share no problem with the training set.
+  A prediction is the argmax over the whole vocabulary at an answer position. Accuracy counts
+  every answer; the binomial test and interval count one probe answer per test example.
+"""
+
 
 def recall_rows(df: pd.DataFrame) -> pd.DataFrame:
     """The ok rows of the recall task (rows without a status column count as ok)."""
@@ -77,9 +85,11 @@ def above_chance(row) -> BinomialResult:
 
 
 def results_table(best: pd.DataFrame) -> str:
-    """Markdown: one row per cell with its best lr, accuracy, interval, chance and verdict."""
-    headers = ["Model", "seq_len", "kv pairs", "d_model", "best lr (of n)", "Accuracy", "95% CI", "Chance", "1/kv"]
-    headers.append("Above chance")
+    """Markdown: one row per cell with its best lr, accuracy, the share the binomial test counts
+    (probe answers, or every answer) with its interval, chance, verdict and steps trained."""
+    headers = ["Model", "seq_len", "kv pairs", "d_model", "best lr (of n)", "Accuracy", "Tested (95% CI)", "Chance"]
+    headers.append("1/kv")
+    headers += ["Above chance", "Steps"]
     rows = []
     for r in best.itertuples(index=False):
         verdict = f"{'yes' if r.above else 'no'} (p={r.p_value:.2g}, {r.successes}/{r.trials} {r.unit})"
@@ -91,13 +101,20 @@ def results_table(best: pd.DataFrame) -> str:
                 int(r.d_model),
                 f"{r.lr:.2g} (of {r.lrs_tried})",
                 f"{r.accuracy:.3f}",
-                f"{r.ci_low:.3f}–{r.ci_high:.3f}",
+                f"{r.successes / r.trials:.3f} ({r.ci_low:.3f}–{r.ci_high:.3f})",
                 fmt_num(r.chance),
                 fmt_num(1.0 / r.num_kv_pairs),
                 verdict,
+                _steps(r),
             ]
         )
-    return markdown_table(headers, rows, align="lrrrrrrrrl")
+    return markdown_table(headers, rows, align="lrrrrrrrrlr")
+
+
+def _steps(row) -> str:
+    """Optimiser steps the cell trained for (what a seconds budget bought), or "–"."""
+    steps = getattr(row, "step", None)
+    return "–" if steps is None or pd.isna(steps) else str(int(steps))
 
 
 def chance_note(best: pd.DataFrame) -> str:

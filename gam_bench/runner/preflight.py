@@ -41,6 +41,8 @@ def preflight(config: SuiteConfig, cells: list[Cell], source: str) -> list[Cell]
         if key not in resolved:
             i = _entry_index(config, cell)
             resolved[key] = _check_cell(cell, f"models[{i}]", set(config.models[i].overrides), source)
+            if cell.task == "recall":
+                _check_recall(cell, resolved[key], f"models[{i}]", set(config.models[i].overrides), source)
         out.append(cell.model_copy(update=resolved[key]))
     return out
 
@@ -80,6 +82,17 @@ def _check_cell(cell: Cell, model_at: str, from_model: set[str], source: str) ->
         check_decode_capability(name, cell.level, where=f"{source}: {model_at}")
     n_layers = 1 if cell.level == "block" else getattr(model_config, "n_layers", None)
     return {"family": spec.family, "d_model": getattr(model_config, "d_model", None), "n_layers": n_layers}
+
+
+def _check_recall(cell: Cell, resolved: dict[str, Any], model_at: str, from_model: set[str], source: str) -> None:
+    """A recall cell sets vocab_size and max_seq_len itself and builds its model at a width and depth."""
+    for field, given in (("vocab_size", "recall.vocab_size"), ("max_seq_len", "seq_len")):
+        if field in cell.overrides:
+            where = _where(field, model_at, from_model)
+            raise UserError(f"{source}: {where}: the recall task sets {field} itself (from {given})")
+    missing = [f for f in ("d_model", "n_layers") if resolved[f] is None]
+    if missing:
+        raise UserError(f"{source}: {model_at}.name: model {cell.model!r} has no {' or '.join(missing)} to train at")
 
 
 def _bad_field(overrides: dict[str, Any], message: str) -> str | None:

@@ -3,7 +3,7 @@
 A task is a function `run(cell: Cell, ctx) -> list[dict]`, registered in `TASKS` by name as
 "module:run" (imported by the worker on first use). The returned dicts hold measurement
 columns of `gam_bench.store.SCHEMA` (one dict per row: a throughput cell gives one, a
-perplexity cell one per evaluation point). The runner adds identity, status and environment
+perplexity cell one per evaluation point, a recall cell one). The runner adds identity, status and environment
 columns. A task signals failure by raising; the worker turns the exception into a row.
 `ctx.progress(message)` reports to the parent's progress display.
 
@@ -19,5 +19,6 @@ TASKS: Registry = Registry(
         "throughput": "gam_bench.tasks.throughput:run",
         "perplexity": "gam_bench.tasks.perplexity:run",
         "decode": "gam_bench.tasks.decode:run",
+        "recall": "gam_bench.tasks.recall:run",
     },
 )

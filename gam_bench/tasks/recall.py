@@ -1,5 +1,11 @@
 """The recall task: train a registered LM on MQAR (tasks.mqar) and score held-out recall.
 
+`run(cell, ctx) -> [row]`: the worker's entry point. The cell carries one point of the
+suite's `recall:` sweep (scalar num_kv_pairs and lr); the model is the registry's LM with
+the cell's overrides (d_model and n_layers as resolved by pre-flight), vocab_size from the
+settings and max_seq_len = seq_len. The one row holds the results of `train_and_evaluate`
+in store columns (`row`), with `step` = optimiser steps and `wall_s` = training seconds.
+
 `build_model` makes a registered LM for the task (learned position embeddings re-drawn
 N(0, pos_init_std), see RecallSettings). `train_and_evaluate(model, settings, seq_len,
 device)` draws a training and a disjoint test set, trains with the shared AdamW
@@ -30,9 +36,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gam_bench.cell import Cell
+from gam_bench.errors import UserError
 from gam_bench.models import registry
+from gam_bench.models.backends import backend_reason
 from gam_bench.models.lm import PositionalLM
 from gam_bench.tasks import mqar
+from gam_bench.tasks.precision import autocast_for, require_trainable
 from gam_bench.tasks.recall_settings import RecallSettings
 from gam_bench.tasks.schedule import warmup_cosine
 from gam_bench.tasks.step import make_optimizer
@@ -60,6 +70,80 @@ def position_init(model: nn.Module, settings: RecallSettings) -> str:
     if not isinstance(model, PositionalLM):
         return "none (no learned positions)"
     return "model default" if settings.pos_init_std is None else f"normal(std={settings.pos_init_std})"
+
+
+def run(cell: Cell, ctx: Any = None) -> list[dict[str, Any]]:
+    """Train the cell's model on MQAR for its budget and score the test set: one row."""
+    require_trainable(cell, "recall")
+    model = build_cell_model(cell)
+    report = getattr(ctx, "progress", None)
+    result = train_and_evaluate(
+        model,
+        cell.recall,
+        cell.seq_len,
+        cell.device,
+        progress=report if callable(report) else None,
+        autocast=lambda: autocast_for(cell),
+    )
+    return [row(result, model, cell)]
+
+
+# `train_and_evaluate` results stored under their own names (store.py, the recall block).
+RESULT_COLUMNS = (
+    "accuracy",
+    "correct",
+    "n_answers",
+    "probe_correct",
+    "n_examples",
+    "chance",
+    "chance_in_context",
+    "num_kv_pairs",
+    "lr",
+    "vocab_size",
+    "power_a",
+    "pos_init",
+    "train_examples",
+    "test_rejected",
+    "budget",
+    "train_loss",
+)
+
+# Set by the model from the settings; an override of either is refused rather than ignored.
+_SET_BY_TASK = ("vocab_size", "max_seq_len")
+
+
+def build_cell_model(cell: Cell) -> nn.Module:
+    """`build_model` for a recall cell: its overrides, with d_model and n_layers as pre-flight resolved them."""
+    overrides = dict(cell.overrides)
+    for field in _SET_BY_TASK:
+        if field in overrides:
+            raise UserError(
+                f"model {cell.model!r}: the recall task sets {field} itself; drop {field}={overrides[field]!r}"
+            )
+    if cell.d_model is None or cell.n_layers is None:
+        raise UserError(f"model {cell.model!r}: a recall cell needs d_model and n_layers (run it through pre-flight)")
+    overrides.pop("d_model", None)
+    overrides.pop("n_layers", None)
+    return build_model(cell.model, cell.recall, cell.seq_len, cell.d_model, cell.n_layers, **overrides)
+
+
+def row(result: dict[str, Any], model: nn.Module, cell: Cell) -> dict[str, Any]:
+    """Store columns of one `train_and_evaluate` result for the cell's `model` (`build_cell_model`)."""
+    tokens = result["steps"] * cell.recall.batch_size * result["seq_len"]
+    return {
+        **{k: result[k] for k in RESULT_COLUMNS},
+        "dataset": "mqar",
+        "split": "test",
+        "step": result["steps"],
+        "wall_s": result["train_s"],
+        "tokens_seen": tokens,
+        "tokens_per_s": tokens / result["train_s"] if result["train_s"] > 0 else None,
+        "params": sum(p.numel() for p in model.parameters()),
+        "backend": str(getattr(model, "backend", "") or ""),
+        "backend_reason": backend_reason(model),
+        "d_model": cell.d_model,  # what build_cell_model built
+        "n_layers": cell.n_layers,
+    }
 
 
 def masked_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import subprocess
 import sys
@@ -10,7 +11,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from gam_bench.report import recall
+from gam_bench import store
+from gam_bench.report import recall, write_report
+from gam_bench.report.markdown import _method
 
 CHANCE = 1 / 128
 
@@ -84,6 +87,9 @@ def test_table_states_best_lr_chance_and_verdict(best):
     assert "0.01 (of 2)" in transformer and "0.990" in transformer and "yes (p=" in transformer
     gam = next(line for line in lines if line.startswith("| gam | 64 | 4 | 64 "))
     assert "| no (p=" in gam and "0.00781" in gam and "0.25" in gam
+    assert "| 0.990 | 0.990 (0.964–0.999) |" in transformer  # the tested share (198/200 probes) and its interval
+    assert transformer.endswith("| – |")  # no step column in these rows
+    assert recall._steps(pd.Series({"step": 412.0})) == "412"
     note = recall.chance_note(best)
     assert "0.00781" in note and "Best learning rate per cell" in note and "independent" in note
 
@@ -112,3 +118,18 @@ def test_section_writes_two_figures_and_is_empty_without_recall_rows(tmp_path):
 def test_the_report_module_imports_no_torch():
     code = "import sys, gam_bench.report.recall; assert 'torch' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_the_report_has_the_section_and_its_method_note(tmp_path):
+    rows = _rows().to_dict("records")
+    start = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
+    for i, row in enumerate(rows):
+        row.update(suite="recall", cell_id=f"c{i}", run_id=f"r{i}", started_at=start, device="cpu")
+    store.append([{k: v for k, v in r.items() if not pd.isna(v)} for r in rows], tmp_path / "results")
+    text = write_report(tmp_path / "results", tmp_path / "report").read_text()
+    assert text.count("## Recall: multi-query associative recall (MQAR)") == 1
+    assert "| transformer | 64 | 4 | 64 | 0.01 (of 2) | 0.990 |" in text
+    assert (tmp_path / "report" / "figures" / "recall-vs-seq_len.png").exists()
+    method = text[text.index("## Method") :]
+    assert "**Recall (MQAR)**" in method and method == _method(True, False, mqar=True)
+    assert "**Recall (MQAR)**" not in _method(True, True)

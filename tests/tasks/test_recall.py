@@ -11,8 +11,11 @@ import torch
 from pydantic import ValidationError
 from torch import nn
 
+from gam_bench import store
+from gam_bench.cell import Cell
 from gam_bench.errors import UserError
-from gam_bench.tasks import mqar, recall
+from gam_bench.suite import Limits, Measure
+from gam_bench.tasks import TASKS, mqar, recall
 from gam_bench.tasks.recall_settings import RecallSettings
 
 TINY = dict(vocab_size=16, train_examples=256, test_examples=64, batch_size=16, eval_batch_size=32)
@@ -137,6 +140,81 @@ def test_an_impossible_setting_fails_before_training():
     model = recall.build_model("transformer", settings, seq_len=16, d_model=16)
     with pytest.raises(UserError, match="seq_len=16 is too short for num_kv_pairs=8"):
         recall.train_and_evaluate(model, settings, 16)
+
+
+def _cell(model: str = "transformer", **fields) -> Cell:
+    """A resolved recall cell as expand and pre-flight make it (d_model, n_layers filled in)."""
+    point = _settings(budget={"steps": 8})
+    body = dict(
+        task="recall",
+        model=model,
+        overrides={"d_model": 16, "n_layers": 1},
+        level="lm",
+        mode="forward_backward",
+        dtype="float32",
+        device="cpu",
+        batch_size=point.batch_size,
+        seq_len=16,
+        seed=point.seed,
+        threads=1,
+        measure=Measure(),
+        limits=Limits(),
+        plugins=[],
+        recall=point,
+        family="transformer",
+        d_model=16,
+        n_layers=1,
+    )
+    return Cell(**{**body, **fields})
+
+
+class _Ctx:
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def progress(self, message: str) -> None:
+        self.messages.append(message)
+
+
+def test_run_gives_one_row_of_store_columns_and_reports_progress():
+    torch.set_num_threads(1)
+    assert TASKS.get("recall") is recall.run
+    ctx = _Ctx()
+    (row,) = recall.run(_cell(), ctx)
+    assert set(row) <= set(store.COLUMNS)
+    assert row["step"] == 8 and row["wall_s"] > 0 and row["tokens_seen"] == 8 * 16 * 16
+    assert row["n_answers"] == 64 * 2 and row["n_examples"] == 64 and 0 <= row["probe_correct"] <= 64
+    assert row["accuracy"] == row["correct"] / row["n_answers"] and math.isfinite(row["train_loss"])
+    assert (row["chance"], row["chance_in_context"], row["num_kv_pairs"], row["lr"]) == (1 / 8, 1 / 2, 2, 3e-3)
+    assert (row["d_model"], row["n_layers"], row["backend"], row["dataset"]) == (16, 1, "sdpa", "mqar")
+    assert row["pos_init"] == "normal(std=0.02)"
+    expected = recall.build_cell_model(_cell())
+    assert row["params"] == sum(p.numel() for p in expected.parameters())
+    assert expected.config.d_model == 16 and expected.config.n_layers == 1 and expected.config.vocab_size == 16
+    assert expected.config.max_seq_len == 16
+    assert "accuracy" in ctx.messages[-1]
+    store.to_table([{**row, "cell_id": "x", "status": "ok"}])  # every value fits its column type
+
+
+def test_run_is_seeded_by_the_cell():
+    torch.set_num_threads(1)
+    first, again = recall.run(_cell(), None)[0], recall.run(_cell(), None)[0]
+    assert (first["accuracy"], first["train_loss"]) == (again["accuracy"], again["train_loss"])
+
+
+def test_run_records_why_mamba_runs_its_torch_scan():
+    torch.set_num_threads(1)
+    (row,) = recall.run(_cell("mamba", recall=_settings(budget={"steps": 1})), None)
+    assert row["backend"] == "torch-chunked-scan" and "cpu" in row["backend_reason"]
+
+
+def test_run_refuses_float16_and_what_the_task_sets_itself():
+    with pytest.raises(UserError, match="float32 or bfloat16"):
+        recall.run(_cell(dtype="float16"), None)
+    with pytest.raises(UserError, match="sets vocab_size itself"):
+        recall.run(_cell(overrides={"d_model": 16, "vocab_size": 99}), None)
+    with pytest.raises(UserError, match="needs d_model and n_layers"):
+        recall.run(_cell(d_model=None), None)
 
 
 def test_build_model_redraws_learned_positions_and_the_row_says_so():
