@@ -32,7 +32,7 @@ from gam_bench.analysis.verdicts import (
     CellComparison,
     Comparison,
 )
-from gam_bench.errors import UserError
+from gam_bench.errors import UserError, one_line
 
 
 def samples(row: pd.Series) -> np.ndarray:
@@ -170,5 +170,5 @@ def recorded_settings(path: str | os.PathLike[str], *, strict: bool = False) -> 
     try:
         settings = RegressionSettings.model_validate(meta["regression"])
     except ValidationError as exc:
-        raise UserError(f"{path}: recorded regression settings are invalid ({exc.errors()[0]['msg']})") from None
+        raise UserError(f"{path}: recorded regression settings are invalid: {one_line(exc)}") from None
     return settings, f"suite {suite!r} (regression: settings recorded with {path})"

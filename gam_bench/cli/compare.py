@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gam_bench.errors import UserError
+from gam_bench.errors import UserError, first_error
 
 EXIT_OK, EXIT_REGRESSED = 0, 1
 
@@ -83,9 +83,8 @@ def gate_settings(args: argparse.Namespace, base=None):
     try:
         return base.with_overrides(time_threshold=args.time_threshold, mem_threshold=args.mem_threshold)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        flag = "--" + str(err["loc"][0]).replace("_", "-")
-        raise UserError(f"{flag}: {err['msg']} (got {err.get('input')!r})") from None
+        loc, message = first_error(exc)
+        raise UserError(f"--{str(loc[0]).replace('_', '-')}: {message}") from None
 
 
 def report(comparison, markdown: Path | None) -> int:
