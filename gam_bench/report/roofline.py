@@ -16,7 +16,9 @@ from gam_bench.report.plots import save_png, scaling_figure
 
 CAPTION = (
     "Fraction of peak: each cell's FLOP/s (torch.utils.flop_counter, eager FLOPs) over this "
-    "machine's measured dense-matmul peak for the dtype (`gam-bench calibrate`)."
+    "machine's measured dense-matmul peak for the dtype (`gam-bench calibrate`). Attention is "
+    "counted as the full T x T matmuls that naive attention computes, so a causal kernel that "
+    "skips the masked half (SDPA's flash path) can exceed 1."
 )
 
 
