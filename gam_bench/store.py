@@ -102,7 +102,7 @@ SCHEMA = pa.schema(
         ("val_ppl", _F64),
         ("position_loss", pa.list_(_F64)),  # mean val loss per position bucket
         ("position_bucket_edges", pa.list_(_I64)),
-        # decode measurements (task "decode", issue 14; gam_bench.tasks.decode): context N = seq_len,
+        # decode measurements (task "decode"; gam_bench.tasks.decode): context N = seq_len,
         # G = decode_tokens decode steps after a prefill of N tokens; null where the mode measures no such thing
         ("decode_tokens", _I64),  # G (0 for mode prefill)
         ("prefill_ms", _F64),  # median prefill of N tokens (an LM computes the last position's logits only)
@@ -118,7 +118,7 @@ SCHEMA = pa.schema(
         ("state_bytes", _I64),  # decode-state tensor bytes at N (after prefill)
         ("state_bytes_final", _I64),  # at N + G
         ("decode_backend", _STR),  # the implementation decode ran (e.g. torch step, mamba-ssm)
-        # recall (MQAR) measurements (issue 16; tasks/recall.py). Also uses train_loss, step (optimiser
+        # recall (MQAR) measurements (tasks/recall.py). Also uses train_loss, step (optimiser
         # steps), wall_s (training seconds), tokens_seen, tokens_per_s, dataset ("mqar") and split ("test").
         ("accuracy", _F64),  # correct / n_answers: argmax hits at every answer position of the test set
         ("correct", _I64),
@@ -144,7 +144,7 @@ SCHEMA = pa.schema(
         ("hostname", _STR),
         ("gam_bench_version", _STR),
         ("git_sha", _STR),
-        # accelerator provenance (issue 11; measure/provenance.py, measure/memory.py, measure/timing.py)
+        # accelerator provenance (measure/provenance.py, measure/memory.py, measure/timing.py)
         ("backend_reason", _STR),  # which kernel path ran and why (e.g. mamba-ssm import error)
         ("sdpa_kernel", _STR),  # SDPA kernels that ran: flash, efficient, cudnn, flash_cpu, math; "" none
         ("float32_matmul_precision", _STR),  # "highest" | "high" | "medium" (TF32)

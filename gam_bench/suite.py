@@ -228,7 +228,7 @@ class SuiteConfig(_Strict):
     level: list[Level] = Field(["block"], min_length=1)
     mode: list[SuiteMode] = Field(["forward_backward"], min_length=1)
     dtype: list[DType] = Field(["float32"], min_length=1)
-    compile: list[Compile] = Field(["eager"], min_length=1)  # execution mode (issue 15; a list sweeps)
+    compile: list[Compile] = Field(["eager"], min_length=1)  # execution mode (a list sweeps)
     cuda_graph: bool = False  # capture the step into a CUDA graph and time its replays (CUDA only)
     calibrate: bool = True  # measure this machine's matmul peak once (cached) for the rows' mfu
     device: Device = "auto"

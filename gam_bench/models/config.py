@@ -1,4 +1,4 @@
-"""The config fields every language model in the zoo shares (issue 2, section 3).
+"""The config fields every language model in the zoo shares.
 
 Family configs subclass `LMConfig` and add their own fields. Configs are pydantic models
 with `extra="forbid"`, so a misspelt field is an error, never silently ignored. Defaults are

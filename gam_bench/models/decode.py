@@ -1,4 +1,4 @@
-"""Incremental decoding: one interface for every model family (issue 14).
+"""Incremental decoding: one interface for every model family.
 
 A model (LM or block) that decodes has two methods, sharing the full model's weights:
 

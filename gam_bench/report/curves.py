@@ -107,7 +107,7 @@ def _variant(row: object) -> str:
         overrides = config["overrides"] or {}
     else:
         overrides = {"d_model": _int(row.d_model), "n_layers": _int(row.n_layers)}
-    # execution mode (issue 15): compiled and eager cells of a model are separate curves, never pooled
+    # execution mode: compiled and eager cells of a model are separate curves, never pooled
     execution = {"compile": config.get("compile", "eager"), "cuda_graph": config.get("cuda_graph", False)}
     return json.dumps({**overrides, **execution}, sort_keys=True, default=str)
 
@@ -156,7 +156,7 @@ def _point(seq_len: int, cells: pd.DataFrame) -> dict:
         "tps_q75": tps * time_ms / q25 if q25 else np.nan,
         "backend": ", ".join(sorted(set(ok["backend"].dropna()))),
         "error": None,
-        "mfu": _median(ok, "mfu"),  # fraction of the calibrated matmul peak (issue 15)
+        "mfu": _median(ok, "mfu"),  # fraction of the calibrated matmul peak
     }
 
 

@@ -1,4 +1,4 @@
-"""The decode section of a report (issue 14): per-token decode latency, state bytes and prefill
+"""The decode section of a report: per-token decode latency, state bytes and prefill
 time against context length, with fitted exponents, a Table-2-layout table, crossovers and a
 one-line reading of each exponent. No torch.
 

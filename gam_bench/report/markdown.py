@@ -69,7 +69,7 @@ def _throughput(group: Group, out_dir: Path, colors: dict[str, str]) -> str:
         save_png(scaling_figure(group, metric, colors), out_dir / FIGURES / name)
         images.append(f"![{title} vs sequence length, {group.key.title}]({FIGURES}/{name})")
     crossings = tables.crossovers(group) if group.crossovers else "Fewer than two models share a length.\n"
-    mfu = roofline.has_mfu(group)  # issue 15: fraction of peak, when the rows carry it
+    mfu = roofline.has_mfu(group)  # fraction of peak, when the rows carry it
     if mfu:
         images.append(roofline.figure_markdown(group, out_dir, FIGURES, colors))
     return "\n".join(

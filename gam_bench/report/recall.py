@@ -1,4 +1,4 @@
-"""Recall (MQAR) results (issue 16 §4): Zoology's Figure 2 layout, a table, chance and a binomial test.
+"""Recall (MQAR) results: Zoology's Figure 2 layout, a table, chance and a binomial test.
 
 A recall row is one trained cell: model, seq_len, d_model, num_kv_pairs, lr, accuracy,
 n_answers, chance (optional: probe_correct and n_examples, chance_in_context, n_layers).

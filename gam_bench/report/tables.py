@@ -125,7 +125,7 @@ def status_summary(df: pd.DataFrame) -> str:
 def table2(group: Group, mfu: bool = False) -> str:
     """The paper's Table 2 layout: a row per length, time and peak memory per model.
 
-    mfu: also each model's fraction of the calibrated matmul peak (issue 15's roofline)."""
+    mfu: also each model's fraction of the calibrated matmul peak (the roofline)."""
     headers = ["Seq. length"]
     for s in group.series:
         headers += [f"{s.label} time (ms)", f"{s.label} memory (MiB)"] + ([f"{s.label} MFU"] if mfu else [])

@@ -31,7 +31,7 @@ Processes (`measure.processes` > 1): `run` runs the cell once in each of that ma
 workers, one after another, and merges their rows (runner/processes.py); the first failure
 ends the cell with that process's outcome ("process 2 of 3: ...").
 
-Release (issue 11): after a timeout, a dead worker or any failed cell on an accelerator, the
+Release: after a timeout, a dead worker or any failed cell on an accelerator, the
 slot's worker is killed and `wait_release` waits (bounded, RELEASE_TIMEOUT_S) until the
 device's free memory is back near its level at the failed cell's start
 (`device_mem_free_bytes` of its environment) before the next worker starts, so memory the

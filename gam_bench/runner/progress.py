@@ -18,18 +18,18 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from gam_bench.analysis.rows import cell_label as row_label
 from gam_bench.cell import Cell
 
 
 def cell_label(cell: Cell) -> str:
-    """One line naming a cell: model, level/mode/dtype, shape, data set, overrides."""
-    extra = " ".join(f"{k}={v}" for k, v in sorted(cell.overrides.items()))
-    text = f"{cell.model} {cell.level}/{cell.mode}/{cell.dtype} B={cell.batch_size} T={cell.seq_len}"
+    """One line naming a cell: the stored rows' label (analysis.rows.cell_label), then its data
+    set and execution mode where they apply."""
+    text = row_label({**cell.model_dump(), "config_json": cell.config_json})
     if cell.perplexity is not None:
         text += f" {cell.perplexity.dataset}"
-    text += f" compile={cell.compile}" if cell.compile != "eager" else ""  # issue 15: execution mode
-    text += " cuda_graph" if cell.cuda_graph else ""
-    return f"{text} {extra}".strip()
+    text += f" compile={cell.compile}" if cell.compile != "eager" else ""
+    return text + (" cuda_graph" if cell.cuda_graph else "")
 
 
 class SweepProgress:
@@ -131,7 +131,7 @@ def summary_table(rows: list[dict[str, Any]], title: str) -> Table:
 
 
 def _execution(row: dict[str, Any]) -> str:
-    """ "/compile=<mode>" and "/cuda_graph" for cells not run eagerly (issue 15), else ""."""
+    """ "/compile=<mode>" and "/cuda_graph" for cells not run eagerly, else ""."""
     mode = row.get("compile") or "eager"
     return (f"/compile={mode}" if mode != "eager" else "") + ("/cuda_graph" if row.get("cuda_graph") else "")
 

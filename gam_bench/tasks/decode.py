@@ -1,4 +1,4 @@
-"""The decode task's measurement (issue 14): prefill time, per-token decode latency and state
+"""The decode task's measurement: prefill time, per-token decode latency and state
 bytes at one context length N.
 
 Modes

@@ -1,4 +1,4 @@
-"""The roofline section (issue 15): fraction of peak vs length per model and compile mode, and the
+"""The roofline section: fraction of peak vs length per model and compile mode, and the
 MFU column of the Table-2 layout. Built from the checked-in fixture plus a compiled copy of it."""
 
 from __future__ import annotations

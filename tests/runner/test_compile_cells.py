@@ -1,4 +1,4 @@
-"""Compiled cells end to end (issue 15): suite fields -> cells -> pre-flight -> throughput rows.
+"""Compiled cells end to end: suite fields -> cells -> pre-flight -> throughput rows.
 
 Inductor work is kept tiny: the compiling tests use the one-linear test-tiny block at d_model 8,
 T 8 (one forward+backward compile in process, one forward compile in a worker).

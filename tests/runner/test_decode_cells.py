@@ -1,4 +1,4 @@
-"""Decode cells (issue 14): the suite schema (task decode, its modes, `decode:` settings), the
+"""Decode cells: the suite schema (task decode, its modes, `decode:` settings), the
 load-time capability check, and sweeps through the runner: rows with task = decode, budget
 skipping after an OOM or a timeout, exactly as for throughput cells.
 

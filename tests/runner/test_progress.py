@@ -23,7 +23,7 @@ def _cell(**extra):
 
 def test_cell_label_names_the_data_set_of_a_perplexity_cell():
     assert cell_label(_cell(perplexity=PerplexitySettings(dataset="tinystories"))) == (
-        "gam lm/train_step/float32 B=8 T=128 tinystories d_model=64"
+        "gam lm train_step float32 B=8 T=128 d_model=64 tinystories"
     )
     assert "tinystories" not in cell_label(_cell(perplexity=None))
 
