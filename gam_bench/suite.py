@@ -269,14 +269,15 @@ class SuiteConfig(_Strict):
             seen.add(entry.key())
         return models
 
-    @field_validator("perplexity")
+    @field_validator("perplexity", "recall")
     @classmethod
-    def _perplexity_matches_task(cls, value: Any, info: ValidationInfo) -> Any:
-        task = info.data.get("task")
-        if task == "perplexity" and value is None:
-            raise ValueError("task 'perplexity' needs a 'perplexity:' section")
-        if task != "perplexity" and value is not None:
-            raise ValueError("a 'perplexity:' section needs 'task: perplexity'")
+    def _section_matches_task(cls, value: Any, info: ValidationInfo) -> Any:
+        """A task with required settings (perplexity, recall) has its section, and only it."""
+        name, task = info.field_name, info.data.get("task")
+        if task == name and value is None:
+            raise ValueError(f"task {name!r} needs a '{name}:' section")
+        if task != name and value is not None:
+            raise ValueError(f"a '{name}:' section needs 'task: {name}'")
         return value
 
     @field_validator("decode")
@@ -289,16 +290,6 @@ class SuiteConfig(_Strict):
         value = value or DecodeSettings()
         for mode in info.data.get("mode") or []:
             value.for_mode(mode)  # ValueError: decode_tokens < 1 for a mode that decodes
-        return value
-
-    @field_validator("recall")
-    @classmethod
-    def _recall_matches_task(cls, value: Any, info: ValidationInfo) -> Any:
-        task = info.data.get("task")
-        if task == "recall" and value is None:
-            raise ValueError("task 'recall' needs a 'recall:' section")
-        if task != "recall" and value is not None:
-            raise ValueError("a 'recall:' section needs 'task: recall'")
         return value
 
     def perplexity_for(self, entry: ModelEntry) -> PerplexitySettings | None:
