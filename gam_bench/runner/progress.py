@@ -100,6 +100,12 @@ def _outcome_text(row: dict[str, Any]) -> str:
     if row["status"] == "ok":
         if row.get("val_ppl") is not None:
             return f"val ppl {row['val_ppl']:.1f}  {row.get('duration_s', 0):.0f} s"
+        if row.get("accuracy") is not None:  # recall
+            return f"accuracy {row['accuracy']:.3f}  {row.get('step') or 0} steps  {row.get('duration_s', 0):.0f} s"
+        if row.get("decode_ms_per_token") is not None:
+            return f"{row['decode_ms_per_token']:.2f} ms/token  state {(row.get('state_bytes') or 0) / 2**10:.1f} KiB"
+        if row.get("prefill_ms") is not None:
+            return f"prefill {row['prefill_ms']:.2f} ms"
         if row.get("time_ms") is None:
             return f"{row.get('duration_s', 0):.1f} s"
         mib = (row.get("peak_mem_bytes") or 0) / 2**20

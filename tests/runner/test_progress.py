@@ -86,3 +86,13 @@ def test_a_models_backend_reason_is_printed_once_per_sweep_even_without_progress
     text = console.export_text()
     assert text.count(reason) == 1 and f"mamba: backend torch: {reason}" in text
     assert "gam:" not in text
+
+
+def test_progress_lines_name_what_decode_and_recall_cells_measured():
+    from gam_bench.runner.progress import _outcome_text
+
+    decode = {"status": "ok", "decode_ms_per_token": 6.94, "state_bytes": 3072, "prefill_ms": 12.0}
+    assert _outcome_text(decode) == "6.94 ms/token  state 3.0 KiB"
+    assert _outcome_text({"status": "ok", "prefill_ms": 12.0}) == "prefill 12.00 ms"
+    recall = {"status": "ok", "accuracy": 0.992, "step": 400, "duration_s": 36.2}
+    assert _outcome_text(recall) == "accuracy 0.992  400 steps  36 s"
