@@ -15,6 +15,12 @@ storage. Positions are host ints, never tensors, so they count no bytes.
 `supports_decode` tells whether a model class, module or registry spec has the capability;
 `check_decode_capability` is the load-time check a suite with a decode cell runs, so a
 plugin model without it is a one-line UserError before the sweep, never a crash in it.
+
+A decode step can be captured into a CUDA graph only when its state keeps its shapes
+(GAM's window, Mamba's conv and SSM states; not a KV cache, which grows by one position per
+token). A block class says so with `decode_state_grows` (`state_grows` reads it; None when
+a plugin does not say), and `copy_state_` writes a step's new state into the captured
+step's static buffers, refusing a state whose shapes or host values changed.
 """
 
 from __future__ import annotations
@@ -99,6 +105,43 @@ def check_decode_capability(name: str, level: str, where: str = "") -> None:
             f"{'block' if level == 'block' else 'LM'} class has no prefill/decode methods "
             "(see gam_bench.models.decode); remove it from the decode suite"
         )
+
+
+def state_grows(obj: Any) -> bool | None:
+    """The `decode_state_grows` of a ModelSpec's block class, or of a block class or module; None when unsaid."""
+    value = getattr(getattr(obj, "block_cls", obj), "decode_state_grows", None)
+    return value if isinstance(value, bool) else None
+
+
+def copy_state_(dst: DecodeState, src: DecodeState) -> DecodeState:
+    """Write state `src` into `dst`'s tensors in place (a captured decode step's static buffers); returns dst.
+
+    ValueError when the two differ in structure, a tensor's shape or dtype, or a host value
+    (e.g. an LM's position): such a state cannot live in fixed buffers.
+    """
+    if type(dst) is not type(src):
+        raise ValueError(f"state type changed: {type(dst).__name__} -> {type(src).__name__}")
+    for f in dataclasses.fields(dst):
+        _copy_value(getattr(dst, f.name), getattr(src, f.name), f"{type(dst).__name__}.{f.name}")
+    return dst
+
+
+def _copy_value(dst: Any, src: Any, where: str) -> None:
+    if isinstance(dst, torch.Tensor) and isinstance(src, torch.Tensor):
+        if dst.shape != src.shape or dst.dtype != src.dtype:
+            raise ValueError(
+                f"{where} changed from {tuple(dst.shape)} {dst.dtype} to {tuple(src.shape)} {src.dtype}: "
+                "the state does not keep its size"
+            )
+        if dst is not src:
+            dst.copy_(src)
+    elif isinstance(dst, DecodeState) and isinstance(src, DecodeState):
+        copy_state_(dst, src)
+    elif isinstance(dst, (list, tuple)) and isinstance(src, (list, tuple)) and len(dst) == len(src):
+        for i, (d, s) in enumerate(zip(dst, src)):
+            _copy_value(d, s, f"{where}[{i}]")
+    elif dst != src:
+        raise ValueError(f"{where} changed from {dst!r} to {src!r}: a host value a captured step cannot follow")
 
 
 def check_one_token(x: torch.Tensor) -> None:

@@ -63,6 +63,8 @@ class GAMState(DecodeState):
 class GAMBlock(nn.Module):
     """One GAM block, (B, T, D) -> (B, T, D). State-dict keys as in the official script."""
 
+    decode_state_grows = False  # the conv window: (B, k-1, D) at every step
+
     def __init__(self, config: GAMConfig):
         super().__init__()
         D, k = config.d_model, config.conv_kernel_size

@@ -272,6 +272,8 @@ def _init_dt_proj(dt_proj: nn.Linear, dt_rank: int, dt_min=1e-3, dt_max=0.1, flo
 class MambaResidualBlock(nn.Module):
     """Standard Mamba block (mamba_ssm's Block): x + mixer(RMSNorm(x)). (B, L, D) -> (B, L, D)."""
 
+    decode_state_grows = False  # conv (B, E, d_conv-1) and SSM (B, E, N) states
+
     def __init__(self, config: MambaConfig):
         super().__init__()
         self.mixer = MambaMixer(config)

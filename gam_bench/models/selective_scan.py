@@ -14,6 +14,7 @@ trick, which divides by products of decays). The (B, L, D, N) state tensor is ne
 materialised for the whole sequence: the autograd Function keeps only the state entering
 each chunk and recomputes a chunk's states in backward, like mamba_ssm's fused kernel.
 Nothing is padded: the last chunk is simply shorter, so timing curves are not distorted.
+Under torch.compile the scan stays eager (`_scan`: a graph break).
 """
 
 from __future__ import annotations
@@ -67,12 +68,24 @@ def chunked_selective_scan(
         delta32 = F.softplus(delta32)
     with torch.autocast(u.device.type, enabled=False):  # the scan stays in fp32 under autocast
         A32, B32, C32 = A.to(compute), B.to(compute), C.to(compute)
-        y, last_state = _ChunkedScan.apply(u32, delta32, A32, B32, C32, chunk_size)
+        y, last_state = _scan(u32, delta32, A32, B32, C32, chunk_size)
     if D is not None:
         y = y + u32 * D.to(compute)[:, None]
     if z is not None:
         y = y * F.silu(z.to(compute))
     return (y.to(dtype), last_state) if return_last_state else y.to(dtype)
+
+
+@torch.compiler.disable
+def _scan(u, delta, A, B, C, chunk_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The chunked scan, opaque to torch.compile (a graph break), as mamba_ssm's CUDA scan is.
+
+    Traced, dynamo would unroll the Python loop over chunks and the odd-even levels inside
+    each: 11 minutes of compiling for one block at T=1024 on the 2-core CPU, and a compiled
+    step 50% slower than eager. Compiled Mamba therefore fuses the projections, conv and
+    gating around an eager scan.
+    """
+    return _ChunkedScan.apply(u, delta, A, B, C, chunk_size)
 
 
 def mamba_ssm_selective_scan() -> Callable[..., torch.Tensor]:

@@ -120,6 +120,8 @@ def _drop_official_mask(module, state_dict, prefix, *args) -> None:
 class TransformerBlock(nn.Module):
     """Pre-LN block: x + attn(ln_1(x)), then x + ffn(ln_2(x)). (B, T, D) -> (B, T, D)."""
 
+    decode_state_grows = True  # the KV cache gains a position per token
+
     def __init__(self, config: TransformerConfig):
         super().__init__()
         D = config.d_model

@@ -17,7 +17,7 @@ import pandas as pd
 
 from gam_bench.analysis import Crossover, ExponentFit, crossover, fit_exponent
 from gam_bench.analysis.rows import parse_config
-from gam_bench.report.labels import variant_labels
+from gam_bench.report.labels import execution_mode, variant_labels
 from gam_bench.store import STATUSES
 
 GROUP_COLUMNS = ("device", "level", "mode", "dtype", "batch_size")
@@ -108,8 +108,7 @@ def _variant(row: object) -> str:
     else:
         overrides = {"d_model": _int(row.d_model), "n_layers": _int(row.n_layers)}
     # execution mode: compiled and eager cells of a model are separate curves, never pooled
-    execution = {"compile": config.get("compile", "eager"), "cuda_graph": config.get("cuda_graph", False)}
-    return json.dumps({**overrides, **execution}, sort_keys=True, default=str)
+    return json.dumps({**overrides, **execution_mode(config)}, sort_keys=True, default=str)
 
 
 POINT_COLUMNS = (

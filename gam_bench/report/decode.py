@@ -27,7 +27,7 @@ from matplotlib.ticker import FixedLocator, NullLocator
 from gam_bench.analysis import Crossover, ExponentFit, crossover, fit_exponent
 from gam_bench.analysis.rows import parse_config
 from gam_bench.report import tables
-from gam_bench.report.labels import variant_labels
+from gam_bench.report.labels import execution_mode, variant_labels
 from gam_bench.report.plots import new_figure, palette, plot_style, save_png
 from gam_bench.report.tables import MIB, MISSING, fmt_len, fmt_num, fmt_slope, markdown_table, status_label
 
@@ -122,7 +122,7 @@ def build_decode_groups(rows: pd.DataFrame) -> list[DecodeGroup]:
 def _variant(config_json: object) -> str:
     """A cell's config without its context length (canonical JSON): the cells of one curve."""
     config = {k: v for k, v in parse_config(config_json).items() if k != "seq_len"}
-    return json.dumps(config, sort_keys=True, default=str)
+    return json.dumps({**config, **execution_mode(config)}, sort_keys=True, default=str)
 
 
 def _series(part: pd.DataFrame) -> list[DecodeSeries]:

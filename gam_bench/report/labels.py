@@ -11,6 +11,15 @@ import json
 from collections.abc import Hashable, Iterable
 from typing import Any
 
+# Execution fields a stored config leaves out at their defaults (cell ids of eager cells are
+# unchanged); a label needs them filled in, or eager rows would read "compile=None".
+EXECUTION_DEFAULTS: dict[str, Any] = {"compile": "eager", "cuda_graph": False}
+
+
+def execution_mode(config: dict[str, Any]) -> dict[str, Any]:
+    """The config's compile and cuda_graph, defaults filled in."""
+    return {key: config.get(key, default) for key, default in EXECUTION_DEFAULTS.items()}
+
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """{"a": {"b": 1}} -> {"a.b": 1}."""

@@ -24,7 +24,7 @@ from typing import Any
 from gam_bench.cell import Cell
 from gam_bench.errors import UserError
 from gam_bench.models import registry
-from gam_bench.models.decode import check_decode_capability
+from gam_bench.models.decode import check_decode_capability, state_grows
 from gam_bench.registry import did_you_mean
 from gam_bench.suite import SuiteConfig
 
@@ -107,8 +107,23 @@ def _check_execution(cell: Cell, source: str) -> None:
     from gam_bench.tasks import execution
 
     execution.check_task(cell.task, cell.compile, cell.cuda_graph, source)
-    step_mode = "decode" if cell.task == "decode" else cell.mode
-    execution.validate_execution(cell.compile, cell.cuda_graph, cell.device, step_mode, source)
+    execution.validate_execution(cell.compile, cell.cuda_graph, cell.device, cell.mode, source)
+    if cell.task == "decode" and cell.cuda_graph:
+        _check_graph_decode(cell, source)
+
+
+def _check_graph_decode(cell: Cell, source: str) -> None:
+    """A captured decode step needs a state of fixed size (tasks/decode_execution.py)."""
+    if cell.level != "block":
+        raise UserError(
+            f"{source}: cuda_graph: true decodes at level block only: an LM's state keeps its position as a "
+            "host int, which a captured step would replay unchanged"
+        )
+    if state_grows(registry.get_spec(cell.model)):
+        raise UserError(
+            f"{source}: cuda_graph: true cannot capture model {cell.model!r}'s decode step: its state grows by "
+            "one position per token (a KV cache), and a CUDA graph replays fixed buffers"
+        )
 
 
 CALIBRATE_ENV = "GAM_BENCH_CALIBRATE"  # "0": never calibrate (rows' peak_flops_per_s and mfu stay null)

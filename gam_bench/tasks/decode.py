@@ -46,6 +46,7 @@ from gam_bench.errors import UserError
 from gam_bench.measure.timing import Timing, time_steps, warm_up
 from gam_bench.models import registry
 from gam_bench.models.decode import DecodeState, decode_backend, state_bytes
+from gam_bench.tasks.decode_execution import DecodeExecution, prepare_decode
 from gam_bench.tasks.decode_settings import DECODE_MODES as MODES
 from gam_bench.tasks.precision import autocast_for
 
@@ -82,31 +83,55 @@ def measure_decode(
     repeats: int = 5,
     min_run_time_s: float = 0.0,
     max_repeats: int = 50,
+    execute: Callable[[torch.Tensor], DecodeExecution] | None = None,
 ) -> dict[str, Any]:
     """Measure one (module, B, N, G) point; returns the columns listed in the module docstring.
 
     module: a decoding LM or block (gam_bench.models.decode) on `device`. width: vocab_size
     (lm) or d_model (block). autocast: a factory of the context each call runs in (e.g.
     torch.autocast for float16). repeats / min_run_time_s / max_repeats: the prefill timing,
-    as the throughput task's; decode is timed exactly G times.
+    as the throughput task's; decode is timed exactly G times. execute(x): the execution mode
+    on the inputs x (tasks/decode_execution.prepare_decode; eager when None); its columns
+    join the row.
     """
     _check_arguments(level, mode, context_len, decode_tokens)
     device = torch.device(device)
     N, G = context_len, decode_tokens
     x = make_inputs(level, width, batch_size, N + (G if mode != "prefill" else 0), device)
     module.eval()
-    run = _Runner(module, level, x, N, autocast)
+    ex = execute(x) if execute is not None else None
+    run = _Runner(module, level, x, N, autocast, ex)
     columns: dict[str, Any] = {"backend": str(getattr(module, "backend", "") or "")}
     columns["decode_backend"] = decode_backend(module) if mode != "prefill" else None
-    warm_decode = min(warmup, G) if mode != "prefill" else 0
+    with ex.counting() if ex is not None else contextlib.nullcontext():
+        columns.update(
+            _measure(
+                run,
+                mode,
+                min(warmup, G) if mode != "prefill" else 0,
+                warmup,
+                device,
+                batch_size,
+                G,
+                (repeats, min_run_time_s, max_repeats),
+            )
+        )
+    columns.setdefault("state_bytes_final", None)
+    return {**(ex.columns if ex is not None else {}), **columns}
+
+
+def _measure(run: _Runner, mode, warm_decode, warmup, device, batch_size, G, prefill_timing) -> dict[str, Any]:
+    """Warm up and time the prefill and decode calls of `mode`; the timing and state columns."""
+    columns: dict[str, Any] = {}
     prefill = None
     if mode in ("prefill", "both"):
         _warm(run.prefill, warmup, device)
         if warm_decode:  # both: decode warms up on the last warm-up prefill's state
+            run.adopt()
             _warm(run.decode, warm_decode, device)
-        prefill = _time(run.prefill, repeats, min_run_time_s, max_repeats, device)
+        prefill = _time(run.prefill, *prefill_timing, device)
         columns["state_bytes"] = state_bytes(run.state)
-    columns.update(_prefill_columns(prefill, batch_size * N))
+    columns.update(_prefill_columns(prefill, batch_size * run.N))
     decode = None
     if mode in ("decode", "both"):
         if prefill is None:  # decode: prefill, warm up, prefill again
@@ -116,10 +141,10 @@ def measure_decode(
                 run.start_decoding()
         # both: decoding starts from the state the last timed prefill left, at N
         columns["state_bytes"] = state_bytes(run.state)
+        run.adopt()
         decode = _time(run.decode, G, 0.0, G, device)
         columns["state_bytes_final"] = state_bytes(run.state)
     columns.update(_decode_columns(decode, batch_size))
-    columns.setdefault("state_bytes_final", None)
     return columns
 
 
@@ -136,11 +161,17 @@ def _check_arguments(level: str, mode: str, context_len: int, decode_tokens: int
 
 class _Runner:
     """The steps the clocks call. Holds the one live state; a new prefill drops the old state
-    first, so two states never coexist. The decode step feeds x[:, N + i] at its i-th call."""
+    first, so two states never coexist. The decode step feeds x[:, N + i] at its i-th call.
+    ex: the execution mode's prefill, decode and adopt (eager module calls when None)."""
 
-    def __init__(self, module: nn.Module, level: str, x: torch.Tensor, context_len: int, autocast) -> None:
-        self.module, self.x, self.N, self.autocast = module, x, context_len, autocast
-        self.kwargs = {"last_only": True} if level == "lm" else {}
+    def __init__(
+        self, module: nn.Module, level: str, x: torch.Tensor, context_len: int, autocast, ex: DecodeExecution | None
+    ) -> None:
+        self.x, self.N, self.autocast = x, context_len, autocast
+        kwargs = {"last_only": True} if level == "lm" else {}
+        self._prefill = ex.prefill if ex is not None else lambda inputs: module.prefill(inputs, **kwargs)
+        self._decode = ex.decode if ex is not None else module.decode
+        self._adopt = ex.adopt if ex is not None else None
         self.state: DecodeState | None = None
         self.next = context_len
 
@@ -148,19 +179,25 @@ class _Runner:
         """Prefill N tokens into a fresh state; decoding resumes at position N."""
         self.state = None
         with torch.inference_mode(), self.autocast():
-            _, self.state = self.module.prefill(self.x[:, : self.N], **self.kwargs)
+            _, self.state = self._prefill(self.x[:, : self.N])
         self.next = self.N
+
+    def adopt(self) -> None:
+        """Untimed, before decode steps: the state as the decode function takes it (a CUDA graph's buffers)."""
+        if self._adopt is not None:
+            self.state = self._adopt(self.state)
 
     def start_decoding(self) -> None:
         """An untimed prefill of N tokens, to decode from."""
         self.prefill()
+        self.adopt()
 
     def decode(self) -> None:
         t = self.next
         if t >= self.x.shape[1]:
             raise RuntimeError(f"decode step at position {t}: past the N+G={self.x.shape[1]} positions prepared")
         with torch.inference_mode(), self.autocast():
-            _, self.state = self.module.decode(self.x[:, t : t + 1], self.state)
+            _, self.state = self._decode(self.x[:, t : t + 1], self.state)
         self.next = t + 1
 
 
@@ -214,6 +251,7 @@ def run(cell: Cell, ctx: Any = None) -> list[dict[str, Any]]:
         repeats=m.repeats,
         min_run_time_s=m.min_run_time_s,
         max_repeats=m.max_repeats,
+        execute=lambda x: prepare_decode(cell, module, x, cell.seq_len),
     )
     return [
         {

@@ -27,9 +27,8 @@ the reason, never as a pass.
 `Execution`: the step to warm up and time, the eager step to count FLOPs (and tensor
 memory) on, and the row's execution columns; `Execution.counting()` is step 5. A task
 honours `compile` / `cuda_graph` only if it is listed in `EXECUTION_TASKS` (pre-flight
-refuses them for any other task). The decode task joins by calling `prepare` with
-`build_step` making its decode step and `inputs` its one-token inputs, then adding "decode"
-here.
+refuses them for any other task). The decode task compiles its prefill and decode functions
+rather than a module, with the same pieces (tasks/decode_execution.py).
 """
 
 from __future__ import annotations
@@ -52,10 +51,12 @@ if TYPE_CHECKING:
     from gam_bench.cell import Cell
 
 COMPILE_MODES: tuple[str, ...] = get_args(Compile)  # eager, default, reduce-overhead, max-autotune
-EXECUTION_TASKS = ("throughput",)  # tasks whose run() goes through `prepare`
+EXECUTION_TASKS = ("throughput", "decode")  # throughput: `prepare`; decode: tasks/decode_execution
 # torch.compile modes that already use CUDA graphs (cudagraph trees) on CUDA.
 CUDA_GRAPH_COMPILE_MODES = ("reduce-overhead", "max-autotune")
-CUDA_GRAPH_STEP_MODES = ("forward", "decode")
+# Steps a CUDA graph can hold: a throughput forward, and the decode task's decode steps
+# (modes decode and both; a prefill stays outside the graph).
+CUDA_GRAPH_STEP_MODES = ("forward", "decode", "both")
 # max_rel_err = max |compiled - eager| / max |eager| per tensor, the worst over all tensors compared.
 # fp32: inductor reorders reductions and fuses ops, ~1e-6 at small shapes, ~1e-5 over long sums;
 # bf16/fp16 (autocast): one rounding of the mantissa (8 / 11 bits) at every fused boundary.
@@ -96,7 +97,8 @@ def validate_execution(compile: str, cuda_graph: bool, device: str, mode: str, w
         raise UserError(f"{where}: cuda_graph: true needs a CUDA device (device: {device!r})")
     if mode not in CUDA_GRAPH_STEP_MODES:
         raise UserError(
-            f"{where}: cuda_graph: true is for {' and '.join(CUDA_GRAPH_STEP_MODES)} steps, not mode {mode!r}"
+            f"{where}: cuda_graph: true captures forward steps (throughput) and decode steps (decode modes "
+            f"decode and both), not mode {mode!r}"
         )
     if compile in CUDA_GRAPH_COMPILE_MODES:
         raise UserError(
@@ -139,7 +141,7 @@ def compile_step(step: Callable[[], Any], compile: str) -> float:
     start = time.perf_counter()
     try:
         step()
-        _synchronize()
+        synchronize()
     except _compile_failures() as exc:
         raise CompileError(compile, _one_line(exc)) from exc
     return time.perf_counter() - start
@@ -157,7 +159,7 @@ def _first_line(exc: BaseException) -> str:
     return lines[0][:300] if lines else ""
 
 
-def _synchronize() -> None:
+def synchronize() -> None:
     if torch.accelerator.is_available():
         torch.accelerator.synchronize()
 
@@ -318,15 +320,27 @@ class Execution:
     counted: Callable[[], Any]
     columns: dict[str, Any]
 
-    @contextlib.contextmanager
-    def counting(self):
+    def counting(self) -> contextlib.AbstractContextManager:
         """Around warmup and the timed steps: stores how often dynamo compiled again in `recompiles`."""
-        if self.columns["compile"] == "eager":
-            yield
-            return
-        with RecompileCounter() as counter:
-            yield
-        self.columns["recompiles"] = counter.recompiles
+        return count_recompiles(self.columns)
+
+
+def execution_columns(cell: Cell) -> dict[str, Any]:
+    """A row's execution columns before anything is compiled (see `Execution`)."""
+    columns: dict[str, Any] = {"compile": cell.compile, "cuda_graph": cell.cuda_graph}
+    columns.update(compile_s=None, recompiles=None, max_rel_err=None, parity_ok=None, parity_note=None)
+    return columns
+
+
+@contextlib.contextmanager
+def count_recompiles(columns: dict[str, Any]):
+    """Sets columns["recompiles"] to the dynamo recompilations inside the block (not for eager)."""
+    if columns["compile"] == "eager":
+        yield
+        return
+    with RecompileCounter() as counter:
+        yield
+    columns["recompiles"] = counter.recompiles
 
 
 def prepare(
@@ -343,8 +357,7 @@ def prepare(
     forward call for the parity check. cuda: the `torch.cuda` namespace (a fake in CPU tests).
     Raises CompileError when torch.compile fails.
     """
-    columns: dict[str, Any] = {"compile": cell.compile, "cuda_graph": cell.cuda_graph}
-    columns.update(compile_s=None, recompiles=None, max_rel_err=None, parity_ok=None, parity_note=None)
+    columns = execution_columns(cell)
     eager_step = build_step(module)
     if cell.compile == "eager" and not cell.cuda_graph:
         return Execution(eager_step, eager_step, columns)

@@ -9,11 +9,11 @@ chunked scan unrolls: ~30-45 s) are `slow` and run only with GAM_BENCH_COMPILE_T
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 import pytest
 import torch
+from fake_cuda import FakeCuda
 
 from gam_bench.errors import UserError
 from gam_bench.models import registry
@@ -44,7 +44,8 @@ def test_validation_accepts_the_plain_modes():
     [
         ("eager", True, "cpu", "forward", "cuda_graph: true needs a CUDA device (device: 'cpu')"),
         ("eager", True, "mps", "decode", "cuda_graph: true needs a CUDA device (device: 'mps')"),
-        ("eager", True, "cuda", "forward_backward", "is for forward and decode steps, not mode 'forward_backward'"),
+        ("eager", True, "cuda", "forward_backward", "captures forward steps (throughput) and decode steps"),
+        ("eager", True, "cuda", "prefill", "(decode modes decode and both), not mode 'prefill'"),
         ("reduce-overhead", True, "cuda", "forward", "that mode captures CUDA graphs itself"),
         ("reduce-overhead", False, "cpu", "forward", "'reduce-overhead' is inductor with CUDA graphs"),
         ("max-autotun", False, "cpu", "forward", "Did you mean 'max-autotune'?"),
@@ -182,61 +183,6 @@ def test_inductor_matches_eager_slow_compiles(name):
 # --- CUDA graphs ----------------------------------------------------------------------------
 
 
-class FakeCuda:
-    """Stands in for `torch.cuda`; checks arguments the way torch/cuda/graphs.py and streams.py use them."""
-
-    class Stream:
-        def __init__(self, name: str = "side"):
-            self.name = name
-
-        def wait_stream(self, stream: object) -> None:
-            assert isinstance(stream, FakeCuda.Stream), f"wait_stream needs a Stream, got {stream!r}"
-            FakeCuda.log.append(("wait", self.name, stream.name))
-
-    class CUDAGraph:
-        def replay(self) -> None:
-            assert self.captured, "replay before capture_end"
-            FakeCuda.log.append(("replay",))
-
-    log: list = []
-
-    def __init__(self):
-        FakeCuda.log = []
-        self.default = FakeCuda.Stream("default")
-        self.current = self.default
-        self.capturing = False
-
-    def current_stream(self) -> FakeCuda.Stream:
-        return self.current
-
-    @contextlib.contextmanager
-    def stream(self, stream: FakeCuda.Stream):
-        assert isinstance(stream, FakeCuda.Stream)
-        previous, self.current = self.current, stream
-        try:
-            yield
-        finally:
-            self.current = previous
-
-    @contextlib.contextmanager
-    def graph(self, cuda_graph, pool=None, stream=None, capture_error_mode="global"):
-        assert isinstance(cuda_graph, FakeCuda.CUDAGraph), f"graph() needs a CUDAGraph, got {cuda_graph!r}"
-        assert capture_error_mode in ("global", "thread_local", "relaxed")
-        assert not self.capturing, "only one capture may be underway at a time"
-        previous, self.current, self.capturing = self.current, FakeCuda.Stream("capture"), True
-        cuda_graph.captured = False
-        FakeCuda.log.append(("capture_begin",))
-        try:
-            yield
-        finally:
-            cuda_graph.captured = True
-            self.current, self.capturing = previous, False
-            FakeCuda.log.append(("capture_end",))
-
-    def synchronize(self) -> None:
-        FakeCuda.log.append(("sync",))
-
-
 def test_capture_warms_up_on_a_side_stream_then_captures_one_step():
     cuda = FakeCuda()
     calls = []
@@ -297,10 +243,11 @@ def test_compile_modes_are_the_suite_values():
 
 def test_compile_and_cuda_graph_are_refused_for_a_task_that_ignores_them():
     execution.check_task("throughput", "default", False, "s.yaml")
+    execution.check_task("decode", "max-autotune", True, "s.yaml")
     execution.check_task("perplexity", "eager", False, "s.yaml")
-    with pytest.raises(UserError, match=r"^s.yaml: compile: max-autotune is for throughput cells; task 'perplex"):
+    with pytest.raises(UserError, match=r"^s.yaml: compile: max-autotune is for throughput and decode cells; task 'p"):
         execution.check_task("perplexity", "max-autotune", False, "s.yaml")
-    with pytest.raises(UserError, match=r"^s.yaml: cuda_graph: true is for throughput cells; task 'recall'"):
+    with pytest.raises(UserError, match=r"^s.yaml: cuda_graph: true is for throughput and decode cells; task 'rec"):
         execution.check_task("recall", "eager", True, "s.yaml")
 
 
