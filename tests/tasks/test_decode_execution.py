@@ -221,3 +221,21 @@ def test_graph_and_compiled_decode_cells_pass_preflight():
         "default",
         "max-autotune",
     }
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", ["gam", "mamba"])
+def test_real_cuda_graph_decode_matches_eager_decode(name):
+    block = _block(name).cuda()
+    x = torch.randn(2, N + G, D, device="cuda")  # (B, N+G, D)
+    with torch.inference_mode():
+        _, state = block.prefill(x[:, :N])
+    graph = decode_execution.GraphDecode(block.decode, state, x[:, N : N + 1])
+    eager_state, graphed = copy.deepcopy(state), graph.adopt(state)
+    for t in range(N, N + G):
+        with torch.inference_mode():
+            expected, eager_state = block.decode(x[:, t : t + 1], eager_state)
+        out, graphed = graph(x[:, t : t + 1], graphed)
+        torch.cuda.synchronize()
+        torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-5)
