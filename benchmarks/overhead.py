@@ -73,6 +73,7 @@ PHASES = [
     ("apply_cap", "measure/memory.py", "apply_cap"),
     ("throughput.run", "tasks/throughput.py", "run"),
     ("build_module", "tasks/throughput.py", "build_module"),
+    ("counted step (tensor bytes)", "tasks/throughput.py", "counted_step"),
     ("warm_up", "measure/timing.py", "warm_up"),
     ("time_steps", "measure/timing.py", "time_steps"),
 ]
@@ -166,7 +167,11 @@ def profile(suite: Path, tmp: Path) -> None:
     wall, _cpu = run_gam_bench(suite, out, env)
     print(f"\nprofiled gam-bench run: {wall:.1f} s wall")
     for path in sorted(prof_dir.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True):
-        stats = pstats.Stats(str(path))
+        try:
+            stats = pstats.Stats(str(path))
+        except (EOFError, ValueError, TypeError):  # a process killed before its atexit dump finished
+            print(f"\n{path.name}: no complete profile (the process was killed)")
+            continue
         total = max(ct for _, _, _, ct, _ in stats.stats.values())
         print(f"\n{path.name}: {total:.2f} s profiled (cumulative of the outermost frame)")
         for label, suffix, func in PHASES:

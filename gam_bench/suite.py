@@ -22,7 +22,7 @@ A suite file (see suites/README.md for a commented example) holds::
     decode: {decode_tokens: 64}      # decode suites only (optional): decode steps timed per cell
     dtype: float16                   # float32 | bfloat16 | float16 (autocast) (a list sweeps)
     compile: eager                   # eager | default | reduce-overhead | max-autotune (a list sweeps)
-    cuda_graph: false                # true: time CUDA-graph replays of the step (CUDA, forward only)
+    cuda_graph: false                # true: time CUDA-graph replays (CUDA; forward steps, decode steps)
     calibrate: true                  # false: no matmul-peak calibration; rows' mfu stays empty
     device: auto                     # auto | cpu | cuda | mps | xpu
     threads: null                    # CPU threads of the worker; null = all usable cores

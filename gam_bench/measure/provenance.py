@@ -19,7 +19,8 @@ from typing import Any
 
 import torch
 from torch.overrides import TorchFunctionMode
-from torch.utils._python_dispatch import TorchDispatchMode
+
+from gam_bench.measure.eager_mode import EagerDispatchMode
 
 _KERNEL_PACKAGES = {
     "mamba_ssm_version": "mamba-ssm",
@@ -154,7 +155,7 @@ class _SDPACalls(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-class _SDPAOps(TorchDispatchMode):
+class _SDPAOps(EagerDispatchMode):
     def __init__(self) -> None:
         super().__init__()
         self.kernels: set[str] = set()

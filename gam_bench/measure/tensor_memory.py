@@ -45,8 +45,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode, is_traceable_wrapper_subclass
+from torch.utils._python_dispatch import is_traceable_wrapper_subclass
 from torch.utils._pytree import tree_leaves
+
+from gam_bench.measure.eager_mode import EagerDispatchMode
 
 
 def tensors_of(*roots: object) -> Iterator[torch.Tensor]:
@@ -108,7 +110,7 @@ def _storages(t: torch.Tensor) -> list[torch.UntypedStorage]:
         return []
 
 
-class TensorMemory(TorchDispatchMode):
+class TensorMemory(EagerDispatchMode):
     """Track live tensor-storage bytes while active; `peak_bytes` is the high-water mark.
 
     `roots`: objects whose tensors are live at entry (see `tensors_of`); None: every live tensor.

@@ -76,15 +76,22 @@ def chunked_selective_scan(
     return (y.to(dtype), last_state) if return_last_state else y.to(dtype)
 
 
-@torch.compiler.disable
 def _scan(u, delta, A, B, C, chunk_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The chunked scan, opaque to torch.compile (a graph break), as mamba_ssm's CUDA scan is.
+    """The chunked scan; under torch.compile an opaque call (a graph break), as mamba_ssm's CUDA scan is.
 
     Traced, dynamo would unroll the Python loop over chunks and the odd-even levels inside
     each: 11 minutes of compiling for one block at T=1024 on the 2-core CPU, and a compiled
     step 50% slower than eager. Compiled Mamba therefore fuses the projections, conv and
-    gating around an eager scan.
+    gating around an eager scan. `torch._disable_dynamo` (not `torch.compiler.disable`, which
+    imports dynamo, 1.3 s, when applied) defers the import to a compiled call.
     """
+    if torch.compiler.is_compiling():
+        return _opaque_scan(u, delta, A, B, C, chunk_size)
+    return _ChunkedScan.apply(u, delta, A, B, C, chunk_size)
+
+
+@torch._disable_dynamo
+def _opaque_scan(u, delta, A, B, C, chunk_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     return _ChunkedScan.apply(u, delta, A, B, C, chunk_size)
 
 

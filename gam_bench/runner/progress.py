@@ -18,13 +18,14 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from gam_bench.analysis.rows import cell_label as row_label
 from gam_bench.cell import Cell
 
 
 def cell_label(cell: Cell) -> str:
     """One line naming a cell: the stored rows' label (analysis.rows.cell_label), then its data
     set and execution mode where they apply."""
+    from gam_bench.analysis.rows import cell_label as row_label  # pandas: after the early worker start
+
     text = row_label({**cell.model_dump(), "config_json": cell.config_json})
     if cell.perplexity is not None:
         text += f" {cell.perplexity.dataset}"

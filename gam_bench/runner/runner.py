@@ -14,7 +14,7 @@ load below the usable cores minus 1): the worker's start-up (torch import, primi
 overlaps the parent's (imports, expand, pre-flight). Without an idle core the two only
 compete: measured on a 2-core box at load 1.2-1.7, starting early cost 0.6-1.5 s more CPU
 and wall time for a 2-cell sweep, so it is not done then. The store (pandas, pyarrow: ~0.8 s)
-is imported after that start.
+and pre-flight (the model modules, so torch: ~1.5 s) are imported after that start.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from gam_bench.cell import Cell, expand
 from gam_bench.errors import UserError
 from gam_bench.runner.executor import Executor, Outcome, executor_class, make_executor
 from gam_bench.runner.parallel import run_groups
-from gam_bench.runner.preflight import preflight, with_peaks
 from gam_bench.runner.progress import SweepProgress, summary_table
 from gam_bench.suite import Suite, SuiteConfig, load_suite
 
@@ -43,6 +42,7 @@ def plan(
 ) -> tuple[Suite, SuiteConfig, list[Cell]]:
     """(suite, its config for the device, the validated, resolved cells): everything but running."""
     from gam_bench.measure.environment import resolve_device, usable_cores
+    from gam_bench.runner.preflight import preflight  # imports the models, so torch
 
     if not isinstance(suite, Suite):
         suite = load_suite(suite)
@@ -93,6 +93,7 @@ def run_suite(
     options = executor_options or {}
     early = _early_executor(suite, device, executor, options)
     from gam_bench import store  # after the early worker started (see the module docstring)
+    from gam_bench.runner.preflight import with_peaks
 
     try:
         suite, config, cells = plan(suite, device, only)

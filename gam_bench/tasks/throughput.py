@@ -19,7 +19,8 @@ compiling step -> compile_s, parity against eager -> max_rel_err / parity_ok, CU
 capture), one counted step (untimed, always the eager step: FLOPs are the model's, not the
 kernels'; `measure.counted_step.count_step` gives the peak tensor bytes always and the FLOPs
 when `measure.flops`, while `SDPAKernels` records which attention kernel ran), then warmup and
-timed steps of the compiled step inside a recompile counter (syncing only the cell's own
+timed steps of the compiled step inside a recompile counter. For an eager cell the counted
+step is the step itself, so it is the first of the `measure.warmup` warm-up steps (syncing only the cell's own
 device; on an accelerator also timed with device events). FLOPs are None for a backend whose
 kernels the counter cannot see (`flops.counts_every_kernel`: mamba-ssm), never a partial
 count. The worker measures peak RSS / allocator memory around the whole cell. `mfu` =
@@ -150,7 +151,7 @@ def run(cell: Cell, ctx: Any = None) -> list[dict[str, Any]]:
     backend = str(getattr(module, "backend", "") or "")
     counted, sdpa_kernel = counted_step(ex.counted, cell.measure.flops and counts_every_kernel(backend), device)
     with ex.counting():
-        timing = timed_steps(ex.step, cell, device)
+        timing = timed_steps(ex.step, cell, device, counted_first=ex.step is ex.counted)
     seconds = timing.median_ms / 1e3
     flops = counted.flops
     flops_per_s = flops / seconds if flops is not None else None
@@ -181,10 +182,13 @@ def counted_step(step: Callable[[], None], flops: bool, device: torch.device) ->
     return counted, kernels.kernels
 
 
-def timed_steps(step: Callable[[], None], cell: Cell, device: torch.device) -> Timing:
-    """Warmup, then the timed steps, syncing only `device` (the cell's)."""
+def timed_steps(step: Callable[[], None], cell: Cell, device: torch.device, counted_first: bool = False) -> Timing:
+    """Warmup, then the timed steps, syncing only `device` (the cell's).
+
+    counted_first: the counted step just ran this same step (an eager cell), so it was the
+    first warm-up step and `measure.warmup - 1` more are run."""
     measure = cell.measure
-    warm_up(step, measure.warmup, device)
+    warm_up(step, max(measure.warmup - int(counted_first), 0), device)
     return time_steps(step, measure.repeats, measure.min_run_time_s, measure.max_repeats, device=device)
 
 

@@ -297,3 +297,42 @@ def test_float16_forward_backward_gradients_are_scaled_and_non_zero():
         # norm-wise: the unscaled gradients' smallest elements sit in float16's subnormal range
         diff = (with_scaler / 2.0**16 - without).abs().max() / without.abs().max()
         assert diff < 1e-2
+
+
+@pytest.mark.parametrize(
+    ("warmup", "compiled", "expected"), [(3, False, 1 + 2 + 4), (0, False, 1 + 0 + 4), (3, True, 1 + 3 + 4)]
+)
+def test_an_eager_cells_counted_step_is_its_first_warmup_step(monkeypatch, warmup, compiled, expected):
+    """Eager: the counted step runs the timed step itself, so warmup - 1 more follow; a compiled
+    (or graphed) cell's counted step is the eager one, so all its warm-up steps still run."""
+    from gam_bench.tasks import execution
+
+    calls = {"eager": 0, "compiled": 0}
+    real_make_step = throughput.make_step
+
+    def make_step(cell, module, config):
+        step = real_make_step(cell, module, config)
+        kind = "compiled" if getattr(module, "fake_compiled", False) else "eager"
+
+        def counted():
+            calls[kind] += 1
+            step()
+
+        return counted
+
+    def fake_prepare(cell, module, build_step, inputs, cuda=None):
+        columns = execution.execution_columns(cell)
+        eager = build_step(module)
+        if not compiled:
+            return execution.Execution(eager, eager, columns)
+        module.fake_compiled = True
+        return execution.Execution(build_step(module), eager, columns)
+
+    monkeypatch.setattr(throughput, "make_step", make_step)
+    monkeypatch.setattr(execution, "prepare", fake_prepare)
+    cell = _model_cell("gam")
+    cell = cell.model_copy(update={"measure": cell.measure.model_copy(update={"warmup": warmup, "repeats": 4})})
+    (row,) = throughput.run(cell)
+    assert len(row["time_samples_ms"]) == 4
+    assert calls["eager"] + calls["compiled"] == expected
+    assert calls["eager"] == (1 if compiled else expected)
