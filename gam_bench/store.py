@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 from gam_bench.atomic import atomic_write
 from gam_bench.errors import UserError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SUITE_META = "suite.json"
 REQUIRED_COLUMNS = ("cell_id", "status")  # a Parquet file without these is not a results part
 
@@ -76,6 +76,7 @@ SCHEMA = pa.schema(
         ("time_ms_q25", _F64),
         ("time_ms_q75", _F64),
         ("time_samples_ms", pa.list_(_F64)),
+        ("control_ms", _F64),  # the control kernel's median around the timing (v4; measure/control.py)
         ("tokens_per_s", _F64),
         ("peak_mem_bytes", _I64),
         ("mem_source", _STR),  # how peak memory was measured, e.g. "cuda_allocator", "rss_hwm"
@@ -277,7 +278,7 @@ def migrate(table: pa.Table, source: Path | str = "<table>") -> pa.Table:
     """Bring a stored table to the current schema: add missing columns as nulls, drop none.
 
     Version 1 is the first schema. Version 2 added `load_avg_1m` (null in version-1 rows);
-    version 3 added `peak_tensor_bytes` and `peak_rss_bytes`.
+    version 3 added `peak_tensor_bytes` and `peak_rss_bytes`; version 4, `control_ms`.
     Every migration so far only adds columns, which the loop below fills with nulls.
     """
     versions = set(table.column("schema_version").to_pylist()) if "schema_version" in table.column_names else set()

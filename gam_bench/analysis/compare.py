@@ -3,7 +3,9 @@
 The steps live in their own modules: `matching` pairs the cells and checks the environments,
 `judge` reaches each metric's verdict, `runs` combines several recorded runs, `verdicts` holds
 the result types. Memory is judged on `peak_tensor_bytes` (live tensor storage, deterministic)
-where both rows have it, else on `peak_mem_bytes`; each result names the column it used.
+where both rows have it, else on `peak_mem_bytes`; each result names the column it used. Time
+is judged relative to the control kernel (`control_ms`) where both rows have it and the
+settings' `control` is on: the candidate's samples are scaled by baseline / candidate control.
 
 No torch here.
 """
@@ -44,6 +46,14 @@ def samples(row: pd.Series) -> np.ndarray:
     return array[np.isfinite(array)]
 
 
+def control_scale(base: pd.Series, cand: pd.Series) -> float | None:
+    """baseline control_ms / candidate control_ms when both rows timed the control kernel, else None."""
+    b, c = base.get("control_ms"), cand.get("control_ms")
+    if not (present(b) and present(c)) or b <= 0 or c <= 0:
+        return None
+    return float(b) / float(c)
+
+
 def _status(row: pd.Series) -> str:
     return str(row.get("status") or "error")
 
@@ -75,7 +85,10 @@ def compare_cell(base: pd.Series, cand: pd.Series, settings: RegressionSettings,
     if b_status != "ok":
         verdict = FIXED if c_status == "ok" else STILL_FAILING
         return CellComparison(verdict=verdict, note=f"baseline {b_status}", **common)
-    time = judge_time(samples(base), samples(cand), settings)
+    scale = control_scale(base, cand) if settings.control else None
+    cand_samples = samples(cand) * scale if scale is not None else samples(cand)
+    column = "time_samples_ms x control" if scale is not None else "time_samples_ms"
+    time = judge_time(samples(base), cand_samples, settings, column)
     column = memory_column(base, cand)
     memory = judge_memory(base.get(column), cand.get(column), settings, column)
     verdict, which = combine(time, memory)

@@ -125,8 +125,11 @@ def method_line(comparison: Comparison) -> str:
     """The rule applied, where its thresholds came from, and which memory column was judged."""
     s = comparison.settings
     columns = " and ".join(comparison.memory_columns()) or "none"
+    timed = sum(1 for cell in comparison.cells if cell.time is not None)
+    controlled = comparison.controlled_cells()
+    relative = f" (relative to the control kernel in {controlled} of {timed} cells)" if controlled else ""
     return (
-        f"time: regression if the median moves >= {s.time_threshold:.0%} and a Mann-Whitney U test "
+        f"time{relative}: regression if the median moves >= {s.time_threshold:.0%} and a Mann-Whitney U test "
         f"gives p < {s.alpha:g}; memory ({columns}): one peak per cell, regression if >= {s.mem_threshold:.0%} "
         f"and >= {s.mem_floor_mib:g} MiB higher; thresholds: {comparison.settings_source}"
     )

@@ -6,7 +6,14 @@ regression:
   mem_threshold: 0.05    # ... or a memory regression if its peak memory is >= 5% higher
   mem_floor_mib: 2.0     #     and at least 2 MiB higher (CPU peak RSS moves by ~1 MiB run to run)
   alpha: 0.01            # ... and (time only) a Mann-Whitney U test rejects "no change" at this level
+  control: true          # times relative to the control kernel, where both rows timed it
 ```
+
+`control`: each throughput row stores `control_ms`, a fixed matmul timed around the cell's
+timing (measure/control.py). With `control: true` the candidate's samples are scaled by
+baseline control / candidate control before they are judged, so a machine that runs
+everything 1.4x slower for a while (this shared VM does) is not a regression, while a code
+change, which moves the cell and not the matmul, still is.
 
 Thresholds are fractions of the baseline value. The same numbers can be given on the command
 line (`--time-threshold`, `--mem-threshold`); a flag wins over the suite file, which wins over
@@ -32,6 +39,7 @@ class RegressionSettings(BaseModel):
     mem_threshold: float = Field(DEFAULT_MEM_THRESHOLD, gt=0, le=10)
     mem_floor_mib: float = Field(DEFAULT_MEM_FLOOR_MIB, ge=0)
     alpha: float = Field(DEFAULT_ALPHA, gt=0, lt=0.5)
+    control: bool = True
 
     def with_overrides(self, **values: float | None) -> RegressionSettings:
         """A copy with every non-None value replaced, validated again."""

@@ -89,8 +89,11 @@ def change_ci(baseline: np.ndarray, candidate: np.ndarray) -> tuple[float, float
     return (float(low), float(high))
 
 
-def judge_time(baseline: np.ndarray, candidate: np.ndarray, settings: RegressionSettings) -> MetricResult | None:
-    """Time verdict: rank test (when the sample sizes allow) AND minimum effect size."""
+def judge_time(
+    baseline: np.ndarray, candidate: np.ndarray, settings: RegressionSettings, column: str = "time_samples_ms"
+) -> MetricResult | None:
+    """Time verdict: rank test (when the sample sizes allow) AND minimum effect size. column: what
+    the samples are (e.g. "time_samples_ms x control": the candidate's scaled by the control kernel)."""
     if len(baseline) == 0 or len(candidate) == 0:
         return None
     base, cand = float(np.median(baseline)), float(np.median(candidate))
@@ -107,7 +110,7 @@ def judge_time(baseline: np.ndarray, candidate: np.ndarray, settings: Regression
         p_value, verdict = None, direction
         basis = f"effect size only (n={n}/{m}, too few repeats for the rank test)"
     ci = change_ci(baseline, candidate)
-    return MetricResult("time", base, cand, cand / base - 1, verdict, basis, p_value, ci, column="time_samples_ms")
+    return MetricResult("time", base, cand, cand / base - 1, verdict, basis, p_value, ci, column=column)
 
 
 def judge_memory(

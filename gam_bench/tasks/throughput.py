@@ -19,9 +19,11 @@ compiling step -> compile_s, parity against eager -> max_rel_err / parity_ok, CU
 capture), one counted step (untimed, always the eager step: FLOPs are the model's, not the
 kernels'; `measure.counted_step.count_step` gives the peak tensor bytes always and the FLOPs
 when `measure.flops`, while `SDPAKernels` records which attention kernel ran), then warmup and
-timed steps of the compiled step inside a recompile counter. For an eager cell the counted
-step is the step itself, so it is the first of the `measure.warmup` warm-up steps (syncing only the cell's own
-device; on an accelerator also timed with device events). FLOPs are None for a backend whose
+timed steps of the compiled step inside a recompile counter (syncing only the cell's own
+device; on an accelerator also timed with device events). For an eager cell the counted step
+is the step itself, so it is the first of the `measure.warmup` warm-up steps. A control
+kernel (a fixed matmul, measure/control.py) is timed just before warmup and just after the
+timed steps: `control_ms`, the machine's speed at the time, for the gate. FLOPs are None for a backend whose
 kernels the counter cannot see (`flops.counts_every_kernel`: mamba-ssm), never a partial
 count. The worker measures peak RSS / allocator memory around the whole cell. `mfu` =
 flops_per_s over this machine's calibrated matmul peak for the dtype (`cell.peak_flops_per_s`,
@@ -38,6 +40,7 @@ from torch import nn
 
 from gam_bench.cell import Cell
 from gam_bench.measure.calibrate import mfu
+from gam_bench.measure.control import Control
 from gam_bench.measure.counted_step import CountedStep, count_step
 from gam_bench.measure.flops import counts_every_kernel
 from gam_bench.measure.provenance import SDPAKernels
@@ -150,8 +153,11 @@ def run(cell: Cell, ctx: Any = None) -> list[dict[str, Any]]:
     ex = execution.prepare(cell, module, lambda m: make_step(cell, m, config), lambda: parity_inputs(cell, config))
     backend = str(getattr(module, "backend", "") or "")
     counted, sdpa_kernel = counted_step(ex.counted, cell.measure.flops and counts_every_kernel(backend), device)
+    control = Control(device)
+    control.sample()
     with ex.counting():
         timing = timed_steps(ex.step, cell, device, counted_first=ex.step is ex.counted)
+    control.sample()
     seconds = timing.median_ms / 1e3
     flops = counted.flops
     flops_per_s = flops / seconds if flops is not None else None
@@ -167,6 +173,7 @@ def run(cell: Cell, ctx: Any = None) -> list[dict[str, Any]]:
             "d_model": getattr(config, "d_model", None),
             "n_layers": getattr(config, "n_layers", None) if cell.level == "lm" else 1,
             **timing_columns(timing),
+            "control_ms": control.median_ms,
             "tokens_per_s": cell.batch_size * cell.seq_len / seconds,
             "peak_tensor_bytes": counted.peak_tensor_bytes,
             "flops": float(flops) if flops is not None else None,

@@ -396,3 +396,29 @@ def test_comparison_modules_do_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ------------------------------------------------------------------ the control kernel
+
+
+def test_a_machine_slowed_as_a_whole_is_not_a_regression_relative_to_the_control_kernel():
+    """Candidate 40% slower in the cell AND the control matmul (the machine): unchanged, relative to it."""
+    base = frame([row(64, samples(10.0), control_ms=0.50), row(128, samples(20.0), control_ms=0.50)])
+    cand = frame([row(64, samples(14.0, seed=3), control_ms=0.70), row(128, samples(28.0, seed=4), control_ms=0.50)])
+    cells = by_seq_len(compare_frames(base, cand))
+    assert cells[64].verdict == UNCHANGED and abs(cells[64].time.change) < 0.02
+    assert cells[64].time.column == "time_samples_ms x control"
+    assert cells[128].verdict == REGRESSION  # the code got slower, the control did not
+    raw = by_seq_len(compare_frames(base, cand, RegressionSettings(control=False)))
+    assert raw[64].verdict == REGRESSION and raw[64].time.column == "time_samples_ms"
+
+
+def test_rows_without_a_control_are_judged_on_raw_times_and_the_rule_line_says_how_many_were_relative():
+    base = frame([row(64, samples(10.0), control_ms=0.5), row(128, samples(10.0))])
+    cand = frame([row(64, samples(10.0, seed=2), control_ms=0.5), row(128, samples(13.0, seed=2), control_ms=0.5)])
+    comparison = compare_frames(base, cand)
+    cells = by_seq_len(comparison)
+    assert cells[128].time.column == "time_samples_ms" and cells[128].verdict == REGRESSION
+    from gam_bench.analysis.compare_render import method_line
+
+    assert method_line(comparison).startswith("time (relative to the control kernel in 1 of 2 cells): ")

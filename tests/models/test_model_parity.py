@@ -137,3 +137,19 @@ def test_mamba_lm_equals_sequential_scan(name, tiny, monkeypatch):
         monkeypatch.setattr("gam_bench.models.mamba.chunked_selective_scan", sequential_scan)
         slow = model(idx)
     torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-5)
+
+
+def test_torch_compile_leaves_the_chunked_scan_eager_and_matches_it():
+    """dynamo sees one graph break at the scan (it would otherwise unroll the chunk loop); no inductor here."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    inputs = _scan_inputs(40)
+    expected = chunked_selective_scan(**inputs, delta_softplus=True, chunk_size=8)
+    compiled = torch.compile(chunked_selective_scan, backend="eager", fullgraph=False)
+    out = compiled(**inputs, delta_softplus=True, chunk_size=8)
+    torch.testing.assert_close(out, expected)
+    breaks = " ".join(counters["graph_break"])
+    assert "_opaque_scan" in breaks and counters["stats"]["unique_graphs"] <= 2
+    torch._dynamo.reset()
