@@ -22,7 +22,8 @@ Columns (None where the mode does not measure them): prefill_ms (median), prefil
 prefill_samples_ms, prefill_tokens_per_s (B * N / median), decode_ms_per_token (median over
 the G steps), decode_ms_q25/_q75, decode_samples_ms (every step, in order),
 decode_tokens_per_s (B / median: one token per sequence per step), state_bytes (at N, after
-prefill), state_bytes_final (at N+G), backend, decode_backend.
+prefill), state_bytes_final (at N+G), backend, decode_backend, and the execution columns (compile,
+cuda_graph, compile_s, recompiles, max_rel_err, parity_ok, parity_note: tasks/decode_execution).
 
 The task: `run(cell, ctx)` builds the cell's model (LM or block) with max_seq_len = N+G (N for
 prefill cells) unless the suite sets it, measures one point with the cell's `measure`

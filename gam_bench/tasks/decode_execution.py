@@ -25,6 +25,8 @@ parity_ok, parity_note).
   size (a KV cache) or a host value (an LM's position) cannot live in fixed buffers: that
   is a load-time refusal for known models (`models.decode.state_grows`, level lm) and a
   `GraphCaptureError` row for a plugin that does not say. The prefill runs outside the graph.
+The graph's static buffers are a second copy of the state, live for the whole cell (so a
+graphed cell's peak memory holds the state twice).
 """
 
 from __future__ import annotations
