@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -28,13 +29,17 @@ class CountedStep:
     peak_tensor_bytes: int  # live tensor storage on the device at the step's peak, inputs and weights included
 
 
-def count_step(step: Callable[[], object], flops: bool, device: torch.device | str | None = None) -> CountedStep:
+def count_step(
+    step: Callable[[], object], flops: bool, device: torch.device | str | None = None, observe: Any = None
+) -> CountedStep:
     """Run `step` once, tracking tensor memory on `device` and, if `flops`, counting FLOPs.
 
     Tensors live at entry are those reachable from `step` (its closure: module, inputs,
-    optimizer), so the figure does not depend on what else the worker holds."""
+    optimizer), so the figure does not depend on what else the worker holds. observe(func):
+    passed to TensorMemory, called with every op (the SDPA-kernel watcher)."""
     counter = FlopCounterMode(display=False, custom_mapping=FORMULAS) if flops else None
-    with counter if counter is not None else contextlib.nullcontext(), TensorMemory(device, roots=(step,)) as memory:
+    memory = TensorMemory(device, roots=(step,), observe=observe)
+    with counter if counter is not None else contextlib.nullcontext(), memory:
         step()
     total = int(counter.get_total_flops()) if counter is not None else None
     return CountedStep(flops=total, peak_tensor_bytes=memory.peak_bytes)

@@ -156,16 +156,21 @@ class _SDPACalls(TorchFunctionMode):
 
 
 class _SDPAOps(EagerDispatchMode):
+    """The fused SDPA kernels among the dispatched ops (`see` can also be fed by another mode)."""
+
     def __init__(self) -> None:
         super().__init__()
         self.kernels: set[str] = set()
         self.fused_calls = 0
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+    def see(self, func) -> None:
         name = func.overloadpacket.__name__
         if name in SDPA_OPS:
             self.kernels.add(SDPA_OPS[name])
             self.fused_calls += 1
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.see(func)
         return func(*args, **(kwargs or {}))
 
 
@@ -173,16 +178,25 @@ class SDPAKernels:
     """`with SDPAKernels() as k: step()`, then `k.kernels`: the SDPA kernels that ran, sorted and
     comma-joined (`sdpa_kernel` column): "flash", "efficient", "cudnn", "flash_cpu", "math"
     (an SDPA call that dispatched no fused kernel's op), or "" when SDPA never ran.
-    Backward ops are not looked at: they follow the forward's kernel."""
+    Backward ops are not looked at: they follow the forward's kernel.
+
+    dispatch=False: no dispatch mode of its own; another active mode must pass every op to
+    `observe` (the counted step's TensorMemory does: one Python call per op, not two)."""
+
+    def __init__(self, dispatch: bool = True) -> None:
+        self._dispatch = dispatch
+        self._calls, self._ops = _SDPACalls(), _SDPAOps()
+        self.observe = self._ops.see
 
     def __enter__(self) -> SDPAKernels:
-        self._calls, self._ops = _SDPACalls(), _SDPAOps()
         self._calls.__enter__()
-        self._ops.__enter__()
+        if self._dispatch:
+            self._ops.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._ops.__exit__(*exc)
+        if self._dispatch:
+            self._ops.__exit__(*exc)
         self._calls.__exit__(*exc)
 
     @property

@@ -114,12 +114,16 @@ class TensorMemory(EagerDispatchMode):
     """Track live tensor-storage bytes while active; `peak_bytes` is the high-water mark.
 
     `roots`: objects whose tensors are live at entry (see `tensors_of`); None: every live tensor.
+    `observe(func)`: called with every op before it runs, so another watcher needs no mode of its own.
     One use per instance (the roots are not kept).
     Attributes: `entry_bytes` (live at entry), `peak_bytes` (the peak, entry included),
     `current_bytes` (live now, while active), `device` (the filter, or None for all)."""
 
-    def __init__(self, device: torch.device | str | None = None, roots: tuple | None = None) -> None:
+    def __init__(
+        self, device: torch.device | str | None = None, roots: tuple | None = None, observe: Any = None
+    ) -> None:
         super().__init__()
+        self._observe = observe  # called with every dispatched op (e.g. provenance.SDPAKernels.observe)
         self._scan = roots is None
         self._roots = tuple(roots or ())  # dropped after seeding, so that their frees are seen
         self.device = torch.device(device) if device is not None else None
@@ -149,6 +153,8 @@ class TensorMemory(EagerDispatchMode):
         return self.peak_bytes - self.entry_bytes
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        if self._observe is not None:
+            self._observe(func)
         out = func(*args, **(kwargs or {}))
         for leaf in tree_leaves(out):
             if isinstance(leaf, torch.Tensor):

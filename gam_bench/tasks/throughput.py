@@ -184,8 +184,8 @@ def run(cell: Cell, ctx: Any = None) -> list[dict[str, Any]]:
 
 def counted_step(step: Callable[[], None], flops: bool, device: torch.device) -> tuple[CountedStep, str]:
     """The one untimed counted step: (FLOPs if `flops` and peak tensor bytes, the SDPA kernels that ran)."""
-    with SDPAKernels() as kernels:
-        counted = count_step(step, flops=flops, device=device)
+    with SDPAKernels(dispatch=False) as kernels:  # its ops come through the counted step's mode
+        counted = count_step(step, flops=flops, device=device, observe=kernels.observe)
     return counted, kernels.kernels
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 
 import pytest
@@ -148,3 +149,20 @@ def test_every_provenance_column_is_in_the_store():
     }
     assert set(row) <= set(store.COLUMNS)
     assert store.to_table([{**row, "status": "ok"}]).num_rows == 1
+
+
+@pytest.mark.parametrize(("forced", "expected"), [(None, "flash_cpu"), (SDPBackend.MATH, "math")])
+def test_sdpa_kernels_fed_by_the_counted_steps_mode_agree_with_their_own_mode(forced, expected):
+    """dispatch=False: the counted step's TensorMemory passes every op on; one Python call per op."""
+    from gam_bench.measure.counted_step import count_step
+
+    q = torch.randn(1, 2, 16, 8)
+    backend = lambda: sdpa_kernel(forced) if forced is not None else contextlib.nullcontext()  # noqa: E731
+    with backend(), provenance.SDPAKernels(dispatch=False) as shared:
+        counted = count_step(lambda: _attention(q), flops=False, device="cpu", observe=shared.observe)
+    with backend(), provenance.SDPAKernels() as alone:
+        _attention(q)
+    assert shared.kernels == alone.kernels == expected and counted.peak_tensor_bytes > 0
+    with provenance.SDPAKernels(dispatch=False) as unfed:
+        _attention(q)
+    assert unfed.kernels == "math"  # nothing fed it ops: an SDPA call with no fused op seen
