@@ -4,8 +4,10 @@ On the shared 2-core VM, fresh processes of the same cell sit at per-process tim
 to 1.4x apart, and a fixed matmul on preallocated buffers, timed in the same processes,
 moves with them (rank correlation +0.94 over 24 processes; `benchmarks/process_levels.py`,
 2026-12-01), while page faults, CPU affinity and address-space randomisation do not (-0.03,
-no change, no change). The levels are the machine's speed (other tenants, clocks), not the
-process's: nothing inside the process fixes them. So every throughput cell times this
+no change, no change). There the levels were the machine's speed (other tenants, clocks),
+which nothing inside the process fixes. (Not every level is: in A/A pairs of suites/ci.yaml
+a small Transformer cell changed level between processes while this kernel did not; the
+control removes only the machine's part.) So every throughput cell times this
 kernel just before its warmup and just after its timed steps (`control_ms`, the median of
 both), and the gate can judge times relative to it (`regression.control: true`, the
 default): a code change moves the cell and not the control; the machine moves both.
