@@ -1,7 +1,7 @@
 """Execution modes of decode cells: compiled prefill/decode, CUDA-graph decode steps, load-time refusals.
 
-Inductor work stays small: two compiling tests (a GAM block decoding, a Transformer block
-prefilling and decoding) at d_model 16 and a 16-token context. CUDA graphs run through
+Inductor work stays small: three compiling tests (a GAM block decoding, a Transformer block
+prefilling and decoding, a 2-layer GAM LM doing both) at d_model 16 and a 16-token context. CUDA graphs run through
 `fake_cuda.ReplayingCuda`, whose replays re-run the captured aten ops on the captured
 tensors, so a replayed decode step's numbers are checked against eager, not just its calls.
 """
@@ -51,6 +51,13 @@ def test_a_growing_kv_cache_compiles_once_with_a_dynamic_length():
     )
     assert row["recompiles"] == 0 and row["parity_ok"] is True
     assert row["prefill_ms"] > 0 and len(row["decode_samples_ms"]) == G
+
+
+def test_a_compiled_lm_decodes_with_a_host_int_position_and_never_recompiles():
+    """The LM's position is a Python int that grows each step: automatic dynamic makes it symbolic."""
+    overrides = {"d_model": D, "n_layers": 2, "vocab_size": 64}
+    (row,) = decode.run(_cell(level="lm", overrides=overrides, mode="both", compile="default"))
+    assert row["recompiles"] == 0 and row["parity_ok"] is True and row["max_rel_err"] < 1e-5
 
 
 def test_an_eager_decode_cell_has_no_compile_figures():
