@@ -7,11 +7,13 @@ subprocess CLI runs get it through PYTHONPATH (see `cli_env`).
 from __future__ import annotations
 
 import os
+import resource
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -36,3 +38,12 @@ def cli_env():
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(REPO), env.get("PYTHONPATH", "")])
     return env
+
+
+@pytest.fixture
+def restore_process_limits():
+    """run_cell sets the memory cap and thread count of the process it runs in."""
+    limit, threads = resource.getrlimit(resource.RLIMIT_AS), torch.get_num_threads()
+    yield
+    resource.setrlimit(resource.RLIMIT_AS, limit)
+    torch.set_num_threads(threads)

@@ -4,7 +4,6 @@ accumulate, peak memory is reset per cell, and the throughput task fills its col
 from __future__ import annotations
 
 import copy
-import resource
 import statistics
 import time
 
@@ -43,15 +42,6 @@ def test_count_flops_of_a_linear_layer_forward_and_backward():
     x.requires_grad_(True)
     # backward: grad wrt input and wrt weight, each as large as the forward
     assert count_flops(lambda: layer(x).sum().backward()) == 3 * 2 * 4 * 8 * 16 * 32
-
-
-@pytest.fixture
-def restore_process_limits():
-    """run_cell sets the memory cap and thread count of the process it runs in."""
-    limit, threads = resource.getrlimit(resource.RLIMIT_AS), torch.get_num_threads()
-    yield
-    resource.setrlimit(resource.RLIMIT_AS, limit)
-    torch.set_num_threads(threads)
 
 
 def _cells(level="block", mode="forward_backward", **extra):

@@ -9,7 +9,6 @@ event's device and whether anything initialised the device (a CUDA context).
 from __future__ import annotations
 
 import gc
-import resource
 import sys
 from pathlib import Path
 
@@ -35,15 +34,6 @@ CLOCKS = {"clocks.sm": 1980.0, "clocks.mem": 2619.0, "clocks.max.sm": 1980.0, "p
 @pytest.fixture
 def fake_cuda(monkeypatch) -> FakeCuda:
     return FakeCuda(devices=2).install(monkeypatch)
-
-
-@pytest.fixture
-def restore_process_limits():
-    """run_cell sets the memory cap and thread count of the process it runs in."""
-    limit, threads = resource.getrlimit(resource.RLIMIT_AS), torch.get_num_threads()
-    yield
-    resource.setrlimit(resource.RLIMIT_AS, limit)
-    torch.set_num_threads(threads)
 
 
 def _cell(model="test-tiny", device="cpu", mode="forward_backward", **overrides):
