@@ -159,7 +159,7 @@ class _Calls:
         else:
             expected = self.run(eager_prefill, eager_decode, mode)
             actual = self.run(prefill, decode, mode)
-        return compare(actual, expected, dtype)
+        return execution.compare_outputs(actual, expected, dtype)
 
     def graph_parity(self, eager_prefill, eager_decode, graph: GraphDecode) -> execution.Parity:
         """Replays from an eager prefill's state against eager decode steps from a copy of it."""
@@ -167,19 +167,7 @@ class _Calls:
         expected = self.run(eager_prefill, eager_decode, "decode", copy.deepcopy(state))
         actual = self.run(eager_prefill, graph, "decode", graph.adopt(state))
         graph.synchronize()
-        return compare(actual, expected, graph.dtype)
-
-
-def compare(actual: list[torch.Tensor], expected: list[torch.Tensor], dtype: str) -> execution.Parity:
-    """max_rel_err over paired tensors against PARITY_TOL[dtype]."""
-    tol = execution.PARITY_TOL[dtype]
-    if len(actual) != len(expected):
-        return execution.Parity(None, tol, False, f"{len(actual)} tensors against eager's {len(expected)}")
-    err = max(execution.rel_err(a, e) for a, e in zip(actual, expected))
-    if err != err:  # NaN
-        return execution.Parity(err, tol, False, "NaN in the comparison")
-    note = "" if err <= tol else f"max_rel_err {err:.3g} > tol {tol:g} ({dtype})"
-    return execution.Parity(err, tol, err <= tol, note)
+        return execution.compare_outputs(actual, expected, graph.dtype)
 
 
 class GraphDecode:
