@@ -10,7 +10,7 @@ parity_ok, parity_note).
 - compile: only what the cell times is compiled: prefill with static shapes
   (`dynamic=False`: one length per cell), decode with dynamo's automatic dynamic shapes
   (`dynamic=None`): a KV cache is one position longer at every step, and with static shapes
-  each step would compile again until dynamo's cache limit silently sent it back to eager.
+  each step would compile again until dynamo's recompile limit sent it back to eager.
   The compiling calls, timed together as `compile_s`, are one prefill and two decode steps
   (the first from a prefill's state, the second from a decode step's: their layouts differ,
   and the second length makes a growing cache's length dynamic), so warmup and timing find
