@@ -121,13 +121,16 @@ class Measure(_Strict):
     steps continue until their total reaches it (never more than `max_repeats`). Every timed
     step is stored. `flops`: count FLOPs of one (untimed) step with torch.utils.flop_counter.
 
-    `processes` (pyperf's practice): the cell runs in that many fresh worker processes, one
-    after another, each doing the warmup and timed steps above; the row keeps every sample
-    (in process order), each process's median (`process_medians_ms`) and reports the median
-    of all samples. Default 1 on every device: each extra process costs a worker start
-    (~6-8 s on a CPU box: torch import and priming), and two back-to-back processes were not
-    found at different time levels here. Raise it (e.g. `processes: 3`, per device in a
-    profile) when one process's level (memory layout, page placement) is a noise source.
+    `processes` (pyperf's practice): the sweep makes that many passes over its cells, each pass
+    in fresh worker processes, each doing the warmup and timed steps above; a cell's row is
+    written after its last pass and keeps every sample (in pass order), each process's median
+    (`process_medians_ms`) and reports the median of all samples. So a cell's samples come
+    from several processes and from moments a whole pass apart: on the shared 2-core VM a
+    small cell's time sits at one level for a second or more, levels up to 1.4-1.7x apart,
+    so the samples of one burst share their level whatever their number (runner/processes.py).
+    Each pass costs a worker start (~2-3 s on the CPU box: torch import and priming) plus
+    every cell's build and warmup again. Default 1: one pass, the cheapest; suites/ci.yaml
+    (the gate) uses more. Throughput cells only (pre-flight refuses it elsewhere).
     Added after the other fields: it is part of the cell_id only when not 1 (cell.py).
     """
 

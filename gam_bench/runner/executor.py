@@ -27,9 +27,9 @@ and, optionally, `slots(cells)` (default: 1, and the base's pool holds one slot;
 plans the sweep), `threads(slot, cell)` (the CPU threads the worker runs the cell with;
 default the cell's), `wait_release(slot, cell, free_before)` and `shutdown()` (after close).
 
-Processes (`measure.processes` > 1): `run` runs the cell once in each of that many fresh
-workers, one after another, and merges their rows (runner/processes.py); the first failure
-ends the cell with that process's outcome ("process 2 of 3: ...").
+`run` runs a cell once, on one worker. `measure.processes` > 1 is the runner's: it makes that
+many passes over the sweep, each in fresh workers (`resize`), and merges a cell's outcomes
+(runner/processes.py).
 
 Release: after a timeout, a dead worker or any failed cell on an accelerator, the
 slot's worker is killed and `wait_release` waits (bounded, RELEASE_TIMEOUT_S) until the
@@ -189,35 +189,10 @@ class Executor(ABC):
         slot = self._idle.get()
         slot.busy = True
         try:
-            if cell.measure.processes == 1:
-                return self._run_once(slot, cell, on_progress)
-            return self._run_processes(slot, cell, on_progress)
+            return self._run_once(slot, cell, on_progress)
         finally:
             slot.busy = False
             self._idle.put(slot)
-
-    def _run_processes(self, slot: Slot, cell: Cell, on_progress: Callable[[str], None] | None) -> Outcome:
-        """The cell once in each of `measure.processes` fresh workers; their rows merged."""
-        from gam_bench.runner.processes import merge_rows
-
-        count, outcomes = cell.measure.processes, []
-        for i in range(count):
-            if i > 0 or not slot.early:
-                self._discard(slot)  # every process is a fresh worker (one prestart()ed is)
-            outcome = self._run_once(slot, cell, on_progress)
-            if outcome.status != "ok":
-                outcome.error = f"process {i + 1} of {count}: {outcome.error}"
-                return outcome
-            outcomes.append(outcome)
-        first = outcomes[0]
-        loads = [o.env["load_avg_1m"] for o in outcomes if o.env.get("load_avg_1m") is not None]
-        env = {**first.env, "load_avg_1m": max(loads) if loads else None}
-        duration = sum(o.duration_s for o in outcomes)  # the cell's own time in each process, start-ups excluded
-        try:
-            rows = merge_rows([o.rows for o in outcomes], [o.env.get("worker_pid") for o in outcomes])
-        except ValueError as exc:
-            return Outcome("error", error=f"measure.processes: {exc}", env=env, started_at=first.started_at)
-        return Outcome("ok", rows=rows, env=env, started_at=first.started_at, duration_s=duration)
 
     def _run_once(self, slot: Slot, cell: Cell, on_progress: Callable[[str], None] | None) -> Outcome:
         """The cell on the slot's worker, with the note of the slot's last release wait."""

@@ -43,7 +43,8 @@ def groups_of(cells: list[Cell]) -> list[list[Cell]]:
 def run_groups(sweep: Any, cells: list[Cell], bar: Any, slots: int) -> list[dict[str, Any]]:
     """Run `cells` through `sweep` (a runner `_Sweep`) with up to `slots` groups at once.
 
-    Returns the last row of every cell, in the order of `cells`.
+    Returns the last row of every cell that stored rows, in the order of `cells` (a cell with
+    passes left returns no rows: runner._Sweep keeps its outcome).
     """
     groups = groups_of(cells)
     shared = _Shared()
@@ -82,6 +83,9 @@ def _run_group(sweep: Any, group: list[Cell], bar: Any, shared: _Shared) -> None
         with shared.lock:
             if shared.stop.is_set():
                 return  # interrupted: this cell's outcome is not trusted, it is run again on resume
+            if not rows:  # an earlier pass of the cell (measure.processes): nothing to store yet
+                bar.passed(cell)
+                continue
             store.append(rows, sweep.folder)
             bar.finish(cell, rows[-1])
             shared.summary[cell.cell_id] = rows[-1]

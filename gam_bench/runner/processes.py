@@ -1,11 +1,17 @@
-"""One cell over several fresh worker processes (`measure.processes`, pyperf's practice).
+"""A cell over several worker processes (`measure.processes`, pyperf's practice).
 
-The executor (`Executor.run`) runs the cell once per process, each in a fresh worker, and
-hands the outcomes here. `merge_rows` turns the per-process rows into the cell's rows:
+The runner (`runner._Sweep`) makes `measure.processes` passes over the sweep's cells, each
+pass in fresh workers, so that a cell's samples come from that many processes *and* from
+moments a whole pass apart. Measured on the shared 2-core VM (2026-12-01): a small cell's
+time sits at levels up to 1.4-1.7x apart for one to a few seconds at a time, in one process
+as in another (`benchmarks/process_levels.py`; the same block rebuilt ten times in one
+process moved between 1.5 and 2.2 ms), so samples taken in one burst share one level.
+The outcomes of a cell's passes are merged here (`merge_outcomes`, `merge_rows`):
 - `time_samples_ms` (and `device_time_samples_ms`) are every process's samples, in process
   order; `time_ms`, its quartiles, `device_time_ms`, `tokens_per_s` and `flops_per_s` are
   recomputed from all of them (the median over all samples, not a median of medians);
 - `process_medians_ms` holds each process's own median and `process_pids` its worker pid;
+- `control_ms` is the median of the processes' control-kernel times (measure/control.py);
 - `peak_mem_bytes` (and `peak_rss_bytes`) is the largest of the processes' peaks, so a
   memory column never understates what one process needed; every other column (FLOPs,
   tensor bytes, params, backend) is the first process's.
@@ -17,9 +23,12 @@ No torch here (numpy only), so the parent does not import it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from gam_bench.runner.executor import Outcome
 
 _MAX_COLUMNS = ("peak_mem_bytes", "peak_rss_bytes")
 
@@ -51,6 +60,9 @@ def _merge_one(rows: list[dict[str, Any]], pids: list[int | None]) -> dict[str, 
         out["tokens_per_s"] = rows[0]["tokens_per_s"] * rows[0]["time_ms"] / median
     if out.get("flops") is not None:
         out["flops_per_s"] = out["flops"] / (median / 1e3)
+    controls = [row["control_ms"] for row in rows if row.get("control_ms") is not None]
+    if controls:
+        out["control_ms"] = float(np.median(controls))
     device = [float(s) for row in rows for s in (row.get("device_time_samples_ms") or [])]
     if device:
         out["device_time_samples_ms"] = device
@@ -60,3 +72,20 @@ def _merge_one(rows: list[dict[str, Any]], pids: list[int | None]) -> dict[str, 
         if values:
             out[name] = max(values)
     return out
+
+
+def merge_outcomes(outcomes: list[Outcome]) -> Outcome:
+    """One `ok` outcome from a cell's `ok` outcomes, one per process (an `error` one when their
+    rows do not merge): the rows merged, the highest load, the first start, the summed duration
+    (the cell's own time in each process, start-ups excluded)."""
+    from gam_bench.runner.executor import Outcome
+
+    first = outcomes[0]
+    loads = [o.env["load_avg_1m"] for o in outcomes if o.env.get("load_avg_1m") is not None]
+    env = {**first.env, "load_avg_1m": max(loads) if loads else None}
+    duration = sum(o.duration_s for o in outcomes)
+    try:
+        rows = merge_rows([o.rows for o in outcomes], [o.env.get("worker_pid") for o in outcomes])
+    except ValueError as exc:
+        return Outcome("error", error=f"measure.processes: {exc}", env=env, started_at=first.started_at)
+    return Outcome("ok", rows=rows, env=env, started_at=first.started_at, duration_s=duration)

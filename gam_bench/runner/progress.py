@@ -34,10 +34,15 @@ def cell_label(cell: Cell) -> str:
 
 
 class SweepProgress:
-    """`with SweepProgress(total, console) as p: p.start(cell); p.finish(cell, row)`."""
+    """`with SweepProgress(total, console) as p: p.start(cell); p.finish(cell, row)`.
 
-    def __init__(self, total: int, console: Console, enabled: bool = True) -> None:
+    `runs`: the bar's length when cells run in several passes (`measure.processes`): each
+    pass of a cell advances it, `passed(cell)` for the earlier ones; the printed lines count
+    cells (`total`)."""
+
+    def __init__(self, total: int, console: Console, enabled: bool = True, runs: int | None = None) -> None:
         self.total = total
+        self.runs = runs or total
         self.console = console
         self.enabled = enabled
         self.done = 0
@@ -58,7 +63,7 @@ class SweepProgress:
                 console=self.console,
             )
             self._bar.start()
-            self._task = self._bar.add_task("starting", total=self.total)
+            self._task = self._bar.add_task("starting", total=self.runs)
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -72,6 +77,17 @@ class SweepProgress:
     def note(self, message: str) -> None:
         if self._bar is not None:
             self._bar.update(self._task, description=message[:80])
+
+    def pass_start(self, number: int, count: int, cells: int) -> None:
+        """Pass `number` of `count` begins, over `cells` cells (after the first, in fresh workers)."""
+        if self.enabled:
+            fresh = " in fresh workers" if number > 1 else ""
+            self.console.print(f"pass {number} of {count}{fresh}: {cells} cells", highlight=False)
+
+    def passed(self, cell: Cell) -> None:
+        """An earlier pass of the cell ended ok; its rows come with its last pass."""
+        if self._bar is not None:
+            self._bar.advance(self._task)
 
     def finish(self, cell: Cell, row: dict[str, Any]) -> None:
         self.done += 1

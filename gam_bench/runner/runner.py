@@ -5,7 +5,12 @@ For each cell of the suite (in `expand` order: seq_len ascending within a group)
 - budget: once a cell ends `oom` or `timeout`, the longer lengths of its group (all other
   settings equal) are stored as `skipped` with the reason, and not run;
 - otherwise the executor runs it; its rows are written at once (atomic part file), so a
-  killed sweep loses at most the cells that were running.
+  killed sweep loses at most the cells that were running;
+- passes (`measure.processes` = P > 1): the sweep goes over its cells P times, each pass in
+  fresh workers (`executor.resize`), and a cell's rows are written when its last pass ends,
+  with every pass's samples merged (runner/processes.py); a killed sweep loses the earlier
+  passes of the cells not yet written. A pass that fails ends the cell with that outcome
+  ("process 2 of 3: ..."); the budget rule then applies as for a single pass.
 The loop that hands out cells and stores their rows is `runner.parallel.run_groups`, for
 any executor: one with one slot (local) runs the budget groups one after another.
 An executor that `starts_early` (local) is built, and its first worker started, before the
@@ -111,7 +116,8 @@ def run_suite(
                 early.close()
             early = make_executor(executor, device=cells[0].device, plugins=config.plugins, **options)
         runner = _Sweep(suite.name, folder, early)
-        with SweepProgress(len(todo), console, enabled=progress) as bar:
+        runs = sum(c.measure.processes for c in todo)
+        with SweepProgress(len(todo), console, enabled=progress, runs=runs) as bar:
             rows = runner.run(todo, bar)
     finally:
         if early is not None:
@@ -153,25 +159,66 @@ class _Sweep:
         self.executor = executor
         self.failed: dict[str, tuple[int, str]] = {}  # group -> (seq_len, status)
         self.last_env: dict[str, Any] = {}  # environment columns for rows no worker produced
+        self.passes: dict[str, list[Outcome]] = {}  # cell_id -> ok outcomes of its earlier passes
+        self.ended: set[str] = set()  # cells whose rows are written (or owed: the last pass ran)
 
     def run(self, cells: list[Cell], bar: SweepProgress) -> list[dict[str, Any]]:
+        """Every cell's last row, in the order of `cells`, after all passes."""
         slots = self.executor.slots(cells) if cells else 1
-        return run_groups(self, cells, bar, slots)
+        count = max((c.measure.processes for c in cells), default=1)
+        rows: dict[str, dict[str, Any]] = {}
+        for number in range(1, count + 1):
+            todo = [c for c in cells if c.measure.processes >= number and c.cell_id not in self.ended]
+            if not todo:
+                break
+            if number > 1:
+                self.executor.resize(slots)  # every pass in fresh workers
+            if count > 1:
+                bar.pass_start(number, count, len(todo))
+            for row in run_groups(self, todo, bar, slots):
+                rows[row["cell_id"]] = row
+        return [rows[c.cell_id] for c in cells if c.cell_id in rows]
 
     def run_cell(self, cell: Cell, bar: SweepProgress) -> list[dict[str, Any]]:
+        """The cell's rows to store; none while passes of it remain (its outcome is kept)."""
         group, run_id = cell.group_key, uuid.uuid4().hex
         if group in self.failed:
             seq_len, status = self.failed[group]
             reason = f"budget: same settings ended {status} at seq_len={seq_len}"
             env = {**self.last_env, "load_avg_1m": None}  # nothing ran
+            self.ended.add(cell.cell_id)
+            self.passes.pop(cell.cell_id, None)
             return [self._row(cell, run_id, Outcome("skipped", error=reason, env=env))]
         outcome = self.executor.run(cell, on_progress=bar.note)
         if not outcome.env:  # no worker ever started: describe this process instead
             outcome.env = self.last_env or _parent_env(cell.device)
         self.last_env = outcome.env
+        outcome = self._after_pass(cell, outcome)
+        if outcome is None:
+            return []
+        self.ended.add(cell.cell_id)
         if outcome.status in BUDGET_STATUSES:
             self.failed[group] = (cell.seq_len, outcome.status)
         return [self._row(cell, run_id, outcome, m) for m in outcome.rows or [{}]]
+
+    def _after_pass(self, cell: Cell, outcome: Outcome) -> Outcome | None:
+        """The cell's outcome once it has one: a failed pass, or all passes merged; None while
+        passes remain (the ok outcome is kept)."""
+        count = cell.measure.processes
+        if count == 1:
+            return outcome
+        done = self.passes.setdefault(cell.cell_id, [])
+        if outcome.status != "ok":
+            outcome.error = f"process {len(done) + 1} of {count}: {outcome.error}"
+            del self.passes[cell.cell_id]
+            return outcome
+        done.append(outcome)
+        if len(done) < count:
+            return None
+        from gam_bench.runner.processes import merge_outcomes
+
+        del self.passes[cell.cell_id]
+        return merge_outcomes(done)
 
     def _row(self, cell: Cell, run_id: str, outcome: Outcome, measured: dict[str, Any] | None = None) -> dict[str, Any]:
         from gam_bench import store

@@ -1,7 +1,8 @@
-"""The executor skeleton without processes: `measure.processes` (fresh workers, merged rows,
-the first failure wins), the wait for a failed accelerator worker's memory, and the release
-note on the next outcome. `Scripted` is an in-process executor whose "workers" answer each
-cell from a script; the local executor's own wait is tested on the fake CUDA device."""
+"""The executor skeleton without processes: worker reuse, merging a cell's rows over processes
+(`measure.processes`; the passes themselves are the runner's: tests/runner/test_passes.py),
+the wait for a failed accelerator worker's memory, and the release note on the next outcome.
+`Scripted` is an in-process executor whose "workers" answer each cell from a script; the
+local executor's own wait is tested on the fake CUDA device."""
 
 from __future__ import annotations
 
@@ -81,31 +82,10 @@ def _cell(processes: int = 1, device: str = "cpu", **fields: Any):
     return make_cell(measure=Measure(warmup=0, repeats=2, processes=processes), device=device, **fields)
 
 
-def test_processes_run_in_fresh_workers_and_merge_every_sample():
-    ex = Scripted([[_result([1.0, 3.0])], [_result([5.0, 7.0])], [_result([2.0, 4.0])]])
-    outcome = ex.run(_cell(processes=3))
-    assert outcome.status == "ok" and ex.started == 3
-    (row,) = outcome.rows
-    assert row["time_samples_ms"] == [1.0, 3.0, 5.0, 7.0, 2.0, 4.0]  # in process order
-    assert row["process_medians_ms"] == [2.0, 6.0, 3.0]
-    assert row["time_ms"] == 3.5  # the median of all six samples, not of the three medians (3.0)
-    assert row["processes"] == 3 and row["process_pids"] == [1000, 1001, 1002]
-    assert row["tokens_per_s"] == pytest.approx(1000 / 3.5)
-    assert outcome.duration_s == pytest.approx(0.75)
-
-
 def test_one_process_keeps_reusing_its_worker():
     ex = Scripted([[_result([1.0]), _result([2.0])]])
     assert ex.run(_cell()).status == "ok" and ex.run(_cell()).status == "ok"
     assert ex.started == 1
-
-
-def test_a_failing_process_makes_the_cell_fail():
-    ex = Scripted([[_result([1.0, 1.0])], [_result([1.0], status="error")], [_result([1.0])]])
-    outcome = ex.run(_cell(processes=3))
-    assert outcome.status == "error" and outcome.rows == []
-    assert outcome.error == "process 2 of 3: ValueError: boom"
-    assert ex.started == 2  # the third process never ran
 
 
 def test_rows_without_samples_are_an_error_not_a_silent_first_process():
@@ -120,6 +100,12 @@ def test_merge_takes_the_largest_peak_and_all_device_samples():
     (row,) = merge_rows([[a], [b]], [1, 2])
     assert row["peak_mem_bytes"] == 30 and row["device_time_samples_ms"] == [0.5, 1.5]
     assert row["device_time_ms"] == 1.0 and row["flops_per_s"] == pytest.approx(2e6 / 2e-3)
+
+
+def test_merge_takes_the_median_control_of_the_processes():
+    rows = [{"time_samples_ms": [1.0], "control_ms": c} for c in (0.5, 0.9, 0.4)]
+    (row,) = merge_rows([[r] for r in rows], [1, 2, 3])
+    assert row["control_ms"] == 0.5
 
 
 def test_a_failed_accelerator_cell_waits_for_release_and_the_next_cell_says_so():
