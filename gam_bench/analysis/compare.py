@@ -6,6 +6,10 @@ the result types. Memory is judged on `peak_tensor_bytes` (live tensor storage, 
 where both rows have it, else on `peak_mem_bytes`; each result names the column it used. Time
 is judged relative to the control kernel (`control_ms`) where both rows have it and the
 settings' `control` is on: the candidate's samples are scaled by baseline / candidate control.
+Where both rows were measured over several processes (`process_medians_ms`, from
+`measure.processes` > 1), the units judged are the per-process medians, not the samples:
+samples of one process share that process's level (runner/processes.py), so counting them
+as independent would make the rank test far too sure.
 
 No torch here.
 """
@@ -44,6 +48,24 @@ def samples(row: pd.Series) -> np.ndarray:
         values = [row.get("time_ms")]
     array = np.asarray([np.nan if v is None else v for v in values], dtype=float)
     return array[np.isfinite(array)]
+
+
+def process_medians(row: pd.Series) -> np.ndarray | None:
+    """The row's per-process medians when it was measured over 2 or more processes, else None."""
+    values = row.get("process_medians_ms")
+    if values is None or not isinstance(values, (list, np.ndarray)) or len(values) < 2:
+        return None
+    array = np.asarray(values, dtype=float)
+    return array[np.isfinite(array)]
+
+
+def time_units(base: pd.Series, cand: pd.Series) -> tuple[np.ndarray, np.ndarray, str]:
+    """What the time verdict judges: both rows' per-process medians where both have them, else
+    their samples; and the name of that column."""
+    b, c = process_medians(base), process_medians(cand)
+    if b is not None and c is not None:
+        return b, c, "process_medians_ms"
+    return samples(base), samples(cand), "time_samples_ms"
 
 
 def control_scale(base: pd.Series, cand: pd.Series) -> float | None:
@@ -86,9 +108,10 @@ def compare_cell(base: pd.Series, cand: pd.Series, settings: RegressionSettings,
         verdict = FIXED if c_status == "ok" else STILL_FAILING
         return CellComparison(verdict=verdict, note=f"baseline {b_status}", **common)
     scale = control_scale(base, cand) if settings.control else None
-    cand_samples = samples(cand) * scale if scale is not None else samples(cand)
-    column = "time_samples_ms x control" if scale is not None else "time_samples_ms"
-    time = judge_time(samples(base), cand_samples, settings, column)
+    base_units, cand_units, column = time_units(base, cand)
+    if scale is not None:
+        cand_units, column = cand_units * scale, f"{column} x control"
+    time = judge_time(base_units, cand_units, settings, column)
     column = memory_column(base, cand)
     memory = judge_memory(base.get(column), cand.get(column), settings, column)
     verdict, which = combine(time, memory)

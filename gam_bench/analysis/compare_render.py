@@ -127,7 +127,11 @@ def method_line(comparison: Comparison) -> str:
     columns = " and ".join(comparison.memory_columns()) or "none"
     timed = sum(1 for cell in comparison.cells if cell.time is not None)
     controlled = comparison.controlled_cells()
-    relative = f" (relative to the control kernel in {controlled} of {timed} cells)" if controlled else ""
+    notes = [f"relative to the control kernel in {controlled} of {timed} cells"] if controlled else []
+    processes = comparison.per_process_cells()
+    if processes:
+        notes.append(f"per-process medians as the units in {processes} of {timed} cells")
+    relative = f" ({'; '.join(notes)})" if notes else ""
     return (
         f"time{relative}: regression if the median moves >= {s.time_threshold:.0%} and a Mann-Whitney U test "
         f"gives p < {s.alpha:g}; memory ({columns}): one peak per cell, regression if >= {s.mem_threshold:.0%} "

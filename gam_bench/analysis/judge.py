@@ -5,7 +5,10 @@
   (a fraction of the baseline median). An improvement is the mirror image. When the samples are
   too few for the rank test ever to reach `alpha` (e.g. 4 against 4), the effect size alone
   decides, and the result says so. A 95% bootstrap interval of the relative change is reported
-  alongside; it informs the reader and does not change the verdict.
+  alongside; it informs the reader and does not change the verdict. The units are the stored
+  samples, or the per-process medians where both rows have several (analysis.compare):
+  with 5 processes a side the rank test reaches alpha = 0.01 only when every candidate
+  process is slower (or faster) than every baseline process.
 - **Memory.** Peak memory is one number per cell (there are no repeats to test), so the effect
   size alone decides: a regression is an increase of at least `mem_threshold` and of at least
   `mem_floor_mib` MiB.

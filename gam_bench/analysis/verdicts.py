@@ -83,6 +83,10 @@ class Comparison:
         """How many cells' times were judged relative to the control kernel."""
         return sum(1 for cell in self.cells if cell.time is not None and cell.time.column.endswith("x control"))
 
+    def per_process_cells(self) -> int:
+        """How many cells' times were judged on per-process medians (measure.processes > 1)."""
+        return sum(1 for cell in self.cells if cell.time is not None and cell.time.column.startswith("process_medians"))
+
     def memory_columns(self) -> list[str]:
         """The stored memory columns the cells were judged on (see analysis.rows.memory_column)."""
         return sorted({cell.memory.column for cell in self.cells if cell.memory is not None and cell.memory.column})

@@ -422,3 +422,38 @@ def test_rows_without_a_control_are_judged_on_raw_times_and_the_rule_line_says_h
     from gam_bench.analysis.compare_render import method_line
 
     assert method_line(comparison).startswith("time (relative to the control kernel in 1 of 2 cells): ")
+
+
+# ------------------------------------------------------------------ per-process medians
+
+
+def _over_processes(levels: list[float], per: int = 4, seed: int = 0) -> dict:
+    """Columns of a row measured over len(levels) processes, each process at its own level."""
+    values = [samples(level, n=per, seed=seed + i) for i, level in enumerate(levels)]
+    return {"time": [v for vs in values for v in vs], "process_medians_ms": [float(np.median(v)) for v in values]}
+
+
+def test_rows_over_processes_are_judged_on_their_process_medians_not_on_pooled_samples():
+    """Processes at two levels, 4 of 5 at the low one in the baseline, 4 of 5 at the high one in
+    the candidate: pooled, 20 samples against 20 call it a regression (p < 0.01); over
+    the processes, 5 medians against 5 that overlap, the rank test cannot reject."""
+    base = _over_processes([10.0, 10.0, 10.0, 10.0, 13.0])
+    cand = _over_processes([10.0, 13.0, 13.0, 13.0, 13.0], seed=10)
+    settings = RegressionSettings(control=False)
+    cell = by_seq_len(compare_frames(frame([row(64, **base)]), frame([row(64, **cand)]), settings))[64]
+    assert cell.time.column == "process_medians_ms" and cell.verdict == UNCHANGED
+    assert cell.time.basis == "Mann-Whitney U, n=5/5" and cell.time.p_value > 0.01
+    pooled = frame([row(64, time=base["time"])]), frame([row(64, time=cand["time"])])
+    raw = by_seq_len(compare_frames(*pooled, settings))[64]
+    assert raw.time.column == "time_samples_ms" and raw.verdict == REGRESSION and raw.time.p_value < 0.01
+
+
+def test_a_slowdown_in_every_process_is_a_regression_over_process_medians():
+    base = _over_processes([10.0, 10.5, 9.8, 10.2, 10.1])
+    cand = _over_processes([13.0, 13.6, 12.9, 13.3, 13.1], seed=10)
+    comparison = compare_frames(frame([row(64, **base)]), frame([row(64, **cand)]))
+    cell = by_seq_len(comparison)[64]
+    assert cell.verdict == REGRESSION and cell.time.p_value < 0.01
+    from gam_bench.analysis.compare_render import method_line
+
+    assert "per-process medians as the units in 1 of 1 cells" in method_line(comparison)
