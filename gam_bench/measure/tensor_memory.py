@@ -99,9 +99,12 @@ def _live_tensors() -> Iterator[torch.Tensor]:
             yield obj
 
 
+_PLAIN = (torch.Tensor, torch.nn.Parameter)  # no wrapper subclass: one storage, no flattening
+
+
 def _storages(t: torch.Tensor) -> list[torch.UntypedStorage]:
     """The untyped storages behind `t` (several for a wrapper subclass; none for sparse/meta-less)."""
-    if is_traceable_wrapper_subclass(t):
+    if type(t) not in _PLAIN and is_traceable_wrapper_subclass(t):
         attrs, _ = t.__tensor_flatten__()
         return [st for name in attrs for st in _storages(getattr(t, name))]
     try:
@@ -156,11 +159,13 @@ class TensorMemory(EagerDispatchMode):
         if self._observe is not None:
             self._observe(func)
         out = func(*args, **(kwargs or {}))
-        for leaf in tree_leaves(out):
+        leaves = (out,) if type(out) in _PLAIN else tree_leaves(out)  # most ops: one plain tensor
+        for leaf in leaves:
             if isinstance(leaf, torch.Tensor):
                 self._track(leaf)
         with self._lock:
-            self.peak_bytes = max(self.peak_bytes, self.current_bytes)
+            if self.current_bytes > self.peak_bytes:
+                self.peak_bytes = self.current_bytes
         return out
 
     def _seed(self, t: torch.Tensor) -> None:
