@@ -299,7 +299,7 @@ def test_task_settings_belong_to_their_task():
 
 def test_measure_processes_at_its_default_keeps_cell_ids():
     """measure.processes came after the legacy `measure` dump: 1 must leave every id as it was."""
-    cell = expand(load_suite(REPO / "suites" / "ci.yaml"), "cpu", threads=1)[0]
+    cell = expand(load_suite(REPO / "suites" / "scaling.yaml"), "cpu", threads=1)[0]
     assert cell.measure.processes == 1 and "processes" not in cell.config_json
     two = cell.model_copy(update={"measure": cell.measure.model_copy(update={"processes": 2})})
     assert two.cell_id != cell.cell_id and '"processes":2' in two.config_json
