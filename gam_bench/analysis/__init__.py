@@ -7,13 +7,19 @@
   runs), `verdicts` (result types), `compare_settings` (thresholds), `compare_render` (output).
 """
 
-from gam_bench.analysis.scaling import (
-    WINDOW_RULE,
-    Crossover,
-    ExponentFit,
-    crossover,
-    fit_exponent,
-    window,
-)
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["WINDOW_RULE", "Crossover", "ExponentFit", "crossover", "fit_exponent", "window"]
+
+
+def __getattr__(name: str) -> Any:
+    """The scaling names, imported on first use (PEP 562): `gam_bench.suite` imports
+    `analysis.compare_settings`, and the parent of a sweep should not pay for numpy (~0.1 s)
+    before its first worker starts."""
+    if name in __all__:
+        from gam_bench.analysis import scaling
+
+        return getattr(scaling, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
