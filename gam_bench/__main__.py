@@ -1,3 +1,3 @@
-from gam_bench.cli.main import main
+from gam_bench.cli.main import entry
 
-raise SystemExit(main())
+entry()

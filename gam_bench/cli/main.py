@@ -4,12 +4,18 @@ Each subcommand module defines `register(subparsers)`, which adds its parser and
 `func=run` (run(args) -> exit code). Subcommand modules import heavy libraries (torch)
 inside `run`, never at import time, so `gam-bench --help` and `gam-bench report` stay fast.
 A `UserError` anywhere prints one line to stderr and exits 2, with no traceback.
+
+`entry` (the console script, `python -m gam_bench`) exits without the interpreter's teardown
+once torch is imported: tearing torch down took 0.6-0.9 s here (`python -c "import torch"`
+2.4-3.3 s against 1.6-1.9 s with `os._exit`), after every result is already written
+(atomically) and every worker closed; only stdout and stderr are left to flush.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from gam_bench import __version__
@@ -46,5 +52,18 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def entry() -> None:
+    """Run `main()` and exit with its code: through `os._exit` after flushing stdout and stderr
+    when torch was imported (its teardown is slow and nothing is left to clean up: results
+    are written, workers closed, temporary folders removed by their context managers), else
+    normally."""
+    code = main()
+    if "torch" in sys.modules:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    raise SystemExit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    entry()
