@@ -26,6 +26,8 @@ import time
 
 import torch
 
+from gam_bench.measure import accelerator
+
 SIZE = 256
 
 
@@ -43,7 +45,7 @@ class Control:
 
     def _sync(self) -> None:
         if self.device.type != "cpu":
-            torch.accelerator.synchronize(self.device)
+            accelerator.synchronize(self.device)
 
     def sample(self) -> None:
         """One untimed call, then `repeats` timed calls appended to `samples_ms`."""
