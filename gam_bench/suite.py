@@ -126,7 +126,7 @@ class Measure(_Strict):
     written after its last pass and keeps every sample (in pass order), each process's median
     (`process_medians_ms`) and reports the median of all samples. So a cell's samples come
     from several processes and from moments a whole pass apart: on the shared 2-core VM a
-    small cell's time sits at one level for a second or more, levels up to 1.4-1.7x apart,
+    small cell's time sits at one level for a second or more, levels up to 1.8x apart,
     so the samples of one burst share their level whatever their number (runner/processes.py).
     Each pass costs a worker start (~2-3 s on the CPU box: torch import and priming) plus
     every cell's build and warmup again. Default 1: one pass, the cheapest; suites/ci.yaml

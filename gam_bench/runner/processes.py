@@ -3,7 +3,7 @@
 The runner (`runner._Sweep`) makes `measure.processes` passes over the sweep's cells, each
 pass in fresh workers, so that a cell's samples come from that many processes *and* from
 moments a whole pass apart. Measured on the shared 2-core VM (2026-12-01): a small cell's
-time sits at levels up to 1.4-1.7x apart for one to a few seconds at a time, in one process
+time sits at levels up to 1.8x apart for one to a few seconds at a time, in one process
 as in another (`benchmarks/process_levels.py`; the same block rebuilt ten times in one
 process moved between 1.5 and 2.2 ms), so samples taken in one burst share one level.
 The outcomes of a cell's passes are merged here (`merge_outcomes`, `merge_rows`):
