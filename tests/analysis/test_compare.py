@@ -448,6 +448,19 @@ def test_rows_over_processes_are_judged_on_their_process_medians_not_on_pooled_s
     assert raw.time.column == "time_samples_ms" and raw.verdict == REGRESSION and raw.time.p_value < 0.01
 
 
+def test_two_processes_against_two_are_judged_on_their_process_medians():
+    """The boundary: 2 processes a side are already per-process medians (not pooled samples);
+    2 against 2 is too few for the rank test, so the effect size alone decides."""
+    base = _over_processes([10.0, 10.2])
+    cand = _over_processes([13.0, 13.1], seed=10)
+    settings = RegressionSettings(control=False)
+    cell = by_seq_len(compare_frames(frame([row(64, **base)]), frame([row(64, **cand)]), settings))[64]
+    assert cell.time.column == "process_medians_ms"
+    assert cell.time.basis == "effect size only (n=2/2, too few repeats for the rank test)"
+    assert cell.time.baseline == pytest.approx(float(np.median(base["process_medians_ms"])))
+    assert cell.verdict == REGRESSION
+
+
 def test_a_slowdown_in_every_process_is_a_regression_over_process_medians():
     base = _over_processes([10.0, 10.5, 9.8, 10.2, 10.1])
     cand = _over_processes([13.0, 13.6, 12.9, 13.3, 13.1], seed=10)

@@ -1,5 +1,7 @@
 """Test-only models for the compiled-cell tests (suites load them with `plugins: [compile_models]`).
 
+test-recompile  a linear block that changes an attribute dynamo guards on at every call, so it
+                recompiles at every compiled call
 test-nocompile  a linear block that runs eagerly but that torch.compile refuses: its forward
                 breaks the graph inside `torch._dynamo.error_on_graph_break(True)`, so dynamo
                 raises (Unsupported) instead of falling back to eager for that frame
@@ -50,3 +52,22 @@ class NoCompileLM(nn.Module):
 
 
 register_model("test-nocompile", family="test", config=NoCompileConfig, block=NoCompileBlock)(NoCompileLM)
+
+
+class RecompileBlock(nn.Module):
+    """A linear block that counts its calls in a Python int it reads: every call changes an
+    attribute dynamo guards on (static ints, `dynamic=False`), so every compiled call recompiles."""
+
+    backend = "test"
+
+    def __init__(self, config: NoCompileConfig) -> None:
+        super().__init__()
+        self.proj = nn.Linear(config.d_model, config.d_model)
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, D) -> (B, T, D)
+        self.calls += 1
+        return x + self.proj(x) * (self.calls > 0)  # always 1: the guard changes, the output does not
+
+
+register_model("test-recompile", family="test", config=NoCompileConfig, block=RecompileBlock)(NoCompileLM)

@@ -142,6 +142,17 @@ def test_a_row_over_the_parity_tolerance_says_so(monkeypatch):
     assert row["parity_note"] == "max_rel_err 0.01 > tol 0.0001 (float32)"
 
 
+def test_a_step_that_recompiles_is_counted_in_the_row():
+    """The counter is not stuck at 0: a block that changes a guarded attribute at every call
+    recompiles during warmup and timing, and the row says so."""
+    import compile_models  # noqa: F401 - registers test-recompile
+
+    cell = make_cell(model="test-recompile", mode="forward", compile="default", measure={"warmup": 1, "repeats": 2})
+    (row,) = throughput.run(cell)
+    assert row["compile"] == "default" and row["compile_s"] > 0
+    assert row["recompiles"] >= 1
+
+
 def test_a_compile_failure_raises_compile_error_with_the_reason():
     import compile_models  # noqa: F401 - registers test-nocompile
 
