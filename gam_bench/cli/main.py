@@ -6,9 +6,9 @@ inside `run`, never at import time, so `gam-bench --help` and `gam-bench report`
 A `UserError` anywhere prints one line to stderr and exits 2, with no traceback.
 
 `entry` (the console script, `python -m gam_bench`) exits without the interpreter's teardown
-once torch is imported: tearing torch down took 0.6-0.9 s here (`python -c "import torch"`
-2.4-3.3 s against 1.6-1.9 s with `os._exit`), after every result is already written
-(atomically) and every worker closed; only stdout and stderr are left to flush.
+once torch is imported: torch's teardown takes most of a second (measured: docs/results/measured.md),
+and by then every result is written (atomically) and every worker closed; only stdout and
+stderr are left to flush.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import sys
 from gam_bench import __version__
 from gam_bench.errors import UserError
 
-SUBCOMMANDS = ("run", "models", "env", "report", "compare", "check", "doctor", "calibrate")
+SUBCOMMANDS = ("run", "models", "env", "report", "compare", "check", "doctor", "calibrate", "schema")
 
 
 def build_parser() -> argparse.ArgumentParser:
