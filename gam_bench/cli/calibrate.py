@@ -6,7 +6,13 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("calibrate", help="measure this machine's matmul peak FLOP/s per dtype and bandwidth")
+    p = subparsers.add_parser(
+        "calibrate",
+        help="measure this machine's matmul peak FLOP/s per dtype and bandwidth",
+        description="Measure this machine's dense-matmul peak FLOP/s per dtype and its copy bandwidth, or "
+        "show the cached result (per device, torch version and thread count). `gam-bench run` does this "
+        "once on first use; rows' mfu is flops_per_s over this peak.",
+    )
     p.add_argument("--device", default="auto", help="cpu, cuda, ... or auto (the accelerator if any)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all usable cores)")
     p.add_argument("--force", action="store_true", help="measure again even if a cached result exists")

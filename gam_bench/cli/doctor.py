@@ -17,7 +17,13 @@ TINY_SEQ_LEN = 32
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("doctor", help="check that this machine can run a suite (device, kernels, models)")
+    p = subparsers.add_parser(
+        "doctor",
+        help="check that this machine can run a suite (device, kernels, models)",
+        description="Check that this machine can run a suite: device, torch / CUDA versions, SDPA kernels, "
+        "mamba-ssm and causal-conv1d status with the reason, the memory cap its cells run with, and one "
+        "tiny forward+backward per model. Exit 0 when everything needed runs, 1 when something cannot.",
+    )
     p.add_argument("--suite", help="suite file: check its models, dtype and memory cap (default: every model)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default: auto)")
     p.set_defaults(func=run)

@@ -8,8 +8,14 @@ from gam_bench.devices import DEVICE_CHOICES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("env", help="show the device, backends and environment that runs record")
-    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    p = subparsers.add_parser(
+        "env",
+        help="show the device, backends and environment that runs record",
+        description="Show what `gam-bench run` would record about this machine with every result row "
+        "(device, torch and CUDA versions, CPU, threads, git SHA, ...) and the backends each model can "
+        "use here. Runs nothing.",
+    )
+    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="device to describe (default: auto)")
     p.set_defaults(func=run)
 
 

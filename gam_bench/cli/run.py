@@ -11,7 +11,14 @@ from gam_bench.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("run", help="run a benchmark suite (YAML) and store the results")
+    p = subparsers.add_parser(
+        "run",
+        help="run a benchmark suite (YAML) and store the results",
+        description="Expand a suite into cells, run each in a worker process and store one row per cell "
+        "(Parquet, results/<suite name>/ or --out DIR), then write a report (reports/<suite name>/, or "
+        "DIR/report/ with --out). Cells already stored ok are skipped: the same command resumes; --fresh "
+        "measures every cell again.",
+    )
     p.add_argument("suite", help="suite file, e.g. suites/scaling.yaml")
     p.add_argument("--dry-run", action="store_true", help="print the expanded cells and run nothing")
     p.add_argument("--out", metavar="DIR", help="results folder (default: results/<suite name>/)")
