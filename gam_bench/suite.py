@@ -125,11 +125,11 @@ class Measure(_Strict):
     in fresh worker processes, each doing the warmup and timed steps above; a cell's row is
     written after its last pass and keeps every sample (in pass order), each process's median
     (`process_medians_ms`) and reports the median of all samples. So a cell's samples come
-    from several processes and from moments a whole pass apart: on the shared 2-core VM a
-    small cell's time sits at one level for a second or more, levels up to 1.8x apart,
-    so the samples of one burst share their level whatever their number (runner/processes.py).
-    Each pass costs a worker start (~2-3 s on the CPU box: torch import and priming) plus
-    every cell's build and warmup again. Default 1: one pass, the cheapest; suites/ci.yaml
+    from several processes and from moments a whole pass apart: on a shared machine a small
+    cell's time sits at one level for a second or more, so the samples of one burst share
+    their level whatever their number (runner/processes.py; docs/methodology/cell.md).
+    Each pass costs a worker start (torch import and priming) plus every cell's build and
+    warmup again. Default 1: one pass, the cheapest; suites/ci.yaml
     (the gate) uses more. Throughput cells only (pre-flight refuses it elsewhere).
     Added after the other fields: it is part of the cell_id only when not 1 (cell.py).
     """

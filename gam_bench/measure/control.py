@@ -1,14 +1,12 @@
 """A control kernel: how fast this machine is at the moment a cell is timed.
 
-On the shared 2-core VM, fresh processes of the same cell sit at per-process time levels up
-to 1.4x apart, and a fixed matmul on preallocated buffers, timed in the same processes,
-moves with them (rank correlation +0.94 over 24 processes; `benchmarks/process_levels.py`,
-2026-12-01), while page faults, CPU affinity and address-space randomisation do not (-0.03,
-no change, no change). There the levels were the machine's speed (other tenants, clocks),
-which nothing inside the process fixes. (Not every level is: a small cell's time also
+On a shared machine, fresh processes of the same cell sit at per-process time levels, and a
+fixed matmul on preallocated buffers, timed in the same processes, moves with them, while page
+faults, CPU affinity and address-space randomisation do not (`benchmarks/process_levels.py`;
+figures in docs/results/measured.md): the levels are the machine's speed (other tenants,
+clocks), which nothing inside the process fixes. (Not every level is: a small cell's time also
 sits at levels of its own for a second or more while this kernel does not move, which only
-sampling over time helps: `measure.processes`, runner/processes.py. In five A/A pairs of
-suites/ci.yaml judged on pooled samples the control cut the flagged verdicts from 13 to 2 of 60.)
+sampling over time helps: `measure.processes`, runner/processes.py.)
 So every throughput cell times this
 kernel just before its warmup and just after its timed steps (`control_ms`, the median of
 both), and the gate can judge times relative to it (`regression.control: true`, the

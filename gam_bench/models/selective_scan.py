@@ -26,12 +26,10 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 # Steps per chunk. The work per step does not grow with the chunk (odd-even scan), so the
-# size trades Python/launch overhead against the chunk's (B, l, D, N) working set. On the
-# 2-core CPU, 1 thread, one block forward+backward, batch 1 (2026-12-01, load 0.9): at d_model
-# 64, T=2048, 32/64/128 gave 165/147/146 ms a step and 418/315/251 ms for the tensor-counted
-# step (its dispatch mode costs per op, and fewer chunks mean fewer ops); at d_model 512,
-# T=1024, 865/806/878 ms, within noise (as 16-128 were at d_inner 1536 earlier). So 128, as on
-# accelerators (not measured there: longer chunks mean fewer kernel launches).
+# size trades Python/launch overhead against the chunk's (B, l, D, N) working set; fewer
+# chunks also mean fewer ops for the tensor-counted step's dispatch mode. 128 was the fastest
+# of 32/64/128 on the CPU (docs/results/measured.md, "The Mamba torch scan"); accelerators use
+# it too (not measured there: longer chunks mean fewer kernel launches).
 CHUNK_SIZE = {"cpu": 128}
 DEFAULT_ACCELERATOR_CHUNK_SIZE = 128
 

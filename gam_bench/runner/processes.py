@@ -2,10 +2,9 @@
 
 The runner (`runner._Sweep`) makes `measure.processes` passes over the sweep's cells, each
 pass in fresh workers, so that a cell's samples come from that many processes *and* from
-moments a whole pass apart. Measured on the shared 2-core VM (2026-12-01): a small cell's
-time sits at levels up to 1.8x apart for one to a few seconds at a time, in one process
-as in another (`benchmarks/process_levels.py`; the same block rebuilt ten times in one
-process moved between 1.5 and 2.2 ms), so samples taken in one burst share one level.
+moments a whole pass apart: on a shared machine a small cell's time sits at one level for a
+second or more, in one process as in another, so samples taken in one burst share one level
+(measured with `benchmarks/process_levels.py`: docs/results/measured.md).
 The outcomes of a cell's passes are merged here (`merge_outcomes`, `merge_rows`):
 - `time_samples_ms` (and `device_time_samples_ms`) are every process's samples, in process
   order; `time_ms`, its quartiles, `device_time_ms`, `tokens_per_s` and `flops_per_s` are

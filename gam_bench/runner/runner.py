@@ -17,9 +17,8 @@ An executor that `starts_early` (local) is built, and its first worker started, 
 sweep is planned when the device needs no resolving (not "auto") and a core is idle (1-minute
 load below the usable cores minus 1): the worker's start-up (torch import, priming) then
 overlaps the parent's (imports, expand, pre-flight). Without an idle core the two only
-compete: measured on a 2-core box at load 1.2-1.7, starting early cost 0.6-1.5 s more CPU
-and wall time for a 2-cell sweep, so it is not done then. The store (pandas, pyarrow: ~0.8 s)
-and pre-flight (the model modules, so torch: ~1.5 s) are imported after that start.
+compete (starting early then costs CPU and wall time), so it is not done then. The store
+(pandas, pyarrow) and pre-flight (the model modules, so torch) are imported after that start.
 """
 
 from __future__ import annotations

@@ -74,8 +74,8 @@ def prepare(device: str, plugins: list[str]) -> dict[str, Any]:
     collector's scans; returns the environment columns. Raises if the worker cannot start.
 
     gc.freeze: the per-cell heap trim runs gc.collect(), which otherwise walks the ~200k objects
-    of torch and the imports (~130 ms per cell, measured); frozen objects are never freed,
-    which they would not be anyway."""
+    of torch and the imports in every cell; frozen objects are never freed, which they would
+    not be anyway."""
     import gc
 
     from gam_bench.measure.environment import environment
