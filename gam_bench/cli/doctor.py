@@ -74,6 +74,8 @@ def build_table(device: str, models, dtype: str, cap_fraction: float, cap_gb: fl
     table.add_row("mamba-ssm", "ok" if available else "unavailable", f"{path}: {reason}" if reason else path)
     conv = backends.causal_conv1d_reason()
     table.add_row("causal-conv1d", "ok" if conv is None else "unavailable", conv or "imports")
+    fla = backends.fla_reason("fla.ops.gla")
+    table.add_row("fla", "ok" if fla is None else "unavailable", fla or "imports (GLA / RetNet kernels)")
     dev = torch.device(device)
     cap = memory.cap_bytes(cap_gb, cap_fraction, dev)
     table.add_row(

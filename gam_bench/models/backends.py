@@ -81,3 +81,13 @@ def backend_reason(module: torch.nn.Module) -> str:
         if isinstance(reason, str):
             return reason
     return ""
+
+
+def fla_reason(module: str) -> str | None:
+    """Why flash-linear-attention's op `module` (e.g. "fla.ops.gla") cannot run here, or None when it can."""
+    return _cuda_reason() or _prefixed("fla", import_error(module))
+
+
+def fla_available(module: str) -> bool:
+    """True when fla's op `module` imports and a CUDA device is present."""
+    return fla_reason(module) is None

@@ -59,6 +59,8 @@ MODELS: Registry[ModelSpec] = Registry(
         "transformer-naive": "gam_bench.models.transformer",
         "mamba": "gam_bench.models.mamba",
         "mamba-paper": "gam_bench.models.mamba",
+        "gla": "gam_bench.models.gla",
+        "retnet": "gam_bench.models.retnet",
     },
 )
 _plugins_loaded = False
