@@ -61,6 +61,7 @@ MODELS: Registry[ModelSpec] = Registry(
         "mamba-paper": "gam_bench.models.mamba",
         "gla": "gam_bench.models.gla",
         "retnet": "gam_bench.models.retnet",
+        "swa": "gam_bench.models.swa",
     },
 )
 _plugins_loaded = False

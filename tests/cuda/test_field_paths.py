@@ -1,5 +1,6 @@
-"""flash-linear-attention's chunked kernels against gam-bench's torch ops and blocks on a real
-GPU, forward and backward (skipped without CUDA or without fla; marker cuda)."""
+"""The O(N) field on a real GPU (skipped without CUDA; marker cuda): flash-linear-attention's chunked
+kernels against gam-bench's torch ops and blocks (skipped without fla), sliding-window attention's
+blocked form against its naive twin; forward and backward."""
 
 from __future__ import annotations
 
@@ -86,3 +87,23 @@ def test_fla_block_matches_torch_block_and_decodes(name, module):
         steps = [kernel.decode(x[:, t : t + 1], state)[0] for t in range(290, 300)]
         state_free = kernel(x)
     torch.testing.assert_close(torch.cat([out, *steps], dim=1), state_free, atol=2e-3, rtol=2e-3)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_sliding_window_blocked_matches_naive_on_cuda(dtype):
+    """Not an fla kernel: the blocked SDPA form with a band mask on CUDA's attention kernels."""
+    torch.manual_seed(0)
+    kw = {"d_model": 64, "dropout": 0.0, "window": 64, "max_seq_len": 512}
+    blocked = registry.build_block("swa", **kw).cuda()
+    naive = registry.build_block("swa", impl="naive", **kw).cuda()
+    naive.load_state_dict(blocked.state_dict())
+    x = torch.randn(2, 300, 64, device="cuda")
+    results = []
+    for block in (blocked, naive):
+        xi = x.clone().requires_grad_(True)
+        with torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32):
+            y = block(xi)
+        y.float().square().mean().backward()
+        results.append((y.float(), xi.grad))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, atol=TOL[dtype], rtol=TOL[dtype])
