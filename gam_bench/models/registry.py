@@ -62,6 +62,7 @@ MODELS: Registry[ModelSpec] = Registry(
         "gla": "gam_bench.models.gla",
         "retnet": "gam_bench.models.retnet",
         "swa": "gam_bench.models.swa",
+        "hyena": "gam_bench.models.hyena",
     },
 )
 _plugins_loaded = False

@@ -1,6 +1,7 @@
 """The O(N) field on a real GPU (skipped without CUDA; marker cuda): flash-linear-attention's chunked
 kernels against gam-bench's torch ops and blocks (skipped without fla), sliding-window attention's
-blocked form against its naive twin; forward and backward."""
+blocked form against its naive twin, Hyena's FFT convolution against the direct one; forward and
+backward."""
 
 from __future__ import annotations
 
@@ -107,3 +108,20 @@ def test_sliding_window_blocked_matches_naive_on_cuda(dtype):
         results.append((y.float(), xi.grad))
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, atol=TOL[dtype], rtol=TOL[dtype])
+
+
+@pytest.mark.parametrize("T", [100, 2048])
+def test_hyena_fft_matches_direct_conv_on_cuda(T):
+    """cuFFT against the direct causal convolution, forward and backward."""
+    from gam_bench.models.ops.long_conv import direct_conv, fft_conv
+
+    torch.manual_seed(0)
+    u = torch.randn(2, 64, T, device="cuda", requires_grad=True)
+    k = (torch.randn(64, T, device="cuda") * torch.exp(-torch.arange(T, device="cuda") / 50.0)).requires_grad_()
+    outs = []
+    for conv in (fft_conv, direct_conv):
+        y = conv(u, k)
+        grads = torch.autograd.grad(y.square().mean(), [u, k])
+        outs.append((y, *grads))
+    for a, b in zip(*outs):
+        torch.testing.assert_close(a, b, atol=2e-3, rtol=2e-3)

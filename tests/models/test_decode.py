@@ -65,6 +65,8 @@ def expected_layer_bytes(name: str, config, batch: int, context: int) -> int:
         return 2 * batch * context * D * 4
     if family == "gam":
         return 0 if config.fusion == "global" else batch * (config.conv_kernel_size - 1) * D * 4
+    if family == "hyena":  # the short conv's window (3D channels, 2 steps) and every long-conv input
+        return batch * D * (3 * (config.short_filter_order - 1) + context) * 4
     if family == "swa":  # the ring KV cache of W slots and the int64 position
         return 2 * batch * config.window * D * 4 + 8
     if family in ("gla", "retnet"):  # the (B, H, K, V) float32 state; RetNet adds its int64 position
