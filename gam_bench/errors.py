@@ -18,6 +18,10 @@ class UserError(Exception):
     exit_code = 2
 
 
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a sweep; its text says what is stored where and how to resume (exit 130)."""
+
+
 def first_error(exc: Any, at: Sequence[Any] = ()) -> tuple[list[Any], str]:
     """(location, message) of a pydantic ValidationError's first error; `at` is prepended to
     the location (where the validated value sits in a larger document)."""

@@ -480,8 +480,11 @@ def _raise_located(
     exc: ValidationError, at: list[Any], raw: dict[str, Any], source: Any, prefix: str, override: dict | None
 ) -> None:
     """Re-raise pydantic's first error as a UserError naming file, field and value."""
+    from gam_bench.suite_hints import error_hint
+
     loc, message = first_error(exc, at)
     where = location_text(loc) or "<top level>"
+    message += error_hint(exc, SuiteConfig)
     raise UserError(f"{source}: {_profile_prefix(prefix, override, loc)}{where}: {message}") from None
 
 

@@ -5,6 +5,9 @@ need their own cache still set GAM_BENCH_CACHE themselves (monkeypatch)."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -18,3 +21,42 @@ def _session_cache(tmp_path_factory: pytest.TempPathFactory):
         os.environ.pop("GAM_BENCH_CACHE", None)
     else:
         os.environ["GAM_BENCH_CACHE"] = before
+
+
+# ---------------------------------------------------------------- the checkout stays as it was
+
+REPO = Path(__file__).resolve().parents[1]
+_SCRATCH = ("__pycache__", ".pytest_cache", ".egg-info", ".venv/", "site/")  # caches and build outputs
+
+
+def checkout_state(repo: Path = REPO) -> set[str] | None:
+    """`git status` of the checkout, tracked changes and untracked or ignored paths, less caches;
+    None outside a git checkout."""
+    if not (repo / ".git").exists():
+        return None
+    result = subprocess.run(
+        ["git", "status", "--porcelain", "--ignored"], cwd=repo, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        return None
+    return {line for line in result.stdout.splitlines() if not any(s in line for s in _SCRATCH)}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config._checkout_before = checkout_state()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Tests write only to temporary folders: fail the run if the checkout changed under it."""
+    before = getattr(session.config, "_checkout_before", None)
+    after = checkout_state() if before is not None else None
+    if before is None or after is None or after <= before:
+        return
+    new = sorted(after - before)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    text = "tests changed the checkout (write to tmp_path instead): " + ", ".join(new)
+    if reporter is not None:
+        reporter.write_line(text, red=True)
+    else:
+        print(text, file=sys.stderr)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -34,6 +34,7 @@ from pathlib import Path
 from gam_bench.baselines import run_folder
 from gam_bench.cli.compare import EXIT_OK, add_gate_options, gate_settings, report, settings_source, suite_settings
 from gam_bench.errors import UserError
+from gam_bench.output_paths import check_file, check_folder
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -102,6 +103,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--update: records into --baseline PATH; it cannot be used with --against")
     if args.against is None and not args.update:
         _require_baseline(args.baseline)
+    check_folder(args.out, "--out")
+    check_file(args.markdown, "--markdown")
+    if args.update:
+        check_folder(args.baseline, "--baseline")
     with _results_folder(args.out) as out:
         from gam_bench.runner import run_suite
 

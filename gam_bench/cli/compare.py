@@ -15,6 +15,7 @@ import argparse
 from pathlib import Path
 
 from gam_bench.errors import UserError, first_error
+from gam_bench.output_paths import check_file
 
 EXIT_OK, EXIT_REGRESSED = 0, 1
 
@@ -123,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
     from gam_bench.analysis.compare import compare_paths, recorded_settings
     from gam_bench.suite import load_suite
 
+    check_file(args.markdown, "--markdown")
     if args.suite is not None:
         candidate = store.load(baselines.recorded_runs(args.candidate)[0], strict=args.strict)
         base = suite_settings(load_suite(args.suite), candidate)

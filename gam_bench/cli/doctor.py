@@ -42,12 +42,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _needs(suite_path: str | None, device: str) -> tuple[list[tuple[str, dict]], str, float, float | None]:
-    """(models with their overrides, dtype, mem_cap_fraction, mem_cap_gb) that a suite needs."""
+    """(models with their overrides, dtype, mem_cap_fraction, mem_cap_gb) that a suite needs; without
+    a suite, the cap every suite gets by default (suite.Limits: the one source `run` uses too)."""
     from gam_bench.models import registry
+    from gam_bench.suite import Limits, load_suite
 
     if suite_path is None:
-        return [(name, {}) for name in registry.available()], "float32", 0.9, None
-    from gam_bench.suite import load_suite
+        limits = Limits()
+        return [(name, {}) for name in registry.available()], "float32", limits.mem_cap_fraction, limits.mem_cap_gb
 
     config = load_suite(suite_path).for_device(device)
     dtype = config.dtype[0] if isinstance(config.dtype, list) else config.dtype

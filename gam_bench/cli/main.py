@@ -47,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"gam-bench: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("gam-bench: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"gam-bench: {exc}" if str(exc) else "gam-bench: interrupted", file=sys.stderr)
         return 130
 
 

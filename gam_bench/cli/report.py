@@ -29,12 +29,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="OUT",
         help="output folder (default: reports/<suite name>/)",
     )
+    parser.add_argument(
+        "--suite",
+        metavar="NAME",
+        help="report only this suite's rows (needed when RESULTS holds several suites, e.g. results/)",
+    )
     add_strict_option(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from gam_bench.output_paths import check_folder
     from gam_bench.report import write_report
 
-    print(write_report(args.results, args.out, strict=args.strict))
+    check_folder(args.out, "--out")
+    print(write_report(args.results, args.out, strict=args.strict, suite=args.suite))
     return 0

@@ -21,11 +21,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("suite", help="suite file, e.g. suites/scaling.yaml")
     p.add_argument("--dry-run", action="store_true", help="print the expanded cells and run nothing")
-    p.add_argument("--out", metavar="DIR", help="results folder (default: results/<suite name>/)")
+    p.add_argument(
+        "--out", metavar="DIR", help="results folder (default: results/<suite name>/); the report goes to DIR/report/"
+    )
     p.add_argument("--device", choices=DEVICE_CHOICES, help="override the suite's device")
     p.add_argument("--only", metavar="MODEL", action="append", help="run only this model (repeatable)")
     p.add_argument("--fresh", action="store_true", help="run every cell again, even those already stored ok")
-    p.add_argument("--no-report", action="store_true", help="do not write reports/<suite name>/ at the end")
+    p.add_argument(
+        "--no-report", action="store_true", help="do not write the report (reports/<suite name>/, or DIR/report/)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar, per-cell lines or summary")
     p.add_argument("--executor", default="local", help="where cells run: local (worker processes here) or ray")
     p.add_argument(
@@ -53,7 +57,10 @@ def executor_options(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gam_bench.output_paths import check_folder
     from gam_bench.runner import run_suite
+
+    check_folder(args.out, "--out")
 
     if args.data_dir:  # workers inherit the environment, so they see it too
         if not Path(args.data_dir).is_dir():
@@ -87,10 +94,10 @@ def _dry_run(args: argparse.Namespace) -> int:
     done = set() if args.fresh else store.done_cell_ids(folder)
     table = Table(title=f"{suite.name}: {len(cells)} cells on {cells[0].device} -> {folder}")
     data = cells[0].task == "perplexity"
+    table.add_column("#")
+    table.add_column("cell_id", no_wrap=True)
+    table.add_column("model", no_wrap=True, min_width=max(len(c.model) for c in cells))
     for column in (
-        "#",
-        "cell_id",
-        "model",
         "level",
         "mode",
         "dtype",
@@ -100,7 +107,7 @@ def _dry_run(args: argparse.Namespace) -> int:
         "overrides",
         "stored",
     ):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for i, cell in enumerate(cells, 1):
         overrides = " ".join(f"{k}={v}" for k, v in sorted(cell.overrides.items()))
         table.add_row(

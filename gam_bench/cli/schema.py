@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gam_bench.errors import UserError
+from gam_bench.output_paths import check_file
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,10 +29,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out is None:
         sys.stdout.write(text)
         return 0
-    if args.out.is_dir():
-        raise UserError(f"--out: {args.out} is a folder; give a file name, e.g. {args.out / 'suite.schema.json'}")
-    if not args.out.parent.is_dir():
-        raise UserError(f"--out: {args.out.parent}: no such folder")
+    check_file(args.out, "--out")
     atomic_write(args.out, lambda tmp: tmp.write_text(text))
     print(f"suite schema: {args.out}")
     return 0

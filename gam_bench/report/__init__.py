@@ -39,12 +39,41 @@ def judged_memory(newest: pd.DataFrame) -> pd.DataFrame:
     return newest.assign(peak_mem_bytes=newest[TENSOR_MEMORY], mem_source="peak_tensor_bytes (live tensor storage)")
 
 
+def one_suite(df: pd.DataFrame, results_path: str | os.PathLike[str], suite: str | None = None) -> pd.DataFrame:
+    """The rows of one suite: `suite`'s, or all when they name at most one. Rows of several suites
+    (`gam-bench report results/`: every sweep, test fixtures, other machines) are refused with
+    what was found, rather than merged into one report."""
+    from gam_bench.registry import did_you_mean
+
+    counts = df.groupby(df["suite"].fillna("?"))["cell_id"].nunique().sort_index()
+    if suite is not None:
+        if suite not in counts.index:
+            raise UserError(
+                f"--suite: {results_path} holds no rows of suite {suite!r}{did_you_mean(suite, counts.index)}"
+            )
+        return df[df["suite"] == suite]
+    if len(counts) <= 1:
+        return df
+    found = ", ".join(f"{name} ({cells} cells)" for name, cells in counts.items())
+    hosts = sorted({str(h) for h in df["hostname"].dropna()}) if "hostname" in df else []
+    machines = f" from {len(hosts)} machines" if len(hosts) > 1 else ""
+    raise UserError(
+        f"{results_path}: holds rows of {len(counts)} suites{machines}: {found}; report one results folder "
+        f"(e.g. gam-bench report results/{counts.index[0]}) or choose one with --suite NAME"
+    )
+
+
 def write_report(
-    results_path: str | os.PathLike[str], out_dir: str | os.PathLike[str] | None = None, *, strict: bool = False
+    results_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str] | None = None,
+    *,
+    strict: bool = False,
+    suite: str | None = None,
 ) -> Path:
     """Write report.md and its figures for the results under `results_path`; return its path.
 
-    out_dir defaults to `default_out_dir`. Raises UserError when there is nothing to report. An
+    out_dir defaults to `default_out_dir`. Rows of several suites need `suite` (`one_suite`).
+    Raises UserError when there is nothing to report. An
     unreadable or foreign part is skipped with a warning, or with `strict` refused (`store.load`).
     """
     from gam_bench.report.markdown import render  # matplotlib: only when a report is written
@@ -52,6 +81,7 @@ def write_report(
     df = store.load(results_path, strict=strict)
     if df.empty:
         raise UserError(f"{results_path}: no result rows to report")
+    df = one_suite(df, results_path, suite)
     out = Path(out_dir) if out_dir is not None else default_out_dir(df, results_path)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: report output must be a folder, and this is a file")

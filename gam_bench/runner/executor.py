@@ -321,9 +321,21 @@ class _Worker:
         from gam_bench.runner import worker
 
         self.conn, child = ctx.Pipe()
+        self._close_lock = threading.Lock()
+        self._closed = False
         self.process = ctx.Process(target=worker.main, args=(child, device, plugins), daemon=True)
         self.process.start()
         child.close()
+
+    def close(self) -> None:
+        """Close our end of the pipe, once: on Ctrl-C the sweep's `close` and the thread of the
+        cell in flight both end this worker, and a second close of the same descriptor fails
+        (or, worse, closes a descriptor opened since)."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self.conn.close()
 
     def exit_text(self) -> str:
         self.process.join(timeout=10)
@@ -404,7 +416,9 @@ class LocalExecutor(Executor):
         return {"release_wait_s": time.perf_counter() - t0, "release_ok": released}
 
     def kill(self, slot: Slot) -> None:
-        worker: _Worker = slot.worker
+        worker: _Worker | None = slot.worker  # read once: another thread may be ending it too
+        if worker is None:
+            return
         if not slot.busy and not slot.early and worker.process.is_alive():  # idle: ask it to stop
             try:
                 worker.conn.send(None)
@@ -414,4 +428,4 @@ class LocalExecutor(Executor):
         if worker.process.is_alive():
             worker.process.kill()
         worker.process.join(timeout=10)
-        worker.conn.close()
+        worker.close()

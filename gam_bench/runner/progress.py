@@ -125,9 +125,27 @@ def _outcome_text(row: dict[str, Any]) -> str:
             return f"prefill {row['prefill_ms']:.2f} ms"
         if row.get("time_ms") is None:
             return f"{row.get('duration_s', 0):.1f} s"
-        mib = (row.get("peak_mem_bytes") or 0) / 2**20
-        return f"{row['time_ms']:.2f} ms  {mib:.0f} MiB"
+        return f"{row['time_ms']:.2f} ms  {memory_text(row)}".rstrip()
     return (row.get("error") or "")[:100]
+
+
+def memory_label(mem_source: str | None) -> str:
+    """What a row's `peak_mem_bytes` is, in one word: rss (CPU), allocator (GPU) or peak."""
+    source = mem_source or ""
+    if source.endswith("_allocator"):
+        return "allocator"
+    return "rss" if "rss" in source else "peak"
+
+
+def memory_text(row: dict[str, Any]) -> str:
+    """A row's memory, labelled: live tensor bytes (what the report and `compare` use) first,
+    then the device's own number, e.g. "tensors 846 MiB  rss 2617 MiB"."""
+    parts = []
+    if row.get("peak_tensor_bytes") is not None:
+        parts.append(f"tensors {row['peak_tensor_bytes'] / 2**20:.0f} MiB")
+    if row.get("peak_mem_bytes") is not None:
+        parts.append(f"{memory_label(row.get('mem_source'))} {row['peak_mem_bytes'] / 2**20:.0f} MiB")
+    return "  ".join(parts)
 
 
 def summary_table(rows: list[dict[str, Any]], title: str) -> Table:
@@ -135,9 +153,17 @@ def summary_table(rows: list[dict[str, Any]], title: str) -> Table:
     cells: data set, tokens trained, final validation loss and perplexity, wall time)."""
     if any(row.get("task") == "perplexity" for row in rows):
         return _perplexity_table(rows, title)
-    table = Table(title=title)
-    for name in ("model", "level/mode/dtype", "B", "T", "status", "median ms", "tokens/s", "peak MiB"):
-        table.add_column(name, justify="right" if name in ("B", "T", "median ms", "tokens/s", "peak MiB") else "left")
+    labels = sorted({memory_label(row.get("mem_source")) for row in rows if row.get("peak_mem_bytes") is not None})
+    device_mib = f"{'/'.join(labels) or 'peak'} MiB"
+    table = Table(
+        title=title,
+        caption=f"tensor MiB: live tensor bytes, what the report and compare use; {device_mib}: "
+        "the device's peak (RSS high-water mark on a CPU, allocator peak on a GPU)",
+    )
+    _model_column(table, rows)
+    numbers = ("B", "T", "median ms", "tokens/s", "tensor MiB", device_mib)
+    for name in ("level/mode/dtype", "B", "T", "status", "median ms", "tokens/s", "tensor MiB", device_mib):
+        table.add_column(name, justify="right" if name in numbers else "left")
     for row in rows:
         ok = row["status"] == "ok" and row.get("time_ms") is not None
         table.add_row(
@@ -148,9 +174,21 @@ def summary_table(rows: list[dict[str, Any]], title: str) -> Table:
             row["status"],
             f"{row['time_ms']:.2f}" if ok else "-",
             f"{row['tokens_per_s']:.0f}" if ok else "-",
-            f"{row['peak_mem_bytes'] / 2**20:.0f}" if ok and row.get("peak_mem_bytes") is not None else "-",
+            _mib(row.get("peak_tensor_bytes")) if ok else "-",
+            _mib(row.get("peak_mem_bytes")) if ok else "-",
         )
     return table
+
+
+def _model_column(table: Table, rows: list[dict[str, Any]]) -> None:
+    """The model column, never cut: at 80 columns `transformer` and `transformer-naive` would
+    both become `transfor…`; the other columns wrap first."""
+    width = max((len(str(row["model"])) for row in rows), default=5)
+    table.add_column("model", no_wrap=True, min_width=width)
+
+
+def _mib(value: float | None) -> str:
+    return "-" if value is None else f"{value / 2**20:.0f}"
 
 
 def _execution(row: dict[str, Any]) -> str:
@@ -161,7 +199,8 @@ def _execution(row: dict[str, Any]) -> str:
 
 def _perplexity_table(rows: list[dict[str, Any]], title: str) -> Table:
     table = Table(title=title)
-    for name in ("model", "dataset", "status", "tokens", "val loss", "val ppl", "wall s"):
+    _model_column(table, rows)
+    for name in ("dataset", "status", "tokens", "val loss", "val ppl", "wall s"):
         table.add_column(name, justify="left" if name in ("model", "dataset", "status") else "right")
     for row in rows:
         ok = row["status"] == "ok" and row.get("val_ppl") is not None

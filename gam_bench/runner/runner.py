@@ -32,7 +32,7 @@ from typing import Any
 from rich.console import Console
 
 from gam_bench.cell import Cell, expand
-from gam_bench.errors import UserError
+from gam_bench.errors import SweepInterrupted, UserError
 from gam_bench.runner.executor import Executor, Outcome, executor_class, make_executor
 from gam_bench.runner.parallel import run_groups
 from gam_bench.runner.progress import SweepProgress, summary_table
@@ -76,6 +76,12 @@ def results_dir(suite: Suite, out: str | os.PathLike[str] | None) -> Path:
     return Path(out) if out is not None else Path("results") / suite.name
 
 
+def report_dir(suite: Suite, out: str | os.PathLike[str] | None) -> Path:
+    """reports/<suite name>/, or with `out` beside its rows (out/report/): two runs to different
+    folders never write the same report."""
+    return Path(out) / "report" if out is not None else Path("reports") / suite.name
+
+
 def run_suite(
     suite: Suite | str | os.PathLike[str],
     *,
@@ -99,17 +105,21 @@ def run_suite(
     from gam_bench import store  # after the early worker started (see the module docstring)
     from gam_bench.runner.preflight import with_peaks
 
+    folder = cells = None
     try:
         suite, config, cells = plan(suite, device, only)
         folder = results_dir(suite, out)
         regression = config.regression.model_dump() if config.regression else None  # what `compare` judges with
         store.write_suite_meta(folder, suite=suite.name, source=suite.source, regression=regression)
-        console = console or Console()
+        console = console or _console()
         cells = with_peaks(cells, enabled=config.calibrate, note=console.print)  # calibrates on first use
         done = set() if fresh else store.done_cell_ids(folder)
         todo = [c for c in cells if c.cell_id not in done]
-        if done:
-            console.print(f"resuming: {len(cells) - len(todo)} of {len(cells)} cells already stored ok in {folder}")
+        if done and todo:
+            console.print(
+                f"resuming: {len(cells) - len(todo)} of {len(cells)} cells already stored ok in {folder} "
+                "(--fresh measures them again)"
+            )
         if early is None or early.device != cells[0].device or early.plugins != list(config.plugins):
             if early is not None:
                 early.close()
@@ -118,17 +128,44 @@ def run_suite(
         runs = sum(c.measure.processes for c in todo)
         with SweepProgress(len(todo), console, enabled=progress, runs=runs) as bar:
             rows = runner.run(todo, bar)
+    except KeyboardInterrupt:
+        if folder is None or cells is None:
+            raise
+        raise SweepInterrupted(_interrupted_text(folder, cells)) from None
     finally:
         if early is not None:
             early.close()
-    if progress:
+    if not todo:
+        console.print(
+            f"nothing to run: all {len(cells)} cells are already stored ok in {folder}; "
+            "add --fresh to measure them again",
+            highlight=False,
+        )
+    elif progress:
         console.print(summary_table(rows, f"{suite.name}: {len(rows)} cells run, results in {folder}"))
         warning = busy_warning(rows)
         if warning:
             console.print(warning, style="yellow")
     if report:
-        _write_report(folder, suite.name, console)
+        _write_report(folder, report_dir(suite, out), console)
     return folder
+
+
+def _console() -> Console:
+    """The terminal; piped or captured (CI logs), a wide one, so tables keep whole names."""
+    console = Console()
+    return console if console.is_terminal else Console(width=max(console.width, 160))
+
+
+def _interrupted_text(folder: Path, cells: list[Cell]) -> str:
+    """What Ctrl-C left behind: how many cells are stored where, and how to go on."""
+    from gam_bench import store
+
+    stored = len(store.done_cell_ids(folder) & {c.cell_id for c in cells})
+    return (
+        f"interrupted: {stored} of {len(cells)} cells are stored in {folder}; "
+        "run the same command to resume (cells stored ok are not run again)"
+    )
 
 
 def _idle_core() -> bool:
@@ -279,7 +316,7 @@ def busy_warning(rows: list[dict[str, Any]]) -> str | None:
     )
 
 
-def _write_report(folder: Path, suite_name: str, console: Console) -> None:
+def _write_report(folder: Path, report_folder: Path, console: Console) -> None:
     try:
         from gam_bench.report import write_report
     except ImportError:
@@ -287,5 +324,5 @@ def _write_report(folder: Path, suite_name: str, console: Console) -> None:
         return
     if not folder.exists():
         return
-    path = write_report(folder, Path("reports") / suite_name)
+    path = write_report(folder, report_folder)
     console.print(f"report: {path}")

@@ -61,3 +61,20 @@ def test_doctor_unknown_device_is_a_user_error(capsys):
         pytest.skip("CUDA present")
     assert main(["doctor", "--device", "cuda"]) == 2
     assert "not available" in capsys.readouterr().err
+
+
+def test_doctor_reports_the_memory_cap_run_uses(tmp_path):
+    """One source of truth: without --suite the cap is every suite's default (suite.Limits), and
+    with one it is the cap its cells get for the device (their `limits`)."""
+    from gam_bench.cell import expand
+    from gam_bench.cli.doctor import _needs
+    from gam_bench.suite import Limits, load_suite
+
+    assert _needs(None, "cpu")[2:] == (Limits().mem_cap_fraction, Limits().mem_cap_gb)
+    suite = tmp_path / "s.yaml"
+    suite.write_text(
+        "name: s\nmodels: [gam]\naxes: {seq_len: [8]}\nlimits: {mem_cap_fraction: 0.5}\n"
+        "profiles: {cpu: {limits: {mem_cap_fraction: 0.6}}}\n"
+    )
+    cell = expand(load_suite(suite), "cpu", threads=1)[0]
+    assert _needs(str(suite), "cpu")[2:] == (cell.limits.mem_cap_fraction, cell.limits.mem_cap_gb) == (0.6, None)

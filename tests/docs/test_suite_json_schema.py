@@ -80,4 +80,4 @@ def test_schema_command_writes_stdout_or_a_file(tmp_path, capsys):
 def test_schema_command_refuses_a_folder_in_one_line(tmp_path, capsys):
     assert main(["schema", "-o", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "is a folder" in err
+    assert err.count("\n") == 1 and "is a folder, not a file" in err

@@ -37,7 +37,24 @@ def test_empty_folder_and_file_as_output_are_user_errors(fixture_path, tmp_path,
     assert "no result rows" in capsys.readouterr().err
     (tmp_path / "file").write_text("x")
     assert main(["report", str(fixture_path), "-o", str(tmp_path / "file")]) == 2
-    assert "must be a folder" in capsys.readouterr().err
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_several_suites_are_refused_naming_them_or_chosen_with_suite(fixture_path, tmp_path, capsys):
+    """`gam-bench report results/` would merge every sweep, fixture and machine into one report."""
+    import shutil
+
+    repo = Path(__file__).resolve().parents[2]
+    mixed = tmp_path / "results"
+    shutil.copytree(fixture_path, mixed / "report_small")
+    shutil.copytree(repo / "results" / "baselines" / "ci" / "run-1", mixed / "ci")
+    assert main(["report", str(mixed), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds rows of 2 suites" in err
+    assert "ci (12 cells)" in err and "report-small (" in err and "--suite NAME" in err
+    assert not (tmp_path / "out").exists()
+    assert main(["report", str(mixed), "--suite", "ci", "-o", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "report.md").read_text().startswith("# gam-bench report: ci")
 
 
 def test_reporting_never_imports_torch(fixture_path, tmp_path):

@@ -237,10 +237,10 @@ def test_cuda_cells_get_one_gpu_each(ray_cluster, write_suite, tmp_path):
     assert df["device_name"].str.len().gt(0).all()
 
 
-def test_ray_options_need_the_ray_executor(write_suite, capsys):
+def test_ray_options_need_the_ray_executor(write_suite, capsys, tmp_path):
     from gam_bench.cli.main import main
 
-    code = main(["run", str(write_suite(SLOW)), "--address", "auto", "--no-report"])
+    code = main(["run", str(write_suite(SLOW)), "--address", "auto", "--no-report", "--out", str(tmp_path)])
     assert code == 2
     assert "--address: only used with --executor ray" in capsys.readouterr().err
 
@@ -248,11 +248,11 @@ def test_ray_options_need_the_ray_executor(write_suite, capsys):
 # ---------------------------------------------------------------- ray stays optional
 
 
-def test_missing_ray_is_a_user_error_with_the_install_command(monkeypatch, write_suite, capsys):
+def test_missing_ray_is_a_user_error_with_the_install_command(monkeypatch, write_suite, capsys, tmp_path):
     from gam_bench.cli.main import main
 
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
-    code = main(["run", str(write_suite(SLOW)), "--executor", "ray", "--no-report"])
+    code = main(["run", str(write_suite(SLOW)), "--executor", "ray", "--no-report", "--out", str(tmp_path)])
     assert code == 2
     assert capsys.readouterr().err.strip() == f"gam-bench: error: {INSTALL_HINT}"
 
