@@ -126,7 +126,7 @@ def test_scalars_and_lists_sweep_the_same():
 
 
 BAD_CASES = {
-    "unknown_model.yaml": "models[1].name: unknown model 'gma' (did you mean 'gam'?)",
+    "unknown_model.yaml": "models[1].name: unknown model 'gaam' (did you mean 'gam'?)",
     "missing_name.yaml": "name: required field is missing",
     "missing_models.yaml": "models: required field is missing",
     "empty_models.yaml": "models: List should have at least 1 item",
@@ -230,7 +230,7 @@ def test_cli_prints_one_line_and_exits_2(capsys):
     assert main(["run", str(BAD / "unknown_model.yaml")]) == 2
     err = capsys.readouterr().err
     where = BAD / "unknown_model.yaml"
-    assert err == f"gam-bench: error: {where}: models[1].name: unknown model 'gma' (did you mean 'gam'?)\n"
+    assert err == f"gam-bench: error: {where}: models[1].name: unknown model 'gaam' (did you mean 'gam'?)\n"
 
 
 @pytest.mark.parametrize("fixture", ["bad_level.yaml", "png_bytes.yaml", "recall_too_many_pairs.yaml"])
