@@ -137,7 +137,7 @@ class HyenaOperator(nn.Module):
         self.out_proj = nn.Linear(D, D)
         self.short_filter = nn.Conv1d(3 * D, 3 * D, k, padding=k - 1, groups=3 * D)
         self.filter_fn = HyenaFilter(D, config.filter_order, config.emb_dim, config.max_seq_len)
-        self._decode_filter: torch.Tensor | None = None  # filter(max_seq_len), set by prefill
+        self._decode_filter: torch.Tensor | None = None  # the reversed filter, set by prefill
 
     @property
     def backend(self) -> str:
@@ -161,8 +161,7 @@ class HyenaOperator(nn.Module):
         out = self.out_proj(y.transpose(1, 2))  # (B, T, D)
         if not keep_state:
             return out, None
-        with torch.no_grad():
-            self._decode_filter = self.filter_fn.filter(self.max_seq_len).detach()  # (D, L)
+        self._cache_filter()
         return out, HyenaState(self._last_window(u), w.detach().clone())
 
     def decode(self, x: torch.Tensor, state: HyenaState) -> tuple[torch.Tensor, HyenaState]:
@@ -176,16 +175,21 @@ class HyenaOperator(nn.Module):
         conv = self.short_filter
         x0, x1, v = F.conv1d(seen, conv.weight, conv.bias, groups=conv.groups).chunk(3, dim=1)  # (B, D, 1) each
         history = torch.cat([state.history, x1 * v], dim=-1)  # (B, D, t + 1)
-        h = self._filter(t + 1)  # (D, t + 1)
-        y = (history * h.flip(-1).to(history.dtype)).sum(-1, keepdim=True)  # (B, D, 1): sum_s h_{t-s} w_s
+        h_rev = self._reversed_filter(t + 1).to(history.dtype)  # (D, t + 1): h_t .. h_0
+        y = (history * h_rev).sum(-1, keepdim=True)  # (B, D, 1): sum_s h_{t-s} w_s
         y = x0 * (y + self.filter_fn.bias[:, None] * history[..., -1:])
         return self.out_proj(y.transpose(1, 2)), HyenaState(seen[..., 1:].clone(), history)
 
-    def _filter(self, length: int) -> torch.Tensor:
+    def _reversed_filter(self, length: int) -> torch.Tensor:
+        """h_{length-1}, ..., h_0 of the filter, (D, length), from the cached reversed filter."""
         if self._decode_filter is None or self._decode_filter.device != self.in_proj.weight.device:
-            with torch.no_grad():
-                self._decode_filter = self.filter_fn.filter(self.max_seq_len).detach()
-        return self._decode_filter[:, :length]
+            self._cache_filter()
+        return self._decode_filter[:, self.max_seq_len - length :]
+
+    def _cache_filter(self) -> None:
+        """The whole filter, reversed (D, max_seq_len), for decode steps."""
+        with torch.no_grad():
+            self._decode_filter = self.filter_fn.filter(self.max_seq_len).flip(-1).contiguous()
 
     def _last_window(self, u: torch.Tensor) -> torch.Tensor:
         """The last short-1 inputs of u (B, 3D, T), zero-padded in front; a copy."""
