@@ -78,8 +78,10 @@ doctor_rc=${PIPESTATUS[0]}
 [ "$doctor_rc" = 0 ] || { echo "gpu-check: doctor exit $doctor_rc" >&2; status=1; }
 
 if [ "$DRY" != 1 ]; then
+    log "O(N) field kernels (tests/cuda/test_field_kernels.py skips, with this reason, what is missing)"
+    "$PY" -c "from gam_bench.models import backends as b; print('mamba-ssm SSD:', b.ssd_kernel_reason() or 'ok'); print('fla gated delta rule:', b.fla_reason('fla.ops.gated_delta_rule') or 'ok')" | tee "$REPORT_DIR/field-kernels.txt"
     log "CUDA tests"
-    timeout "$TEST_BUDGET_S" "$PY" -m pytest -q -p no:cacheprovider -m cuda --continue-on-collection-errors tests 2>&1 | tee "$REPORT_DIR/cuda-tests.txt"
+    timeout "$TEST_BUDGET_S" "$PY" -m pytest -q -rs -p no:cacheprovider -m cuda --continue-on-collection-errors tests 2>&1 | tee "$REPORT_DIR/cuda-tests.txt"
     [ "${PIPESTATUS[0]}" = 0 ] || status=1
 fi
 

@@ -18,7 +18,12 @@ torch's own table is patched for this count only (`custom_mapping`, nothing glob
   backward counted `channels` times its real work (GAM, Mamba). Each requested gradient
   (input, weight) is counted as one forward convolution, which holds for any groups.
 
-Kernels outside the dispatcher are invisible: mamba-ssm's CUDA scan and causal-conv1d.
+- `linalg_solve_triangular` (the gated delta rule's per-chunk WY solve) has no formula in
+  torch, so it counted 0; forward substitution costs n^2 FLOPs per right-hand side (n^2 / 2
+  multiply-adds), batch * n^2 * k in all. Its backward is another solve and a matmul.
+
+Kernels outside the dispatcher are invisible: mamba-ssm's CUDA scan and causal-conv1d, and
+the triton kernels of mamba-ssm's SSD and fla.
 Policy (`counts_every_kernel`): rows whose backend runs them get `flops` = None, never
 a partial count; the torch backend of the same model is counted as seen.
 """
@@ -56,6 +61,16 @@ def _sdpa_backward_flop(grad_out_shape, query_shape, key_shape, value_shape, *ar
     return sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape) - recompute
 
 
+def _solve_triangular_flop(a_shape, b_shape, *args, out_shape=None, left=True, **kwargs) -> int:
+    """A (..., n, n) triangular, B (..., n, k) (left) or (..., k, n): batch * n^2 * k."""
+    n = a_shape[-1]
+    rhs = b_shape[-1] if left else b_shape[-2]
+    batch = 1
+    for size in (out_shape or b_shape)[:-2]:
+        batch *= size
+    return batch * n * n * rhs
+
+
 FORMULAS = {
     aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_flop,
     aten._scaled_dot_product_flash_attention_for_cpu_backward: _sdpa_backward_flop,
@@ -63,10 +78,11 @@ FORMULAS = {
     aten._scaled_dot_product_efficient_attention_backward: _sdpa_backward_flop,
     aten._scaled_dot_product_cudnn_attention_backward: _sdpa_backward_flop,
     aten.convolution_backward: _conv_backward_flop,
+    aten.linalg_solve_triangular: _solve_triangular_flop,
 }
 
 # Backends whose kernels run outside torch's dispatcher, so FlopCounterMode cannot count them.
-UNCOUNTED_BACKENDS = ("mamba-ssm",)
+UNCOUNTED_BACKENDS = ("mamba-ssm", "fla")
 
 
 def counts_every_kernel(backend: str) -> bool:

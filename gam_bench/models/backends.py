@@ -91,3 +91,12 @@ def fla_reason(module: str) -> str | None:
 def fla_available(module: str) -> bool:
     """True when fla's op `module` imports and a CUDA device is present."""
     return fla_reason(module) is None
+
+
+MAMBA_SSM_SSD = "mamba-ssm-ssd"  # Mamba2's scan: mamba_ssm's `mamba_chunk_scan_combined` (triton)
+
+
+def ssd_kernel_reason() -> str | None:
+    """Why mamba_ssm's SSD chunk scan cannot run here, or None when it can."""
+    return _cuda_reason() or _prefixed("mamba_ssm", import_error("mamba_ssm.ops.triton.ssd_combined"))
+

@@ -63,6 +63,7 @@ MODELS: Registry[ModelSpec] = Registry(
         "retnet": "gam_bench.models.retnet",
         "swa": "gam_bench.models.swa",
         "hyena": "gam_bench.models.hyena",
+        "mamba2": "gam_bench.models.mamba2",
     },
 )
 _plugins_loaded = False

@@ -13,6 +13,7 @@ FAMILY_TINY = {
     "gam": {"num_memory_slots": 16},
     "transformer": {"n_heads": 4},
     "mamba": {"d_state": 4},
+    "mamba2": {"d_state": 4, "headdim": 16},  # d_inner 112: 7 heads
 }
 
 

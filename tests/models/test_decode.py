@@ -72,6 +72,10 @@ def expected_layer_bytes(name: str, config, batch: int, context: int) -> int:
     if family in ("gla", "retnet"):  # the (B, H, K, V) float32 state; RetNet adds its int64 position
         key_dim, value_dim = int(D * config.expand_k), int(D * config.expand_v)
         return batch * key_dim * (value_dim // config.n_heads) * 4 + (8 if family == "retnet" else 0)
+    if family == "mamba2":
+        E = int(config.expand * D)
+        conv_dim = E + 2 * config.ngroups * config.d_state
+        return batch * (conv_dim * (config.d_conv - 1) + (E // config.headdim) * config.d_state * config.headdim) * 4
     E = config.expand * D
     return batch * E * ((config.d_conv - 1) + config.d_state) * 4
 

@@ -12,10 +12,12 @@ def test_models_command_lists_every_model(capsys):
     rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in out.splitlines() if line.startswith("│")]
     cells = {row[0]: row for row in rows}  # model -> [model, family, params, backends, description]
     assert set(cells) == set(available())
-    for name in ("gam", "transformer", "mamba-paper"):
+    for name in ("gam", "transformer", "mamba-paper", "mamba2"):
         spec = get_spec(name)
         count = sum(p.numel() for p in build(name).parameters())
         assert cells[name][1:4] == [spec.family, f"{count / 1e6:.2f}M", ", ".join(spec.backends())]
     assert cells["gam"][3] == "reference, fused" and cells["transformer"][3] == "naive, sdpa"
     mamba_backends = "torch, mamba-ssm" if get_spec("mamba").backends() != ["torch"] else "torch"
     assert cells["mamba"][3] == mamba_backends
+    assert cells["mamba2"][3] == ", ".join(get_spec("mamba2").backends())
+    assert cells["mamba2"][3] in ("torch", "torch, mamba-ssm")

@@ -1,0 +1,170 @@
+"""The O(N) field's families at the model level (issue #23): each block with its chunked op equals
+the same block with the op's step-by-step recurrent reference, forward and backward; compiled
+blocks equal eager ones; state-dict keys follow the reference implementations; backends are
+never a silent fallback, and the kernel branches run on CPU through fakes of the kernels."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+import torch
+
+from gam_bench.errors import UserError
+from gam_bench.models import backends, build, build_block
+from gam_bench.models.ops import ssd
+
+# model -> (module whose chunked op is swapped, chunked op name, its recurrent reference)
+SWAPS = {
+    "mamba2": ("gam_bench.models.mamba2", "chunk_ssd", ssd.recurrent_ssd),
+}
+
+
+def _grads(block, x):
+    x = x.clone().requires_grad_()
+    y = block(x)
+    y.square().mean().backward()
+    return y, [x.grad, *(p.grad for p in block.parameters())]
+
+
+@pytest.mark.parametrize("T", [7, 64, 75])  # the torch ops' chunk is 64
+@pytest.mark.parametrize("name", sorted(SWAPS))
+def test_block_chunked_equals_recurrent_forward_and_backward(name, T, tiny, monkeypatch):
+    module, attr, reference = SWAPS[name]
+    block = build_block(name, **tiny(name)).double()
+    x = torch.randn(2, T, 32, dtype=torch.float64)
+    y, grads = _grads(block, x)
+    block.zero_grad()
+    calls = []
+
+    def recurrent(*args, chunk_size=None, **kw):
+        calls.append(args[0].shape)
+        return reference(*args, **kw)
+
+    monkeypatch.setattr(f"{module}.{attr}", recurrent)
+    y_ref, grads_ref = _grads(block, x)
+    assert calls  # the block ran the reference
+    torch.testing.assert_close(y, y_ref, rtol=1e-10, atol=1e-10)
+    for (key, _), a, b in zip([("x", None), *block.named_parameters()], grads, grads_ref):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10, msg=key)
+
+
+@pytest.mark.parametrize("name", sorted(SWAPS))
+def test_compiled_block_matches_eager_forward_and_backward(name, tiny):
+    block = build_block(name, **tiny(name))
+    x = torch.randn(2, 40, 32)
+    y, grads = _grads(block, x)
+    block.zero_grad()
+    torch._dynamo.reset()
+    compiled = torch.compile(block, backend="aot_eager")
+    y_c, grads_c = _grads(compiled, x)
+    torch._dynamo.reset()
+    torch.testing.assert_close(y_c, y, rtol=1e-5, atol=1e-6)
+    for a, b in zip(grads_c, grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_mamba2_keys_follow_mamba_ssm(tiny):
+    keys = set(build("mamba2", **tiny("mamba2")).state_dict())
+    mixer = [
+        "in_proj.weight",
+        "conv1d.weight",
+        "conv1d.bias",
+        "dt_bias",
+        "A_log",
+        "D",
+        "norm.weight",
+        "out_proj.weight",
+    ]
+    expected = {"backbone.embedding.weight", "backbone.norm_f.weight", "lm_head.weight"}
+    for i in range(2):
+        expected |= {f"backbone.layers.{i}.norm.weight"} | {f"backbone.layers.{i}.mixer.{k}" for k in mixer}
+    assert keys == expected
+
+
+def test_mamba2_shapes_and_init_follow_mamba_ssm():
+    mixer = build_block("mamba2").mixer  # the paper's d_model 512
+    E, N, H = int(3.5 * 512), 128, int(3.5 * 512) // 32
+    assert mixer.in_proj.weight.shape == (2 * E + 2 * N + H, 512) and mixer.in_proj.bias is None
+    assert mixer.conv1d.weight.shape == (E + 2 * N, 1, 4) and mixer.conv1d.bias is not None
+    assert mixer.A_log.shape == mixer.D.shape == mixer.dt_bias.shape == (H,)
+    assert 1 <= mixer.A_log.exp().min() and mixer.A_log.exp().max() <= 16
+    dt = torch.nn.functional.softplus(mixer.dt_bias)
+    assert dt.min() >= 1e-3 * 0.999 and dt.max() <= 0.1 * 1.001
+    assert mixer.norm.weight.shape == (E,) and mixer.out_proj.bias is None
+
+
+def test_mamba2_heads_must_divide_the_inner_width():
+    with pytest.raises(UserError, match="not a multiple of headdim=64"):
+        build_block("mamba2", d_model=64, headdim=64)  # d_inner 224
+
+
+# --- backends: reasons, no silent fallback, kernel branches through fakes ----------------------
+
+
+def _fake_kernel_module(monkeypatch, name: str, **functions) -> None:
+    """Install module `name` (and its parents) with `functions`, so imports of the kernel succeed."""
+    parts = name.split(".")
+    for i in range(1, len(parts) + 1):
+        monkeypatch.setitem(sys.modules, ".".join(parts[:i]), types.ModuleType(".".join(parts[:i])))
+    for key, fn in functions.items():
+        setattr(sys.modules[name], key, fn)
+    backends.import_error.cache_clear()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_import_cache():
+    backends.import_error.cache_clear()
+    yield
+    backends.import_error.cache_clear()
+
+
+def test_mamba2_records_why_the_kernel_does_not_run(tiny):
+    block = build_block("mamba2", **tiny("mamba2"))
+    assert block.backend == "torch-chunked-ssd"
+    assert backends.backend_reason(block) == "torch-chunked-ssd: inputs on cpu (mamba-ssm kernels are CUDA-only)"
+    forced = build_block("mamba2", **tiny("mamba2", backend="torch"))
+    assert backends.backend_reason(forced) == "torch-chunked-ssd: backend 'torch' requested"
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="backend='mamba-ssm' is not available.*no CUDA device"):
+            build_block("mamba2", **tiny("mamba2", backend="mamba-ssm"))
+
+
+def _fake_mamba_chunk_scan_combined(calls):
+    """mamba_ssm's contract: x (B, L, H, P), dt (B, L, H) before bias/softplus, A (H,), B, C
+    (B, L, G, N), D (H,); final states (B, H, P, N). Computed with the recurrent reference."""
+
+    def fake(x, dt, A, B, C, chunk_size, D=None, dt_bias=None, dt_softplus=False, return_final_states=False):
+        calls.append(chunk_size)
+        dt = torch.nn.functional.softplus(dt + dt_bias) if dt_softplus else dt + dt_bias
+        y, final = ssd.recurrent_ssd(C, B, x * dt.unsqueeze(-1), A * dt, 1.0, None, True)
+        y = y + x * D.unsqueeze(-1)
+        return (y, final.transpose(-1, -2)) if return_final_states else y
+
+    return fake
+
+
+def test_mamba2_kernel_branch_through_a_fake_kernel(tiny, monkeypatch):
+    """backend='mamba-ssm' passes mamba_ssm's argument layout and reads its state layout back."""
+    calls = []
+    torch_block = build_block("mamba2", **tiny("mamba2", backend="torch")).eval()
+    _fake_kernel_module(
+        monkeypatch,
+        "mamba_ssm.ops.triton.ssd_combined",
+        mamba_chunk_scan_combined=_fake_mamba_chunk_scan_combined(calls),
+    )
+    kernel_block = build_block("mamba2", **tiny("mamba2", backend="mamba-ssm")).eval()
+    kernel_block.load_state_dict(torch_block.state_dict())
+    monkeypatch.setattr(kernel_block.mixer, "_resolve", lambda device: "mamba-ssm")
+    assert kernel_block.backend == backends.MAMBA_SSM_SSD
+    x = torch.randn(2, 30, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(kernel_block(x), torch_block(x), rtol=1e-5, atol=1e-6)
+        out, state = kernel_block.prefill(x)
+        ref_out, ref_state = torch_block.prefill(x)
+    torch.testing.assert_close(out, ref_out, rtol=1e-5, atol=1e-6)
+    for a, b in zip(state.tensors(), ref_state.tensors()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert calls == [256, 256]
