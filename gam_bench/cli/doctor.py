@@ -74,6 +74,8 @@ def build_table(device: str, models, dtype: str, cap_fraction: float, cap_gb: fl
     table.add_row("sdpa kernels", "ok", sdpa_kernels_available(torch.device(device)))
     available, path, reason = backends.mamba_backend_status()
     table.add_row("mamba-ssm", "ok" if available else "unavailable", f"{path}: {reason}" if reason else path)
+    ssd = backends.ssd_kernel_reason()
+    table.add_row("mamba-ssm ssd", "ok" if ssd is None else "unavailable", ssd or "imports (Mamba2 kernel)")
     conv = backends.causal_conv1d_reason()
     table.add_row("causal-conv1d", "ok" if conv is None else "unavailable", conv or "imports")
     fla = backends.fla_reason("fla.ops.gla")

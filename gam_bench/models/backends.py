@@ -99,4 +99,3 @@ MAMBA_SSM_SSD = "mamba-ssm-ssd"  # Mamba2's scan: mamba_ssm's `mamba_chunk_scan_
 def ssd_kernel_reason() -> str | None:
     """Why mamba_ssm's SSD chunk scan cannot run here, or None when it can."""
     return _cuda_reason() or _prefixed("mamba_ssm", import_error("mamba_ssm.ops.triton.ssd_combined"))
-

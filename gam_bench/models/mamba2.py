@@ -254,7 +254,7 @@ class Mamba2LM(ResidualLM):
     """mamba_ssm's MambaLMHeadModel with Mamba2 mixers; keys backbone.*, lm_head.*."""
 
     def __init__(self, config: Mamba2Config):
-        super().__init__(config, [Mamba2Block(config) for _ in range(config.n_layers)], "mamba_ssm", 1e-5)
+        super().__init__(config, [Mamba2Block(config) for _ in range(config.n_layers)])
         for block in self.backbone.layers:  # mamba_ssm's rescaled out_proj init
             weight = block.mixer.out_proj.weight
             nn.init.kaiming_uniform_(weight, a=math.sqrt(5))

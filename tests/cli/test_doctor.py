@@ -38,7 +38,17 @@ def suite(tmp_path, monkeypatch):
 def test_doctor_ok_for_a_suite_whose_models_run(suite, capsys):
     assert main(["doctor", "--suite", str(suite("[test-tiny, gam]")), "--device", "cpu"]) == 0
     out = capsys.readouterr().out
-    for check in ("device", "torch", "sdpa kernels", "mamba-ssm", "causal-conv1d", "fla", "memory cap", "model gam"):
+    for check in (
+        "device",
+        "torch",
+        "sdpa kernels",
+        "mamba-ssm",
+        "mamba-ssm ssd",
+        "causal-conv1d",
+        "fla",
+        "memory cap",
+        "model gam",
+    ):
         assert check in out
     assert "model test-tiny" in out and "error" not in out
 
