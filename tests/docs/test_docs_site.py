@@ -140,3 +140,11 @@ def test_skipped_tests_are_labelled_with_what_they_need():
     assert switches, "expected at least the long-compile switch"
     for var in switches:
         assert var in page, var
+
+
+def test_the_model_zoo_tables_list_every_built_in_model():
+    from gam_bench.models.registry import MODELS
+
+    for page in (REPO / "README.md", DOCS / "guides" / "models.md"):
+        listed = set(re.findall(r"^\| `([\w-]+)` \|", page.read_text(), re.MULTILINE))
+        assert set(MODELS.lazy) <= listed, (page.name, sorted(set(MODELS.lazy) - listed))
