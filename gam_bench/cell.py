@@ -63,7 +63,7 @@ _LEGACY = (
 )
 HASH_EXCLUDED = ("cell_id", "suite", "out")  # never part of a cell_id (rows carry suite and out)
 # Sub-fields added later to a legacy field (hashed as its whole dump): in the id only while not at their default.
-_LATER_SUBFIELDS = {"measure": ("processes",), "limits": ()}
+_LATER_SUBFIELDS = {"measure": ("processes", "instructions", "instruction_steps"), "limits": ()}
 
 
 class Cell(BaseModel):

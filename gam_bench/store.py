@@ -85,6 +85,12 @@ SCHEMA = pa.schema(
         ("peak_tensor_bytes", _I64),
         ("peak_rss_bytes", _I64),  # the process's RSS high-water mark, kept as its own figure (v3)
         ("flops", _F64),  # per step, torch.utils.flop_counter
+        # deterministic costs of one step (measure/instructions.py, measure/op_count.py); null where not counted
+        ("dispatched_ops", _I64),  # aten ops dispatched in the counted step (forward and backward)
+        ("instructions", _F64),  # median instructions per step, callgrind (`measure.instructions`)
+        ("instructions_samples", pa.list_(_I64)),  # each counted step's instructions, in order
+        ("instructions_tool", _STR),  # e.g. "callgrind 3.19.0"
+        ("instructions_reason", _STR),  # why a cell asking for instructions has none (valgrind missing, ...)
         ("flops_per_s", _F64),
         # perplexity measurements
         ("dataset", _STR),

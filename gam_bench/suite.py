@@ -132,6 +132,14 @@ class Measure(_Strict):
     warmup again. Default 1: one pass, the cheapest; suites/ci.yaml
     (the gate) uses more. Throughput cells only (pre-flight refuses it elsewhere).
     Added after the other fields: it is part of the cell_id only when not 1 (cell.py).
+
+    `instructions` (CPU throughput cells, eager): also count the instructions of
+    `instruction_steps` steps (after one warm-up step) in one more worker started under
+    valgrind's callgrind, counting only around each step (measure/instructions.py,
+    runner/counting.py): the row's `instructions` (median) and `instructions_samples`, a
+    deterministic cost the gate judges with a tight threshold and no significance test. Where
+    valgrind is missing or too old the row records why (`instructions_reason`). Both are in the
+    cell_id only when not at their default.
     """
 
     warmup: int = Field(5, ge=0)
@@ -140,6 +148,8 @@ class Measure(_Strict):
     max_repeats: int = Field(1000, ge=1)
     flops: bool = True
     processes: int = Field(1, ge=1)
+    instructions: bool = False
+    instruction_steps: int = Field(3, ge=1, le=100)
 
     @model_validator(mode="after")
     def _repeats_within_max(self) -> Measure:

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from gam_bench import baselines, store
 from gam_bench.analysis.compare_settings import RegressionSettings
-from gam_bench.analysis.judge import combine, is_new_failure, judge_memory, judge_time
+from gam_bench.analysis.judge import combine, is_new_failure, judge_counts, judge_memory, judge_time
 from gam_bench.analysis.matching import check_environment, comparable_rows, match_cells
 from gam_bench.analysis.rows import cell_label, memory_column, present
 from gam_bench.analysis.runs import confirm, runs_label
@@ -107,15 +107,30 @@ def compare_cell(base: pd.Series, cand: pd.Series, settings: RegressionSettings,
     if b_status != "ok":
         verdict = FIXED if c_status == "ok" else STILL_FAILING
         return CellComparison(verdict=verdict, note=f"baseline {b_status}", **common)
+    counts = tuple(judge_counts(base, cand, settings))  # deterministic: first
+    column = memory_column(base, cand)
+    memory = judge_memory(base.get(column), cand.get(column), settings, column)
+    time = _judge_time(base, cand, settings) if settings.time else None
+    verdict, which = combine(*counts, memory, time)
+    note = "; ".join(part for part in (which, _uncounted(base, cand)) if part)
+    return CellComparison(verdict=verdict, time=time, memory=memory, counts=counts, note=note, **common)
+
+
+def _judge_time(base: pd.Series, cand: pd.Series, settings: RegressionSettings):
     scale = control_scale(base, cand) if settings.control else None
     base_units, cand_units, column = time_units(base, cand)
     if scale is not None:
         cand_units, column = cand_units * scale, f"{column} x control"
-    time = judge_time(base_units, cand_units, settings, column)
-    column = memory_column(base, cand)
-    memory = judge_memory(base.get(column), cand.get(column), settings, column)
-    verdict, which = combine(time, memory)
-    return CellComparison(verdict=verdict, time=time, memory=memory, note=which, **common)
+    return judge_time(base_units, cand_units, settings, column)
+
+
+def _uncounted(base: pd.Series, cand: pd.Series) -> str:
+    """Why instructions were not judged where a side asked for them and has none."""
+    for side, row in (("baseline", base), ("candidate", cand)):
+        reason = row.get("instructions_reason")
+        if not present(row.get("instructions")) and isinstance(reason, str) and reason:
+            return f"instructions not counted in the {side}: {reason}"
+    return ""
 
 
 def _one_side(row: pd.Series, verdict: str) -> CellComparison:

@@ -1,7 +1,9 @@
 """Render a `Comparison`: a rich table for the terminal, Markdown for a pull-request comment.
 
-Both show the same facts per cell: verdict, median time baseline -> candidate with the relative
-change, its 95% bootstrap interval and the rank test's p-value, and peak memory with its change.
+Both show the same facts per cell: verdict (naming the metrics that failed, each with its
+change), the deterministic counts' changes (instructions, FLOPs, dispatched ops), median time
+baseline -> candidate with the relative change, its 95% bootstrap interval and the rank
+test's p-value, and peak memory with its change.
 No torch here.
 """
 
@@ -59,7 +61,8 @@ _ICON = {
     STILL_FAILING: ":grey_question:",
     UNCHANGED: "",
 }
-_HEADERS = ("Cell", "Verdict", "Time (median)", "Change [95% CI]", "p", "Peak memory", "Change")
+_HEADERS = ("Cell", "Verdict", "Counts (change)", "Time (median)", "Change [95% CI]", "p", "Peak memory", "Change")
+_SHORT = {"instructions": "instr"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -96,6 +99,24 @@ def _p_value(result: MetricResult | None) -> str:
     return f"{result.p_value:.2g}" if result and result.p_value is not None else "–"
 
 
+def _counts(cell: CellComparison) -> str:
+    """E.g. "instr 36.1M → 37.2M +3.02% !, ops +0.00%" ("!": that count regressed)."""
+    parts = []
+    for result in cell.counts:
+        name = _SHORT.get(result.metric, result.metric)
+        values = f"{_count(result.baseline)} → {_count(result.candidate)} " if result.metric == "instructions" else ""
+        flag = " !" if result.verdict == REGRESSION else ""
+        parts.append(f"{name} {values}{result.change * 100:+.2f}%{flag}")
+    return ", ".join(parts) or "–"
+
+
+def _count(value: float) -> str:
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if value >= size:
+            return f"{value / size:.4g}{unit}"
+    return f"{value:.0f}"
+
+
 def _verdict(cell: CellComparison) -> str:
     return f"{cell.verdict} ({cell.note})" if cell.note else cell.verdict
 
@@ -105,6 +126,7 @@ def cell_fields(cell: CellComparison) -> tuple[str, ...]:
     return (
         cell.label,
         _verdict(cell),
+        _counts(cell),
         _values(cell.time, _ms),
         _change(cell.time),
         _p_value(cell.time),
@@ -132,10 +154,21 @@ def method_line(comparison: Comparison) -> str:
     if processes:
         notes.append(f"per-process medians as the units in {processes} of {timed} cells")
     relative = f" ({'; '.join(notes)})" if notes else ""
-    return (
+    counted = len(comparison.cells)
+    deterministic = (
+        f"deterministic first, no test: instructions (in {comparison.counted_cells('instructions')} of {counted} "
+        f"cells) >= {s.instructions_threshold:.2%}, flops >= {s.flops_threshold:.2%}, dispatched ops >= "
+        f"{s.ops_threshold:.2%}, tensor bytes >= {s.tensor_bytes_threshold:.2%}"
+    )
+    time = (
         f"time{relative}: regression if the median moves >= {s.time_threshold:.0%} and a Mann-Whitney U test "
-        f"gives p < {s.alpha:g}; memory ({columns}): one peak per cell, regression if >= {s.mem_threshold:.0%} "
-        f"and >= {s.mem_floor_mib:g} MiB higher; thresholds: {comparison.settings_source}"
+        f"gives p < {s.alpha:g}"
+        if s.time
+        else "time: not judged (regression: time: false)"
+    )
+    return (
+        f"{deterministic}; {time}; memory ({columns}): one peak per cell, measured peaks regress if "
+        f">= {s.mem_threshold:.0%} and >= {s.mem_floor_mib:g} MiB higher; thresholds: {comparison.settings_source}"
     )
 
 

@@ -9,9 +9,15 @@
   samples, or the per-process medians where both rows have several (analysis.compare):
   with 5 processes a side the rank test reaches alpha = 0.01 only when every candidate
   process is slower (or faster) than every baseline process.
+- **Deterministic counts** (judged first): instructions per step (callgrind), FLOPs and
+  dispatched aten ops per step. A count does not move between identical runs, so there is no
+  noise to test against: a regression is a growth of at least the metric's own threshold
+  (`instructions_threshold` etc., 1% by default), an improvement the mirror image. Each is
+  judged only where both rows have it (`COUNT_METRICS`).
 - **Memory.** Peak memory is one number per cell (there are no repeats to test), so the effect
-  size alone decides: a regression is an increase of at least `mem_threshold` and of at least
-  `mem_floor_mib` MiB.
+  size alone decides. Counted tensor bytes (`peak_tensor_bytes`, deterministic): a change of
+  at least `tensor_bytes_threshold`. A measured peak (`peak_mem_bytes`, noisy RSS): an
+  increase of at least `mem_threshold` and of at least `mem_floor_mib` MiB.
 - **Status.** A cell that was `ok` in the baseline and is not `ok` in the candidate is a new failure.
 
 No torch here.
@@ -20,14 +26,14 @@ No torch here.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 
 from gam_bench.analysis.compare_settings import RegressionSettings
-from gam_bench.analysis.rows import present
+from gam_bench.analysis.rows import TENSOR_MEMORY, present
 from gam_bench.analysis.verdicts import IMPROVEMENT, REGRESSION, UNCHANGED, MetricResult
 
 _EPS = 1e-12  # so that exactly +10% counts as 10% despite floating point
@@ -123,15 +129,51 @@ def judge_memory(
     if not present(baseline) or not present(candidate) or baseline <= 0:
         return None
     base, cand = float(baseline), float(candidate)
-    verdict = EffectSizeCheck(settings.mem_threshold, settings.mem_floor_mib * 2**20).direction(base, cand)
-    return MetricResult("memory", base, cand, cand / base - 1, verdict, "effect size only (1 sample)", column=column)
+    if column == TENSOR_MEMORY:  # counted, deterministic: its own tight threshold, no floor
+        threshold = settings.tensor_bytes_threshold
+        verdict = EffectSizeCheck(threshold).direction(base, cand)
+        basis = f"deterministic: one count, threshold {threshold:.2%}"
+    else:
+        verdict = EffectSizeCheck(settings.mem_threshold, settings.mem_floor_mib * 2**20).direction(base, cand)
+        basis = "effect size only (1 sample)"
+    return MetricResult("memory", base, cand, cand / base - 1, verdict, basis, column=column)
+
+
+# metric name, stored column, its threshold in RegressionSettings: the deterministic counts
+COUNT_METRICS = (
+    ("instructions", "instructions", "instructions_threshold"),
+    ("flops", "flops", "flops_threshold"),
+    ("ops", "dispatched_ops", "ops_threshold"),
+)
+
+
+def judge_count(metric: str, column: str, baseline: object, candidate: object, threshold: float) -> MetricResult | None:
+    """A deterministic count: the threshold alone decides (no noise, so no test); None unless
+    both sides have a positive count."""
+    if not present(baseline) or not present(candidate) or float(baseline) <= 0:
+        return None
+    base, cand = float(baseline), float(candidate)
+    verdict = EffectSizeCheck(threshold).direction(base, cand)
+    basis = f"deterministic: one count, threshold {threshold:.2%}"
+    return MetricResult(metric, base, cand, cand / base - 1, verdict, basis, column=column)
+
+
+def judge_counts(base: Mapping[str, object], cand: Mapping[str, object], settings: RegressionSettings) -> list:
+    """Every deterministic count both rows have, in `COUNT_METRICS` order."""
+    results = []
+    for metric, column, threshold in COUNT_METRICS:
+        result = judge_count(metric, column, base.get(column), cand.get(column), getattr(settings, threshold))
+        if result is not None:
+            results.append(result)
+    return results
 
 
 def combine(*results: MetricResult | None) -> tuple[str, str]:
-    """Regression wins over improvement wins over unchanged; also names the metrics behind it."""
+    """Regression wins over improvement wins over unchanged; also names the metrics behind it,
+    each with its change (e.g. "instructions +3.02%, time +12.5%")."""
     measured = [result for result in results if result is not None]
     for verdict in (REGRESSION, IMPROVEMENT):
-        metrics = [result.metric for result in measured if result.verdict == verdict]
+        metrics = [f"{result.metric} {result.change * 100:+.2f}%" for result in measured if result.verdict == verdict]
         if metrics:
             return verdict, ", ".join(metrics)
     return UNCHANGED, "" if measured else "nothing measured"

@@ -26,7 +26,7 @@ FAILING_VERDICTS = (REGRESSION, NEW_FAILURE)  # these make the gate fail (exit 1
 class MetricResult:
     """One metric of one cell: medians, relative change and the verdict with its basis."""
 
-    metric: str  # "time" (ms) | "memory" (bytes)
+    metric: str  # "time" (ms) | "memory" (bytes) | "instructions" | "flops" | "ops" (counts per step)
     baseline: float
     candidate: float
     change: float  # candidate / baseline - 1
@@ -49,6 +49,7 @@ class CellComparison:
     candidate_status: str | None = None
     time: MetricResult | None = None
     memory: MetricResult | None = None
+    counts: tuple[MetricResult, ...] = ()  # deterministic counts, judged first (analysis.judge.COUNT_METRICS)
     matched_by: str | None = None  # "cell_id" | "config" | None (one side only)
     note: str = ""
     sort_key: tuple = field(default=(), repr=False, compare=False)
@@ -86,6 +87,10 @@ class Comparison:
     def per_process_cells(self) -> int:
         """How many cells' times were judged on per-process medians (measure.processes > 1)."""
         return sum(1 for cell in self.cells if cell.time is not None and cell.time.column.startswith("process_medians"))
+
+    def counted_cells(self, metric: str) -> int:
+        """How many cells were judged on the deterministic count `metric` (e.g. "instructions")."""
+        return sum(1 for cell in self.cells if any(result.metric == metric for result in cell.counts))
 
     def memory_columns(self) -> list[str]:
         """The stored memory columns the cells were judged on (see analysis.rows.memory_column)."""

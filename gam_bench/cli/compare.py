@@ -1,8 +1,9 @@
 """`gam-bench compare BASELINE CANDIDATE`: the regression gate over two stored result sets.
 
-Thresholds: the `--time-threshold` / `--mem-threshold` flags, else `--suite FILE`'s `regression:`
-section, else the settings the suite that produced CANDIDATE recorded with it (`suite.json`,
-written by `gam-bench run`), else the defaults (10% time, 5% memory); the output says which.
+Thresholds: the `--time-threshold` / `--mem-threshold` / `--instructions-threshold` flags, else
+`--suite FILE`'s `regression:` section, else the settings the suite that produced CANDIDATE
+recorded with it (`suite.json`, written by `gam-bench run`), else the defaults (10% time, 5%
+memory, 1% instructions); the output says which.
 
 Exit codes: 0 nothing regressed, 1 a regression or a newly failing cell, 2 bad input
 (missing files, nothing in common, different device or thread count without --force, and with
@@ -62,6 +63,12 @@ def add_gate_options(parser: argparse.ArgumentParser) -> None:
         metavar="FRACTION",
         help="minimum relative growth of peak memory to flag (default 0.05)",
     )
+    parser.add_argument(
+        "--instructions-threshold",
+        type=float,
+        metavar="FRACTION",
+        help="minimum relative growth of the instructions per step to flag (default 0.01; deterministic, no test)",
+    )
 
 
 def add_strict_option(parser: argparse.ArgumentParser) -> None:
@@ -82,7 +89,11 @@ def gate_settings(args: argparse.Namespace, base=None):
 
     base = base or RegressionSettings()
     try:
-        return base.with_overrides(time_threshold=args.time_threshold, mem_threshold=args.mem_threshold)
+        return base.with_overrides(
+            time_threshold=args.time_threshold,
+            mem_threshold=args.mem_threshold,
+            instructions_threshold=getattr(args, "instructions_threshold", None),
+        )
     except ValidationError as exc:
         loc, message = first_error(exc)
         raise UserError(f"--{str(loc[0]).replace('_', '-')}: {message}") from None
@@ -112,7 +123,11 @@ def suite_settings(suite, candidate):
 
 def settings_source(args: argparse.Namespace, source: str) -> str:
     """Where the thresholds came from, naming the flags that override it."""
-    pairs = (("--time-threshold", args.time_threshold), ("--mem-threshold", args.mem_threshold))
+    pairs = (
+        ("--time-threshold", args.time_threshold),
+        ("--mem-threshold", args.mem_threshold),
+        ("--instructions-threshold", getattr(args, "instructions_threshold", None)),
+    )
     given = [flag for flag, value in pairs if value is not None]
     return f"{', '.join(given)} over {source}" if given else source
 

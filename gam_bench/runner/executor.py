@@ -314,17 +314,42 @@ def _wait_for_release(free_before: int, read: Callable[[], int], alive: Callable
     return released
 
 
+_LAUNCH_LOCK = threading.Lock()  # the spawn executable is process-wide: one start at a time
+
+
+def _start(process: Any, launcher: str | os.PathLike[str] | None) -> None:
+    """Start a spawn `process`; through `launcher` (a script exec'ing the interpreter, e.g. under
+    valgrind: measure/valgrind.py) instead of the interpreter when given. multiprocessing's spawn
+    executable is process-wide, so it is swapped for this one start only, under a lock, after
+    the resource tracker runs (which must not start through the launcher)."""
+    from multiprocessing import resource_tracker, spawn
+
+    resource_tracker.ensure_running()
+    with _LAUNCH_LOCK:
+        if launcher is None:
+            process.start()
+            return
+        previous = spawn.get_executable()
+        spawn.set_executable(os.fspath(launcher))
+        try:
+            process.start()
+        finally:
+            spawn.set_executable(previous)
+
+
 class _Worker:
     """One spawned worker process and our end of its pipe."""
 
-    def __init__(self, ctx: Any, device: str, plugins: list[str]) -> None:
+    def __init__(
+        self, ctx: Any, device: str, plugins: list[str], launcher: str | os.PathLike[str] | None = None
+    ) -> None:
         from gam_bench.runner import worker
 
         self.conn, child = ctx.Pipe()
         self._close_lock = threading.Lock()
         self._closed = False
         self.process = ctx.Process(target=worker.main, args=(child, device, plugins), daemon=True)
-        self.process.start()
+        _start(self.process, launcher)
         child.close()
 
     def close(self) -> None:
@@ -350,13 +375,17 @@ class _Worker:
 
 
 class LocalExecutor(Executor):
-    """Runs cells in spawned worker processes on this machine (one at a time)."""
+    """Runs cells in spawned worker processes on this machine (one at a time).
+
+    `launcher`: when set, new workers start through that script instead of the interpreter
+    (the runner's counting pass sets it to start them under valgrind: runner/counting.py)."""
 
     name = "local"
     starts_early = True  # the runner builds it before planning the sweep, and calls prestart()
 
     def __init__(self, device: str, plugins: list[str]) -> None:
         self._ctx = multiprocessing.get_context("spawn")
+        self.launcher: str | os.PathLike[str] | None = None
         super().__init__(device, plugins)
 
     def prestart(self) -> None:
@@ -368,7 +397,7 @@ class LocalExecutor(Executor):
 
     def start(self, slot: Slot, cell: Cell) -> tuple[str, Any]:
         if not slot.early:
-            slot.worker = _Worker(self._ctx, self.device, self.plugins)
+            slot.worker = _Worker(self._ctx, self.device, self.plugins, self.launcher)
         worker = slot.worker
         slot.pid = worker.process.pid
         if not worker.conn.poll(STARTUP_TIMEOUT_S):

@@ -104,6 +104,7 @@ def _bad_field(overrides: dict[str, Any], message: str) -> str | None:
 
 
 def _check_execution(cell: Cell, source: str) -> None:
+    from gam_bench.runner import counting
     from gam_bench.tasks import execution
 
     if cell.measure.processes > 1 and cell.task != "throughput":
@@ -111,6 +112,7 @@ def _check_execution(cell: Cell, source: str) -> None:
             f"{source}: measure.processes: {cell.measure.processes} applies to throughput cells only "
             f"(task {cell.task!r} keeps no per-step time samples to merge over processes)"
         )
+    counting.check_cell(cell, source)
     execution.check_task(cell.task, cell.compile, cell.cuda_graph, source)
     execution.validate_execution(cell.compile, cell.cuda_graph, cell.device, cell.mode, source)
     if cell.task == "decode" and cell.cuda_graph:

@@ -78,6 +78,11 @@ class SweepProgress:
         if self._bar is not None:
             self._bar.update(self._task, description=message[:80])
 
+    def announce(self, message: str) -> None:
+        """A line for the log (e.g. the counting pass and why instructions were not counted)."""
+        if self.enabled:
+            self.console.print(message, highlight=False, markup=False, soft_wrap=True)
+
     def pass_start(self, number: int, count: int, cells: int) -> None:
         """Pass `number` of `count` begins, over `cells` cells (after the first, in fresh workers)."""
         if self.enabled:

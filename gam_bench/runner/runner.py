@@ -11,6 +11,9 @@ For each cell of the suite (in `expand` order: seq_len ascending within a group)
   with every pass's samples merged (runner/processes.py); a killed sweep loses the earlier
   passes of the cells not yet written. A pass that fails ends the cell with that outcome
   ("process 2 of 3: ..."); the budget rule then applies as for a single pass.
+- counting (`measure.instructions`): before the timing passes, one pass over the counting
+  cells in workers started under valgrind (runner/counting.py); its columns join each
+  cell's row.
 The loop that hands out cells and stores their rows is `runner.parallel.run_groups`, for
 any executor: one with one slot (local) runs the budget groups one after another.
 An executor that `starts_early` (local) is built, and its first worker started, before the
@@ -125,7 +128,7 @@ def run_suite(
                 early.close()
             early = make_executor(executor, device=cells[0].device, plugins=config.plugins, **options)
         runner = _Sweep(suite.name, folder, early)
-        runs = sum(c.measure.processes for c in todo)
+        runs = sum(c.measure.processes + int(c.measure.instructions) for c in todo)
         with SweepProgress(len(todo), console, enabled=progress, runs=runs) as bar:
             rows = runner.run(todo, bar)
     except KeyboardInterrupt:
@@ -197,12 +200,17 @@ class _Sweep:
         self.last_env: dict[str, Any] = {}  # environment columns for rows no worker produced
         self.passes: dict[str, list[Outcome]] = {}  # cell_id -> ok outcomes of its earlier passes
         self.ended: set[str] = set()  # cells whose rows are written (or owed: the last pass ran)
+        self.counts: dict[str, dict[str, Any]] = {}  # cell_id -> columns of its counting pass
+        self.counting = False  # the counting pass is running (runner/counting.py)
 
     def run(self, cells: list[Cell], bar: SweepProgress) -> list[dict[str, Any]]:
         """Every cell's last row, in the order of `cells`, after all passes."""
+        from gam_bench.runner.counting import count_pass
+
         slots = self.executor.slots(cells) if cells else 1
         count = max((c.measure.processes for c in cells), default=1)
         rows: dict[str, dict[str, Any]] = {}
+        count_pass(self, cells, bar, slots)
         for number in range(1, count + 1):
             todo = [c for c in cells if c.measure.processes >= number and c.cell_id not in self.ended]
             if not todo:
@@ -218,6 +226,11 @@ class _Sweep:
     def run_cell(self, cell: Cell, bar: SweepProgress) -> list[dict[str, Any]]:
         """The cell's rows to store; none while passes of it remain (its outcome is kept)."""
         group, run_id = cell.group_key, uuid.uuid4().hex
+        if self.counting:
+            from gam_bench.runner.counting import counting_cell, outcome_columns
+
+            self.counts[cell.cell_id] = outcome_columns(self.executor.run(counting_cell(cell), on_progress=bar.note))
+            return []
         if group in self.failed:
             seq_len, status = self.failed[group]
             reason = f"budget: same settings ended {status} at seq_len={seq_len}"
@@ -261,6 +274,7 @@ class _Sweep:
 
         row = {k: v for k, v in outcome.env.items() if k in store.COLUMNS}
         row.update(measured or {})
+        row.update(self.counts.get(cell.cell_id, {}) if outcome.status == "ok" else {})
         row.update(_identity(cell, self.suite_name, run_id))
         row.update(
             status=outcome.status,

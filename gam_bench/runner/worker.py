@@ -15,12 +15,20 @@ memory around the task (`peak_mem_bytes` / `mem_source`; on CPU also `peak_rss_b
 failed cell's result carries one row of its cell-start columns, so an `oom` row says how
 much memory was free when the cell began. A CPU cell calls no accelerator API at all (no
 context is created on a GPU machine).
+
+A counting worker (started under valgrind for cells with `measure.instructions`,
+runner/counting.py; `valgrind.counting_folder()` is set) says so on start-up, switches
+callgrind's instrumentation on once torch is imported (so priming already runs instrumented
+code and no cell pays the translation flush), and runs `tasks.instruction_count` instead of
+the cell's task, without the memory cap or peak-memory columns (valgrind's own address space
+would trip the cap, and nothing it measures there is a memory figure).
 """
 
 from __future__ import annotations
 
 import ctypes
 import datetime as dt
+import os
 import signal
 import sys
 import time
@@ -85,6 +93,7 @@ def prepare(device: str, plugins: list[str]) -> dict[str, Any]:
     _PROCESS_COLUMNS["malloc_tuned"] = tune_malloc()
     for module in plugins:
         import_plugin(module)
+    _start_counting()
     _prime(device)
     env = {**environment(device), **_PROCESS_COLUMNS}
     gc.collect()
@@ -110,6 +119,23 @@ def _prime(device: str) -> None:
     count_step(step, flops=False, device=device)
     for _ in range(3):
         step()
+
+
+def _start_counting() -> None:
+    """In a counting worker: import torch uninstrumented, then switch instrumentation on."""
+    from gam_bench.measure.valgrind import counting_folder
+
+    if counting_folder() is None:
+        return
+    import torch  # noqa: F401 - imported before instrumentation starts (the import is the slow part)
+
+    from gam_bench.measure.callgrind import Callgrind, CountingUnavailable
+
+    shim = Callgrind.load()
+    if not shim.running():
+        raise CountingUnavailable("started as a counting worker, but not under valgrind")
+    print(f"gam-bench worker {os.getpid()}: counting instructions under valgrind", file=sys.stderr, flush=True)
+    shim.start()
 
 
 _PRIMED: set[str] = set()
@@ -154,6 +180,7 @@ def run_cell(cell: Cell, ctx: Any) -> dict[str, Any]:
 
     from gam_bench.measure import memory
     from gam_bench.measure.environment import environment
+    from gam_bench.measure.valgrind import counting_folder
     from gam_bench.tasks import TASKS
 
     started_at = dt.datetime.now(dt.timezone.utc)
@@ -166,14 +193,15 @@ def run_cell(cell: Cell, ctx: Any) -> dict[str, Any]:
             torch.set_num_threads(cell.threads)
         env = {**environment(cell.device), **_PROCESS_COLUMNS}
         start = cell_start_columns(device)
-        limits = cell.limits
+        limits, counting = cell.limits, counting_folder() is not None
         # The cap first: priming runs model code, which must not escape the cap either.
-        memory.apply_cap(device, memory.cap_bytes(limits.mem_cap_gb, limits.mem_cap_fraction, device))
-        _prime_model(cell)
+        if not counting:
+            memory.apply_cap(device, memory.cap_bytes(limits.mem_cap_gb, limits.mem_cap_fraction, device))
+            _prime_model(cell)  # a counting cell warms up at its own shape (a step costs the same there)
         meter = memory.PeakMemory(device)
         meter.start()
-        rows = TASKS.get(cell.task)(cell, ctx)
-        peak = peak_columns(meter)
+        rows = _counting_task(cell, ctx) if counting else TASKS.get(cell.task)(cell, ctx)
+        peak = {} if counting else peak_columns(meter)
         for row in rows:
             for name, value in {**start, **peak}.items():
                 row.setdefault(name, value)
@@ -189,6 +217,12 @@ def run_cell(cell: Cell, ctx: Any) -> dict[str, Any]:
         "started_at": started_at,
         "duration_s": time.perf_counter() - t0,
     }
+
+
+def _counting_task(cell: Cell, ctx: Any) -> list[dict[str, Any]]:
+    from gam_bench.tasks import instruction_count
+
+    return instruction_count.run(cell, ctx)
 
 
 def cell_start_columns(device: Any) -> dict[str, Any]:

@@ -43,6 +43,7 @@ from gam_bench.measure.calibrate import mfu
 from gam_bench.measure.control import Control
 from gam_bench.measure.counted_step import CountedStep, count_step
 from gam_bench.measure.flops import counts_every_kernel
+from gam_bench.measure.op_count import OpCount
 from gam_bench.measure.provenance import SDPAKernels
 from gam_bench.measure.timing import Timing, time_steps, warm_up
 from gam_bench.models import backends, registry
@@ -152,7 +153,8 @@ def run(cell: Cell, ctx: Any = None) -> list[dict[str, Any]]:
     module, config = build_module(cell)
     ex = execution.prepare(cell, module, lambda m: make_step(cell, m, config), lambda: parity_inputs(cell, config))
     backend = str(getattr(module, "backend", "") or "")
-    counted, sdpa_kernel = counted_step(ex.counted, cell.measure.flops and counts_every_kernel(backend), device)
+    count_flops = cell.measure.flops and counts_every_kernel(backend)
+    counted, sdpa_kernel, dispatched_ops = counted_step(ex.counted, count_flops, device)
     control = Control(device)
     control.sample()
     with ex.counting():
@@ -177,16 +179,19 @@ def run(cell: Cell, ctx: Any = None) -> list[dict[str, Any]]:
             "tokens_per_s": cell.batch_size * cell.seq_len / seconds,
             "peak_tensor_bytes": counted.peak_tensor_bytes,
             "flops": float(flops) if flops is not None else None,
+            "dispatched_ops": dispatched_ops,
             "flops_per_s": flops_per_s,
         }
     ]
 
 
-def counted_step(step: Callable[[], None], flops: bool, device: torch.device) -> tuple[CountedStep, str]:
-    """The one untimed counted step: (FLOPs if `flops` and peak tensor bytes, the SDPA kernels that ran)."""
+def counted_step(step: Callable[[], None], flops: bool, device: torch.device) -> tuple[CountedStep, str, int]:
+    """The one untimed counted step: (FLOPs if `flops` and peak tensor bytes, the SDPA kernels
+    that ran, the number of aten ops dispatched)."""
     with SDPAKernels(dispatch=False) as kernels:  # its ops come through the counted step's mode
-        counted = count_step(step, flops=flops, device=device, observe=kernels.observe)
-    return counted, kernels.kernels
+        ops = OpCount(then=kernels.observe)
+        counted = count_step(step, flops=flops, device=device, observe=ops.observe)
+    return counted, kernels.kernels, ops.count
 
 
 def timed_steps(step: Callable[[], None], cell: Cell, device: torch.device, counted_first: bool = False) -> Timing:

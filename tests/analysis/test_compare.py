@@ -205,8 +205,8 @@ def test_cells_get_their_verdicts():
     comparison = compare_frames(base, cand)
     cells = by_seq_len(comparison)
     assert cells[64].verdict == UNCHANGED
-    assert cells[128].verdict == REGRESSION and cells[128].note == "time"
-    assert cells[256].verdict == REGRESSION and cells[256].note == "memory"
+    assert cells[128].verdict == REGRESSION and cells[128].note.startswith("time +")
+    assert cells[256].verdict == REGRESSION and cells[256].note.startswith("memory +")
     assert cells[512].verdict == NEW_FAILURE and "CPU out of memory" in cells[512].note
     assert "traceback" not in cells[512].note
     assert cells[1024].verdict == FIXED
@@ -304,8 +304,13 @@ def test_confirm_fails_only_cells_that_fail_in_every_comparison():
     combined = confirm([run1, run2])
     cells = by_seq_len(combined)
     assert cells[64].verdict == NOT_CONFIRMED and cells[64].note == "failing in 1 of 2 comparisons; last: unchanged"
-    assert cells[128].verdict == REGRESSION and cells[128].note == "time; in all 2 comparisons"
-    assert cells[256].verdict == NOT_CONFIRMED and cells[256].note.endswith("last: regression (time)")
+    assert cells[128].verdict == REGRESSION and cells[128].note.startswith("time +")
+    assert cells[128].note.endswith("; in all 2 comparisons")
+    assert (
+        cells[256].verdict == NOT_CONFIRMED
+        and cells[256].note.startswith("failing in 1 of 2")
+        and "last: regression (time +" in cells[256].note
+    )
     assert cells[512].verdict == UNCHANGED
     assert combined.failed
     assert not confirm([run1, compare_frames(base, frame([row(64), row(128), row(256), row(512)]))]).failed
@@ -334,7 +339,8 @@ def test_a_baseline_with_several_runs_is_compared_run_by_run(tmp_path):
     comparison = compare_paths(baseline, candidate)
     assert comparison.baseline == f"{baseline} (3 runs)"
     cells = by_seq_len(comparison)
-    assert cells[64].verdict == REGRESSION and cells[64].note == "time; in all 3 comparisons"
+    assert cells[64].verdict == REGRESSION and cells[64].note.startswith("time +")
+    assert cells[64].note.endswith("; in all 3 comparisons")
     assert cells[128].verdict == NOT_CONFIRMED and cells[128].note.startswith("failing in 2 of 3")
     assert recorded_runs(candidate) == [candidate]
 
@@ -348,7 +354,8 @@ def test_every_candidate_run_is_compared_with_every_baseline_run(tmp_path):
     comparison = compare_paths(baseline, candidate)
     assert (comparison.baseline, comparison.candidate) == (f"{baseline} (2 runs)", f"{candidate} (2 runs)")
     cells = by_seq_len(comparison)
-    assert cells[64].verdict == REGRESSION and cells[64].note == "time; in all 4 comparisons"
+    assert cells[64].verdict == REGRESSION and cells[64].note.startswith("time +")
+    assert cells[64].note.endswith("; in all 4 comparisons")
     assert cells[128].verdict == NOT_CONFIRMED and cells[128].note.startswith("failing in 2 of 4")
 
 
@@ -421,7 +428,7 @@ def test_rows_without_a_control_are_judged_on_raw_times_and_the_rule_line_says_h
     assert cells[128].time.column == "time_samples_ms" and cells[128].verdict == REGRESSION
     from gam_bench.analysis.compare_render import method_line
 
-    assert method_line(comparison).startswith("time (relative to the control kernel in 1 of 2 cells): ")
+    assert "; time (relative to the control kernel in 1 of 2 cells): " in method_line(comparison)
 
 
 # ------------------------------------------------------------------ per-process medians

@@ -189,7 +189,7 @@ def test_against_runs_the_base_revision_and_flags_what_the_working_tree_changed(
     grown = head.set_index("cell_id")["peak_mem_bytes"] - base.set_index("cell_id")["peak_mem_bytes"]
     assert (grown > 50 * 2**20).all()
     report = md.read_text()
-    assert "regression (memory)" in report and "working tree (1 run)" in report and "HEAD = " in report
+    assert "regression (memory +" in report and "working tree (1 run)" in report and "HEAD = " in report
     assert "worktree" not in proc.stderr  # the temporary worktree was removed cleanly
 
 
