@@ -27,6 +27,7 @@ from gam_bench import baselines, store
 from gam_bench.analysis.compare_settings import RegressionSettings
 from gam_bench.analysis.judge import combine, is_new_failure, judge_counts, judge_memory, judge_time
 from gam_bench.analysis.matching import check_environment, comparable_rows, match_cells
+from gam_bench.analysis.reachability import count_spread_note, fewest_per_side
 from gam_bench.analysis.rows import cell_label, memory_column, present
 from gam_bench.analysis.runs import confirm, runs_label
 from gam_bench.analysis.verdicts import (
@@ -161,7 +162,34 @@ def compare_frames(
     cells += [_one_side(row, ONLY_BASELINE) for _, row in only_base.iterrows()]
     cells += [_one_side(row, ONLY_CANDIDATE) for _, row in only_cand.iterrows()]
     cells.sort(key=lambda cell: cell.sort_key)
+    notes += _statistics_notes(cells, settings) + _spread_notes(pairs, settings)
     return Comparison(names[0], names[1], settings, cells, notes)
+
+
+def _statistics_notes(cells: list[CellComparison], settings: RegressionSettings) -> list[str]:
+    """A note when the rank test could not reach alpha in some cells (too few units a side)."""
+    unreachable = sorted({cell.time.basis for cell in cells if cell.time is not None and cell.time.p_value is None})
+    if not unreachable:
+        return []
+    count = sum(1 for cell in cells if cell.time is not None and cell.time.p_value is None)
+    need = fewest_per_side(settings.alpha)
+    return [
+        f"time in {count} cells judged on the effect size alone ({'; '.join(unreachable)}): the Mann-Whitney U "
+        f"test cannot reach alpha = {settings.alpha:g} with so few units; {need} processes (or repeats) a side "
+        "are the fewest that can"
+    ]
+
+
+def _spread_notes(pairs: list, settings: RegressionSettings) -> list[str]:
+    """A note per cell whose instruction counts varied between steps by half the threshold or more."""
+    notes = []
+    for base, cand, _ in pairs:
+        sides = [row.get("instructions_samples") for row in (base, cand)]
+        sides = [list(values) for values in sides if isinstance(values, (list, np.ndarray)) and len(values)]
+        note = count_spread_note("instructions", sides, settings.instructions_threshold)
+        if note:
+            notes.append(f"{cell_label(cand)}: {note}")
+    return notes
 
 
 def compare_to_baseline(

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
 
     suite = load_suite(args.suite)
     gate_settings(args)  # reject bad flags before spending minutes on the run
+    _warn_unreachable(args, suite)
     for flag, value, least in (("--reruns", args.reruns, 0), ("--runs", args.runs, 1), ("--rounds", args.rounds, 1)):
         if value < least:
             raise UserError(f"{flag}: must be {least} or more (got {value})")
@@ -116,6 +118,17 @@ def run(args: argparse.Namespace) -> int:
             return _record(args, suite, [run_folder(out, i) for i in range(1, args.runs + 1)])
         run_suite(suite, out=out, fresh=True, report=False)
         return _compare(args, suite, out)
+
+
+def _warn_unreachable(args: argparse.Namespace, suite) -> None:
+    """Before measuring: the gate settings of each device profile that can never fire (the rank
+    test's alpha out of reach for its processes or repeats: analysis/reachability.py)."""
+    from gam_bench.analysis.reachability import problems
+
+    for name, config in {"": suite.base, **{f" ({device})": c for device, c in suite.profiles.items()}}.items():
+        settings = gate_settings(args, config.regression)
+        for line in problems(config.measure, settings):
+            print(f"warning: {args.suite}{name}: {line}", file=sys.stderr)
 
 
 def _check_against(args: argparse.Namespace, suite, out: Path) -> int:

@@ -115,6 +115,7 @@ def run_suite(
         regression = config.regression.model_dump() if config.regression else None  # what `compare` judges with
         store.write_suite_meta(folder, suite=suite.name, source=suite.source, regression=regression)
         console = console or _console()
+        _gate_warnings(config, console)
         cells = with_peaks(cells, enabled=config.calibrate, note=console.print)  # calibrates on first use
         done = set() if fresh else store.done_cell_ids(folder)
         todo = [c for c in cells if c.cell_id not in done]
@@ -169,6 +170,16 @@ def _interrupted_text(folder: Path, cells: list[Cell]) -> str:
         f"interrupted: {stored} of {len(cells)} cells are stored in {folder}; "
         "run the same command to resume (cells stored ok are not run again)"
     )
+
+
+def _gate_warnings(config: SuiteConfig, console: Console) -> None:
+    """A suite with a `regression:` section: say which of its gate settings can never fire."""
+    if config.regression is None:
+        return
+    from gam_bench.analysis.reachability import problems
+
+    for line in problems(config.measure, config.regression):
+        console.print(f"warning: {config.name}: {line}", style="yellow", highlight=False, markup=False)
 
 
 def _idle_core() -> bool:

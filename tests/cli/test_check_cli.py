@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from pathlib import Path
 
@@ -203,3 +204,35 @@ def test_against_a_revision_without_the_suite_compares_nothing(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"no baseline: HEAD has no {suite}; nothing compared"
     assert "nothing compared" in md.read_text()
+
+
+def test_check_warns_before_measuring_when_the_rank_test_can_never_reach_alpha(tmp_path, capsys):
+    """2 processes a side can never reach alpha = 0.01: said up front, naming the fewest that can (5)."""
+    suite = yaml.safe_load(SUITE.read_text())
+    suite["measure"] = {**suite.get("measure", {}), "processes": 2}
+    suite["regression"] = {"alpha": 0.01}
+    path = tmp_path / "two.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    assert main(["check", str(path), "--baseline", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert "measure.processes: 2 a side can never reach regression.alpha = 0.01" in err
+    assert "5 processes a side are the fewest that can" in err
+
+
+def test_run_warns_when_a_gate_suite_can_never_reach_its_alpha(tmp_path):
+    from rich.console import Console
+
+    from gam_bench.runner.runner import _gate_warnings
+    from gam_bench.suite import suite_from_dict
+
+    body = yaml.safe_load(SUITE.read_text())
+    body["measure"] = {**body.get("measure", {}), "processes": 3}
+    body["regression"] = {"alpha": 0.01}
+    console = Console(file=io.StringIO(), width=300)
+    _gate_warnings(suite_from_dict(body, source=tmp_path / "s.yaml").base, console)
+    text = console.file.getvalue()
+    assert "measure.processes: 3 a side can never reach regression.alpha = 0.01" in text
+    body.pop("regression")
+    quiet = Console(file=io.StringIO())
+    _gate_warnings(suite_from_dict(body, source=tmp_path / "s.yaml").base, quiet)
+    assert quiet.file.getvalue() == ""  # not a gate suite: nothing to warn about
