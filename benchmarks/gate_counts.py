@@ -1,0 +1,211 @@
+"""The instruction-counting gate on this machine: A/A flags, injected regressions caught, run time,
+and how well instruction ratios predict time ratios.
+
+  PYTHONPATH=$PWD:$PWD/benchmarks python benchmarks/gate_counts.py aa [--pairs 2] [--suite suites/ci.yaml]
+      A/A: the suite run twice back to back (`gam-bench run`, instruction counting as the suite
+      asks), then compared with the suite's `regression:` settings. Prints each pair's summary,
+      every flagged verdict, the largest instruction difference between the two runs, and each
+      run's wall time (a gated `check --against --rounds 1` is two such runs plus the compare).
+  PYTHONPATH=$PWD:$PWD/benchmarks python benchmarks/gate_counts.py detect --ops 0 1 3 10 [--tries 2]
+      Injected regressions: `gam-probe` (benchmarks/gate_probe_models.py, GAM with K extra
+      projections per step) at one shape, run once per K per try (base first, then each K,
+      interleaved across tries), each regressed run compared with its try's base run by the
+      gate (suite settings as ci.yaml's). Prints per K: the measured share of the step in
+      instructions and in time (control-scaled medians over the timed processes), and how many
+      tries the gate caught it.
+  PYTHONPATH=$PWD:$PWD/benchmarks python benchmarks/gate_counts.py predict DIR [DIR ...]
+      From stored runs: across every pair of ok cells of one run (models, lengths, modes) and
+      across the detect runs, log(instruction ratio) against log(time ratio): Pearson r and the
+      median / worst factor by which the instruction ratio misses the time ratio.
+
+Results go to a temporary folder (deleted) unless `--keep DIR`. The outcome depends on the
+machine and its load (printed): record it in docs/results/gate.md, never assert it in a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+
+
+def _load() -> str:
+    return "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+
+
+def _run(suite: Path, out: Path) -> float:
+    from gam_bench.runner import run_suite
+
+    start = time.perf_counter()
+    run_suite(suite, out=out, fresh=True, progress=True, report=False)
+    return time.perf_counter() - start
+
+
+def _settings(suite: Path):
+    from gam_bench.analysis.compare_settings import RegressionSettings
+
+    body = yaml.safe_load(suite.read_text())
+    return RegressionSettings.model_validate(body.get("regression") or {})
+
+
+def aa(root: Path, suite: Path, pairs: int) -> None:
+    from gam_bench import store
+    from gam_bench.analysis.compare import compare_paths
+    from gam_bench.analysis.compare_render import summary_line
+
+    settings = _settings(suite)
+    flagged = total = 0
+    for i in range(pairs):
+        a, b = root / f"A{i}", root / f"B{i}"
+        walls = [_run(suite, a), _run(suite, b)]
+        comparison = compare_paths(a, b, settings)
+        flags = [c for c in comparison.cells if c.verdict != "unchanged"]
+        flagged, total = flagged + len(flags), total + len(comparison.cells)
+        rows = [store.load(side).set_index("cell_id") for side in (a, b)]
+        diffs = (rows[1]["instructions"] / rows[0]["instructions"] - 1).abs().dropna()
+        worst = f"{diffs.max():.4%}" if len(diffs) else "none counted"
+        print(
+            f"pair {i + 1}: {summary_line(comparison)}; largest instruction difference {worst} "
+            f"({len(diffs)} cells); run wall {walls[0]:.0f} s, {walls[1]:.0f} s; load {_load()}",
+            flush=True,
+        )
+        for cell in flags:
+            print(f"    {cell.label}: {cell.verdict} ({cell.note})", flush=True)
+    print(f"A/A: flagged {flagged} of {total} cell verdicts in {pairs} pairs", flush=True)
+
+
+PROBE_SUITE = {
+    "name": "gate-probe",
+    "plugins": ["gate_probe_models"],
+    "models": ["gam-probe"],
+    "axes": {"seq_len": [128], "batch_size": [2], "d_model": [64]},
+    "level": "block",
+    "mode": ["forward_backward"],
+    "dtype": "float32",
+    "device": "cpu",
+    "threads": 1,
+    "limits": {"timeout_s": 120},
+}
+
+
+def _probe_suite(root: Path, suite: Path) -> Path:
+    """PROBE_SUITE with the gate suite's measure and regression settings."""
+    gate = yaml.safe_load(suite.read_text())
+    body = {**PROBE_SUITE, "measure": gate["measure"], "regression": gate.get("regression") or {}}
+    path = root / "probe.yaml"
+    path.write_text(yaml.safe_dump(body))
+    return path
+
+
+def _time_ratio(base, cand) -> float:
+    """Candidate / baseline median step time, each relative to its control kernel."""
+    return float((cand["time_ms"] / cand["control_ms"]) / (base["time_ms"] / base["control_ms"]))
+
+
+def detect(root: Path, suite: Path, ops: list[int], tries: int) -> None:
+    from gam_bench import store
+    from gam_bench.analysis.compare import compare_paths
+
+    probe = _probe_suite(root, suite)
+    settings = _settings(suite)
+    caught: dict[int, list[bool]] = {k: [] for k in ops if k}
+    shares: dict[int, list[tuple[float, float]]] = {k: [] for k in ops if k}
+    for attempt in range(tries):
+        folders = {}
+        for k in ops:
+            os.environ["GAM_BENCH_PROBE_OPS"] = str(k)
+            folders[k] = root / f"try{attempt}-ops{k}"
+            wall = _run(probe, folders[k])
+            print(f"try {attempt + 1}, {k} extra ops: {wall:.0f} s, load {_load()}", flush=True)
+        base = store.load(folders[ops[0]]).iloc[0]
+        for k in caught:
+            cand = store.load(folders[k]).iloc[0]
+            comparison = compare_paths(folders[ops[0]], folders[k], settings)
+            cell = comparison.cells[0]
+            hit = cell.verdict == "regression" and any(r.verdict == "regression" for r in cell.counts)
+            caught[k].append(hit)
+            shares[k].append((cand["instructions"] / base["instructions"] - 1, _time_ratio(base, cand) - 1))
+            print(f"    {k} ops: {cell.verdict} ({cell.note})", flush=True)
+    os.environ.pop("GAM_BENCH_PROBE_OPS", None)
+    for k in caught:
+        instr = np.median([s[0] for s in shares[k]])
+        timed = np.median([s[1] for s in shares[k]])
+        print(
+            f"{k} extra ops: {instr:+.2%} instructions, {timed:+.1%} time (control-scaled, median of "
+            f"{tries}); caught {sum(caught[k])} of {tries}",
+            flush=True,
+        )
+
+
+def _pairs(df) -> list[tuple[float, float]]:
+    """(log instruction ratio, log time ratio) for every pair of ok counted cells of one run."""
+    ok = df[(df["status"] == "ok") & df["instructions"].notna()]
+    out = []
+    for (_, a), (_, b) in itertools.combinations(ok.iterrows(), 2):
+        out.append((math.log(b["instructions"] / a["instructions"]), math.log(_time_ratio(a, b))))
+    return out
+
+
+def predict(folders: list[Path]) -> None:
+    from gam_bench import store
+
+    points = []
+    for folder in folders:
+        for run in sorted({p.parent for p in folder.rglob("part-*.parquet")}):
+            points += _pairs(store.load(run))
+    if len(points) < 3:
+        print("predict: fewer than 3 pairs of counted cells")
+        return
+    x, y = np.array(points).T
+    r = float(np.corrcoef(x, y)[0, 1])
+    miss = np.exp(np.abs(y - x))
+    print(
+        f"predict: {len(points)} pairs of cells; Pearson r of log ratios {r:.3f}; the instruction ratio "
+        f"misses the time ratio by a factor {np.median(miss):.2f} (median), {miss.max():.2f} (worst)",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--keep", type=Path, help="keep the results here")
+    parser.add_argument("--suite", type=Path, default=REPO / "suites" / "ci.yaml")
+    sub = parser.add_subparsers(dest="what", required=True)
+    sub.add_parser("aa").add_argument("--pairs", type=int, default=2)
+    det = sub.add_parser("detect")
+    det.add_argument("--ops", type=int, nargs="+", default=[0, 1, 3, 10])
+    det.add_argument("--tries", type=int, default=2)
+    sub.add_parser("predict").add_argument("folders", type=Path, nargs="+")
+    args = parser.parse_args()
+    print(f"start {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, load {_load()}", flush=True)
+    if args.what == "predict":
+        predict(args.folders)
+        return
+    sys.path.insert(0, str(HERE))
+    root = args.keep or Path(tempfile.mkdtemp(prefix="gam-bench-gate-counts-"))
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        if args.what == "aa":
+            aa(root, args.suite, args.pairs)
+        else:
+            detect(root, args.suite, args.ops, args.tries)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(root, ignore_errors=True)
+    print(f"end {time.strftime('%H:%M:%S')}, load {_load()}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
