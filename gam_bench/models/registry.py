@@ -64,6 +64,8 @@ MODELS: Registry[ModelSpec] = Registry(
         "swa": "gam_bench.models.swa",
         "hyena": "gam_bench.models.hyena",
         "mamba2": "gam_bench.models.mamba2",
+        "gated-deltanet": "gam_bench.models.gated_deltanet",
+        "gated-deltanet-hybrid": "gam_bench.models.gated_deltanet",
     },
 )
 _plugins_loaded = False

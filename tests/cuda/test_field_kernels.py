@@ -11,6 +11,16 @@ from gam_bench.models import backends, registry
 # model -> (kernel backend value, why the kernel cannot run here or None, tiny overrides)
 KERNELS = {
     "mamba2": ("mamba-ssm", backends.ssd_kernel_reason, {"d_model": 64, "headdim": 32, "d_state": 64}),
+    "gated-deltanet": (
+        "fla",
+        lambda: backends.fla_reason("fla.ops.gated_delta_rule"),
+        {"d_model": 64, "num_heads": 2, "head_dim": 64},
+    ),
+    "gated-deltanet-hybrid": (
+        "fla",
+        lambda: backends.fla_reason("fla.ops.gated_delta_rule"),
+        {"d_model": 64, "num_heads": 2, "head_dim": 64, "max_seq_len": 1024},
+    ),
 }
 TOL = {torch.float32: 2e-3, torch.bfloat16: 5e-2}
 
@@ -23,7 +33,7 @@ def test_kernel_matches_torch_chunked_form_fwd_bwd(name, dtype, T):
     if reason() is not None:
         pytest.skip(f"{name} kernel unavailable: {reason()}")
     torch.manual_seed(0)
-    kw = {**overrides, "dropout": 0.0}
+    kw = {"max_seq_len": 1024, **overrides, "dropout": 0.0}
     kernel = registry.build_block(name, backend=backend, **kw).cuda()
     ref = registry.build_block(name, backend="torch", **kw).cuda()
     ref.load_state_dict(kernel.state_dict())
@@ -47,7 +57,7 @@ def test_kernel_prefill_state_continues_with_the_torch_decode(name):
     if reason() is not None:
         pytest.skip(f"{name} kernel unavailable: {reason()}")
     torch.manual_seed(0)
-    block = registry.build_block(name, backend=backend, **overrides, dropout=0.0).cuda().eval()
+    block = registry.build_block(name, backend=backend, **{"max_seq_len": 1024, **overrides}, dropout=0.0).cuda().eval()
     x = torch.randn(2, 300, overrides["d_model"], device="cuda")
     with torch.no_grad():
         full = block(x)

@@ -14,6 +14,8 @@ FAMILY_TINY = {
     "transformer": {"n_heads": 4},
     "mamba": {"d_state": 4},
     "mamba2": {"d_state": 4, "headdim": 16},  # d_inner 112: 7 heads
+    "gated-deltanet": {"num_heads": 2, "head_dim": 8},
+    "hybrid": {"num_heads": 2, "head_dim": 8, "attn_heads": 4, "attn_every": 2},  # layers: deltanet, attention
 }
 
 

@@ -72,12 +72,28 @@ def expected_layer_bytes(name: str, config, batch: int, context: int) -> int:
     if family in ("gla", "retnet"):  # the (B, H, K, V) float32 state; RetNet adds its int64 position
         key_dim, value_dim = int(D * config.expand_k), int(D * config.expand_v)
         return batch * key_dim * (value_dim // config.n_heads) * 4 + (8 if family == "retnet" else 0)
+    if family == "gated-deltanet":  # the q, k, v conv windows and the (B, H, K, V) float32 state
+        K, V = config.head_dim, int(config.head_dim * config.expand_v)
+        return batch * config.num_heads * ((2 * K + V) * (config.conv_size - 1) + K * V) * 4
     if family == "mamba2":
         E = int(config.expand * D)
         conv_dim = E + 2 * config.ngroups * config.d_state
         return batch * (conv_dim * (config.d_conv - 1) + (E // config.headdim) * config.d_state * config.headdim) * 4
     E = config.expand * D
     return batch * E * ((config.d_conv - 1) + config.d_state) * 4
+
+
+def expected_bytes(name: str, config, batch: int, context: int) -> int:
+    """The LM's state bytes: per layer by family; the hybrid's layers are of two families."""
+    if get_spec(name).family != "hybrid":
+        return config.n_layers * expected_layer_bytes(name, config, batch, context)
+    from gam_bench.models.gated_deltanet import layer_kinds
+
+    kinds = layer_kinds(config, config.n_layers)
+    per_kind = {"attention": 2 * batch * context * config.d_model * 4}
+    per_kind["deltanet"] = expected_layer_bytes("gated-deltanet", config, batch, context)
+    assert set(kinds) == set(per_kind)  # the tiny hybrid has both kinds
+    return sum(per_kind[kind] for kind in kinds)
 
 
 @pytest.mark.parametrize("T", LENGTHS)
@@ -158,10 +174,10 @@ def test_state_bytes_are_the_tensors_bytes(name, tiny):
         _, state = model.prefill(idx[:, :T])
         at_prefill = state_bytes(state)
         assert at_prefill == tensor_bytes(state)
-        assert at_prefill == config.n_layers * expected_layer_bytes(name, config, B, T)
+        assert at_prefill == expected_bytes(name, config, B, T)
         _, state = incremental(model, idx, T)
     assert state_bytes(state) == tensor_bytes(state)
-    assert state_bytes(state) == config.n_layers * expected_layer_bytes(name, config, B, T + G)
+    assert state_bytes(state) == expected_bytes(name, config, B, T + G)
 
 
 def test_state_bytes_counts_shared_storage_once():

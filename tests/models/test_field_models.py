@@ -13,11 +13,21 @@ import torch
 
 from gam_bench.errors import UserError
 from gam_bench.models import backends, build, build_block
-from gam_bench.models.ops import ssd
+from gam_bench.models.ops import gated_delta_rule, ssd
 
 # model -> (module whose chunked op is swapped, chunked op name, its recurrent reference)
 SWAPS = {
     "mamba2": ("gam_bench.models.mamba2", "chunk_ssd", ssd.recurrent_ssd),
+    "gated-deltanet": (
+        "gam_bench.models.gated_deltanet",
+        "chunk_gated_delta_rule",
+        gated_delta_rule.recurrent_gated_delta_rule,
+    ),
+    "gated-deltanet-hybrid": (
+        "gam_bench.models.gated_deltanet",
+        "chunk_gated_delta_rule",
+        gated_delta_rule.recurrent_gated_delta_rule,
+    ),
 }
 
 
@@ -100,6 +110,71 @@ def test_mamba2_heads_must_divide_the_inner_width():
         build_block("mamba2", d_model=64, headdim=64)  # d_inner 224
 
 
+GDN_MIXER = [
+    "q_proj.weight",
+    "k_proj.weight",
+    "v_proj.weight",
+    "a_proj.weight",
+    "b_proj.weight",
+    "A_log",
+    "dt_bias",
+    "q_conv1d.weight",
+    "k_conv1d.weight",
+    "v_conv1d.weight",
+    "g_proj.weight",
+    "o_norm.weight",
+    "o_proj.weight",
+]
+SHARED_BLOCK = [
+    "ln_1.weight",
+    "ln_1.bias",
+    "ln_2.weight",
+    "ln_2.bias",
+    "ffn.0.weight",
+    "ffn.0.bias",
+    "ffn.2.weight",
+    "ffn.2.bias",
+]
+ATTENTION = ["attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight", "attn.c_proj.bias"]
+SHELL = {"token_embedding.weight", "pos_embedding.weight", "ln_f.weight", "ln_f.bias", "head.weight"}
+
+
+def test_gated_deltanet_keys_follow_fla_in_the_shared_block(tiny):
+    keys = set(build("gated-deltanet", **tiny("gated-deltanet")).state_dict())
+    expected = set(SHELL)
+    for i in range(2):
+        expected |= {f"blocks.{i}.attn.{k}" for k in GDN_MIXER} | {f"blocks.{i}.{k}" for k in SHARED_BLOCK}
+    assert keys == expected
+
+
+def test_hybrid_has_one_attention_layer_in_every_four(tiny):
+    model = build("gated-deltanet-hybrid", **tiny("gated-deltanet-hybrid", attn_every=4, n_layers=8))
+    keys = set(model.state_dict())
+    attention = {i for i in range(8) if f"blocks.{i}.attn.c_attn.weight" in keys}
+    assert attention == {3, 7}
+    for i in range(8):
+        mixer = ATTENTION if i in attention else [f"attn.{k}" for k in GDN_MIXER]
+        assert {k for k in keys if k.startswith(f"blocks.{i}.")} == {f"blocks.{i}.{k}" for k in mixer + SHARED_BLOCK}
+    assert model.backend == "torch-chunked+sdpa"
+    block = build_block("gated-deltanet-hybrid", **tiny("gated-deltanet-hybrid", attn_every=4))
+    assert [type(layer).__name__ for layer in block.layers] == ["GatedDeltaNetBlock"] * 3 + ["TransformerBlock"]
+    with pytest.raises(UserError, match="attn_every must be >= 1"):
+        build_block("gated-deltanet-hybrid", **tiny("gated-deltanet-hybrid", attn_every=0))
+
+
+def test_gated_deltanet_shapes_and_init_follow_fla():
+    mixer = build_block("gated-deltanet").attn  # the paper's d_model 512
+    H, K, V = 3, 64, 128
+    assert mixer.q_proj.weight.shape == mixer.k_proj.weight.shape == (H * K, 512)
+    assert mixer.v_proj.weight.shape == mixer.g_proj.weight.shape == (H * V, 512)
+    assert mixer.a_proj.weight.shape == mixer.b_proj.weight.shape == (H, 512)
+    assert mixer.q_conv1d.weight.shape == (H * K, 1, 4) and mixer.q_conv1d.bias is None
+    assert mixer.v_conv1d.weight.shape == (H * V, 1, 4) and mixer.o_norm.weight.shape == (V,)
+    assert mixer.A_log.exp().max() <= 16 and mixer.o_proj.weight.shape == (512, H * V)
+    dt = torch.nn.functional.softplus(mixer.dt_bias)
+    assert dt.min() >= 1e-3 * 0.999 and dt.max() <= 0.1 * 1.001
+
+
 # --- backends: reasons, no silent fallback, kernel branches through fakes ----------------------
 
 
@@ -168,3 +243,42 @@ def test_mamba2_kernel_branch_through_a_fake_kernel(tiny, monkeypatch):
     for a, b in zip(state.tensors(), ref_state.tensors()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     assert calls == [256, 256]
+
+
+def test_gated_deltanet_records_why_the_kernel_does_not_run(tiny):
+    for name in ("gated-deltanet", "gated-deltanet-hybrid"):
+        model = build(name, **tiny(name))
+        assert model.backend.startswith("torch-chunked")
+        assert backends.backend_reason(model) == "torch-chunked: inputs on cpu (fla kernels are CUDA-only)"
+    forced = build_block("gated-deltanet", **tiny("gated-deltanet", backend="torch"))
+    assert backends.backend_reason(forced) == "torch-chunked: backend 'torch' requested"
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="backend='fla' is not available.*no CUDA device"):
+            build_block("gated-deltanet", **tiny("gated-deltanet", backend="fla"))
+
+
+def test_gated_deltanet_kernel_branch_through_a_fake_kernel(tiny, monkeypatch):
+    """backend='fla' calls fla's chunk_gated_delta_rule with fla's keyword arguments."""
+    calls = []
+
+    def fake(q, k, v, g, beta, scale=None, initial_state=None, output_final_state=False, use_qk_l2norm_in_kernel=False):
+        calls.append((q.shape, use_qk_l2norm_in_kernel, output_final_state))
+        return gated_delta_rule.recurrent_gated_delta_rule(
+            q, k, v, g, beta, scale, initial_state, output_final_state, use_qk_l2norm_in_kernel
+        )
+
+    torch_block = build_block("gated-deltanet", **tiny("gated-deltanet", backend="torch")).eval()
+    _fake_kernel_module(monkeypatch, "fla.ops.gated_delta_rule", chunk_gated_delta_rule=fake)
+    kernel_block = build_block("gated-deltanet", **tiny("gated-deltanet", backend="fla")).eval()
+    kernel_block.load_state_dict(torch_block.state_dict())
+    monkeypatch.setattr(kernel_block.attn, "_resolve", lambda device: "fla")
+    assert kernel_block.backend == "fla-chunk"
+    x = torch.randn(2, 30, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(kernel_block(x), torch_block(x), rtol=1e-5, atol=1e-6)
+        out, state = kernel_block.prefill(x)
+        ref_out, ref_state = torch_block.prefill(x)
+    torch.testing.assert_close(out, ref_out, rtol=1e-5, atol=1e-6)
+    for a, b in zip(state.tensors(), ref_state.tensors()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert calls == [((2, 30, 2, 8), True, False), ((2, 30, 2, 8), True, True)]

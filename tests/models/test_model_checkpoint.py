@@ -116,7 +116,19 @@ def test_official_checkpoint_loads_strictly_and_matches_official_forward(name, t
         torch.testing.assert_close(model(idx), official_forward(idx, sd), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("name", ["gam", "gam-local-only", "transformer", "mamba", "mamba-paper", "mamba2"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "gam",
+        "gam-local-only",
+        "transformer",
+        "mamba",
+        "mamba-paper",
+        "mamba2",
+        "gated-deltanet",
+        "gated-deltanet-hybrid",
+    ],
+)
 def test_state_dict_round_trip(name, tiny):
     source = build(name, **tiny(name)).eval()
     torch.manual_seed(123)

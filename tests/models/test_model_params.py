@@ -37,6 +37,8 @@ GAM_PARAMS = 22.6e6
 # GAM's 22.6M, as the paper's own baselines are. The knob moved from the reference's defaults:
 FIELD = {
     "mamba2": 22_670_320,  # expand 2 -> 3.5, headdim 64 -> 32 (mamba_ssm's Mamba2 defaults otherwise)
+    "gated-deltanet": 22_618_916,  # heads: 3 of width 64 (fla: 6 of 256 at width 2048); expand_v 2, conv 4 as fla
+    "gated-deltanet-hybrid": 22_876_830,  # as gated-deltanet; layer 4 (of 6) is the paper's attention block
 }
 
 

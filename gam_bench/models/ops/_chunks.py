@@ -26,9 +26,11 @@ def pad_time(x: torch.Tensor, multiple: int) -> torch.Tensor:
 
 
 def to_chunks(x: torch.Tensor, chunk: int) -> torch.Tensor:
-    """(B, T, H, ...) with T a multiple of chunk -> (B, H, n, chunk, ...), contiguous (for bmm)."""
-    B, T, H = x.shape[:3]
-    x = x.reshape(B, T // chunk, chunk, H, *x.shape[3:])  # (B, n, C, H, ...)
+    """(B, T, H, ...) with T a multiple of chunk -> (B, H, n, chunk, ...), contiguous (for bmm).
+
+    Split and stacked rather than reshaped: the backward of a reshape is a view, which
+    aot-autograd (torch.compile) cannot apply to the non-contiguous gradients bmm hands back."""
+    x = torch.stack(x.split(chunk, dim=1), dim=1)  # (B, n, C, H, ...)
     return x.movedim(3, 1).contiguous()  # (B, H, n, C, ...)
 
 
