@@ -23,6 +23,8 @@ This module does not import torch.
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import os
 import secrets
 import sys
@@ -38,11 +40,11 @@ import pyarrow.parquet as pq
 from gam_bench.atomic import atomic_write
 from gam_bench.errors import UserError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 SUITE_META = "suite.json"
 REQUIRED_COLUMNS = ("cell_id", "status")  # a Parquet file without these is not a results part
 
-STATUSES = ("ok", "oom", "timeout", "error", "skipped")
+STATUSES = ("ok", "oom", "timeout", "diverged", "error", "skipped")  # diverged: tasks/divergence.py
 
 _F64, _I64, _STR, _BOOL = pa.float64(), pa.int64(), pa.string(), pa.bool_()
 
@@ -142,6 +144,10 @@ SCHEMA = pa.schema(
         ("train_examples", _I64),
         ("test_rejected", _I64),  # test draws redrawn because they repeated a training problem
         ("budget", _STR),  # "steps=N" or "seconds=S"
+        # divergence (tasks/divergence.py): on every row of a cell stored with status "diverged" (v5)
+        ("diverged_step", _I64),  # the 1-based optimiser step whose loss or gradient was non-finite
+        ("diverged_tokens", _I64),  # tokens trained on before that step
+        ("last_finite_loss", _F64),  # the last finite training loss before it; null: none
         # environment
         ("torch_version", _STR),
         ("cuda_version", _STR),
@@ -205,6 +211,22 @@ def _check_row(row: Mapping[str, Any]) -> None:
     status = row.get("status")
     if status not in STATUSES:
         raise ValueError(f"row status {status!r} is not one of {STATUSES}")
+    bad = non_finite_columns(row) if status == "ok" else []
+    if bad:
+        values = ", ".join(f"{name}={row[name]!r}" for name in bad)
+        raise ValueError(f"an ok row holds non-finite values ({values}); a failed measurement is not ok")
+
+
+def non_finite_columns(row: Mapping[str, Any]) -> list[str]:
+    """The columns of `row` holding NaN or inf: a real number, or one inside a list or array."""
+    bad = []
+    for name, value in row.items():
+        if hasattr(value, "tolist") and not isinstance(value, numbers.Number):
+            value = value.tolist()  # a numpy array
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(v, numbers.Real) and not math.isfinite(v) for v in values):
+            bad.append(name)
+    return sorted(bad)
 
 
 def to_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
@@ -284,7 +306,8 @@ def migrate(table: pa.Table, source: Path | str = "<table>") -> pa.Table:
     """Bring a stored table to the current schema: add missing columns as nulls, drop none.
 
     Version 1 is the first schema. Version 2 added `load_avg_1m` (null in version-1 rows);
-    version 3 added `peak_tensor_bytes` and `peak_rss_bytes`; version 4, `control_ms`.
+    version 3 added `peak_tensor_bytes` and `peak_rss_bytes`; version 4, `control_ms`; version 5,
+    the status `diverged` and its columns `diverged_step`, `diverged_tokens`, `last_finite_loss`.
     Every migration so far only adds columns, which the loop below fills with nulls.
     """
     versions = set(table.column("schema_version").to_pylist()) if "schema_version" in table.column_names else set()

@@ -165,7 +165,7 @@ def curve_figure(runs: DatasetRuns, x: str, colors: dict[str, str]) -> Figure:
                 markersize=3,
                 linewidth=1.2,
                 color=colors[label],
-                label=label,
+                label=legend_label(runs, label),
                 gid=f"curve:{label}",
             )
         ax.set_yscale("log")
@@ -175,6 +175,17 @@ def curve_figure(runs: DatasetRuns, x: str, colors: dict[str, str]) -> Figure:
         if ax.lines:
             ax.legend(loc="best")
     return fig
+
+
+def legend_label(runs: DatasetRuns, label: str) -> str:
+    """The curve's label; a cell that did not finish ok says so (e.g. "mamba (diverged at step 812)")."""
+    final = runs.final[runs.final["label"] == label]
+    if final.empty or final["status"].iloc[0] == "ok":
+        return label
+    row = final.iloc[0]
+    step = row.get("diverged_step")
+    where = f" at step {int(step)}" if step is not None and not pd.isna(step) else ""
+    return f"{label} ({row['status']}{where})"
 
 
 def position_figure(runs: DatasetRuns, colors: dict[str, str]) -> Figure:

@@ -119,7 +119,7 @@ def status_summary(df: pd.DataFrame) -> str:
     rows = [[task, model, *map(int, c), int(sum(c))] for (task, model), c in counts.iterrows()]
     totals = [int(counts[s].sum()) for s in STATUSES]
     rows.append(["**all**", "", *totals, sum(totals)])
-    return markdown_table(["Task", "Model", *STATUSES, "total"], rows, align="ll" + "r" * 6)
+    return markdown_table(["Task", "Model", *STATUSES, "total"], rows, align="ll" + "r" * (len(STATUSES) + 1))
 
 
 def table2(group: Group, mfu: bool = False) -> str:

@@ -103,7 +103,7 @@ class SweepProgress:
             return
         width = len(str(self.total))
         self.console.print(
-            f"[{self.done:>{width}}/{self.total}] {row['status']:<7} {cell_label(cell)}  {_outcome_text(row)}",
+            f"[{self.done:>{width}}/{self.total}] {row['status']:<8} {cell_label(cell)}  {_outcome_text(row)}",
             highlight=False,
             markup=False,
             soft_wrap=True,

@@ -5,7 +5,7 @@ Protocol (tuples over a multiprocessing Connection):
   worker -> parent  ("ready", env) once started, or ("fatal", message) and exit
   parent -> worker  a `Cell`, or None to stop
   worker -> parent  ("progress", message) any number of times during a cell, then
-                    ("result", result dict) with status ok | oom | error
+                    ("result", result dict) with status ok | oom | diverged | error
 After a failed cell the worker exits, so the next cell gets a fresh process.
 
 Columns a worker adds: the environment (measure/environment) and `malloc_tuned` (process-wide,
@@ -181,7 +181,6 @@ def run_cell(cell: Cell, ctx: Any) -> dict[str, Any]:
     from gam_bench.measure import memory
     from gam_bench.measure.environment import environment
     from gam_bench.measure.valgrind import counting_folder
-    from gam_bench.tasks import TASKS
 
     started_at = dt.datetime.now(dt.timezone.utc)
     t0 = time.perf_counter()
@@ -200,12 +199,11 @@ def run_cell(cell: Cell, ctx: Any) -> dict[str, Any]:
             _prime_model(cell)  # a counting cell warms up at its own shape (a step costs the same there)
         meter = memory.PeakMemory(device)
         meter.start()
-        rows = _counting_task(cell, ctx) if counting else TASKS.get(cell.task)(cell, ctx)
+        rows, status, error = run_task(cell, ctx, counting)
         peak = {} if counting else peak_columns(meter)
         for row in rows:
             for name, value in {**start, **peak}.items():
                 row.setdefault(name, value)
-        status, error = "ok", None
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a row
         rows, status, error = [dict(start)] if start else [], ("oom" if memory.is_oom(exc) else "error"), _describe(exc)
         del exc
@@ -219,10 +217,32 @@ def run_cell(cell: Cell, ctx: Any) -> dict[str, Any]:
     }
 
 
-def _counting_task(cell: Cell, ctx: Any) -> list[dict[str, Any]]:
-    from gam_bench.tasks import instruction_count
+def run_task(cell: Cell, ctx: Any, counting: bool = False) -> tuple[list[dict[str, Any]], str, str | None]:
+    """The task's rows, status and error: ok; `diverged` when training met a non-finite value
+    (with the rows it had); `error` when rows it returned as ok hold NaN or inf. `counting`:
+    the cell runs under valgrind, counting instructions (tasks/instruction_count)."""
+    from gam_bench.tasks import TASKS, instruction_count
+    from gam_bench.tasks.divergence import STATUS, Diverged
 
-    return instruction_count.run(cell, ctx)
+    try:
+        rows = instruction_count.run(cell, ctx) if counting else TASKS.get(cell.task)(cell, ctx)
+    except Diverged as exc:
+        return exc.stored_rows(), STATUS, exc.reason
+    error = non_finite_error(rows)
+    return rows, ("ok" if error is None else "error"), error
+
+
+def non_finite_error(rows: list[dict[str, Any]]) -> str | None:
+    """Why rows a task returned as ok are not: the first non-finite value (a task that let a
+    NaN or inf through is an error, never an ok row)."""
+    from gam_bench.store import non_finite_columns
+
+    for i, row in enumerate(rows):
+        bad = non_finite_columns(row)
+        if bad:
+            values = ", ".join(f"{name}={row[name]!r}" for name in bad[:4])
+            return f"non-finite result in row {i + 1} of {len(rows)}: {values}"
+    return None
 
 
 def cell_start_columns(device: Any) -> dict[str, Any]:

@@ -12,6 +12,9 @@ Row columns of note: `wall_s` is cumulative training time (evaluation excluded),
 the mean training loss since the previous row, `split` the evaluation split (with
 `[:N rows]` / `[:N tokens]` when max_val_rows / max_eval_tokens cut it), and `data_source` /
 `data_sha256` name both the train and the validation data.
+
+A non-finite training loss or gradient, or a non-finite validation loss, stops the run at once
+(`tasks.divergence.Diverged`): the cell is stored as `diverged` with the evaluation rows so far.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from gam_bench.errors import UserError
 from gam_bench.models import registry
 from gam_bench.tasks import data
 from gam_bench.tasks.batching import epoch_batches, steps_per_epoch, train_blocks
+from gam_bench.tasks.divergence import Diverged, check_metric
 from gam_bench.tasks.evaluate import EvalResult, evaluate
 from gam_bench.tasks.perplexity_settings import PerplexitySettings
 from gam_bench.tasks.precision import autocast_for, require_trainable
@@ -112,6 +116,7 @@ class Trainer:
         self.scheduler = warmup_cosine(self.optimizer, settings.warmup_steps, self.clock)
         self.generator = torch.Generator().manual_seed(cell.seed)
         self.recent_losses: list[float] = []
+        self.last_finite_loss: float | None = None
         self.rows: list[dict[str, Any]] = []
 
     def run(self) -> list[dict[str, Any]]:
@@ -130,17 +135,25 @@ class Trainer:
 
     def _step(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
         start = time.perf_counter()
-        loss = train_step(
-            self.model,
-            self.optimizer,
-            inputs.to(self.device),
-            targets.to(self.device),
-            autocast=autocast_for(self.cell),
-            grad_clip=self.settings.grad_clip,
-        )
+        try:
+            loss = train_step(
+                self.model,
+                self.optimizer,
+                inputs.to(self.device),
+                targets.to(self.device),
+                autocast=autocast_for(self.cell),
+                grad_clip=self.settings.grad_clip,
+            )
+        except Diverged as exc:
+            raise self._placed(exc, step=self.clock.steps + 1) from None
         self.clock.record_step(targets.numel(), time.perf_counter() - start)
         self.scheduler.step()
         self.recent_losses.append(loss)
+        self.last_finite_loss = loss
+
+    def _placed(self, exc: Diverged, step: int) -> Diverged:
+        """`exc` with where it happened and the evaluation rows stored before it."""
+        return exc.at(step=step, tokens=self.clock.tokens, last_finite_loss=self.last_finite_loss, rows=self.rows)
 
     def _interval_due(self) -> bool:
         interval = self.settings.eval_interval
@@ -155,6 +168,10 @@ class Trainer:
             n_buckets=self.settings.position_buckets,
             autocast=autocast_for(self.cell),
         )
+        try:
+            check_metric("validation loss", result.loss)
+        except Diverged as exc:
+            raise self._placed(exc, step=self.clock.steps) from None
         self.rows.append(self._row(result))
         self.recent_losses.clear()
         _progress(

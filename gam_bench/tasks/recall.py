@@ -42,10 +42,11 @@ from gam_bench.models import registry
 from gam_bench.models.backends import backend_reason
 from gam_bench.models.lm import PositionalLM
 from gam_bench.tasks import mqar
+from gam_bench.tasks.divergence import Diverged, check_step
 from gam_bench.tasks.precision import autocast_for, require_trainable
 from gam_bench.tasks.recall_settings import RecallSettings
 from gam_bench.tasks.schedule import warmup_cosine
-from gam_bench.tasks.step import make_optimizer
+from gam_bench.tasks.step import gradient_norm, make_optimizer
 
 TRAIN_LOSS_WINDOW = 20  # train_loss is the mean over the last this many steps
 
@@ -259,10 +260,15 @@ class _Trainer:
         with self.autocast():
             loss = masked_loss(self.model(inputs), targets)  # logits (B, T, V)
         loss.backward()
-        if self.settings.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.grad_clip)
+        norm = gradient_norm(self.model, self.settings.grad_clip)
         self.optimizer.step()
         value = loss.detach().item()
+        try:
+            check_step(value, norm.item())
+        except Diverged as exc:
+            last = self.losses[-1] if self.losses else None
+            tokens = self.clock.steps * inputs.numel()
+            raise exc.at(step=self.clock.steps + 1, tokens=tokens, last_finite_loss=last) from None
         self.clock.steps += 1
         self.clock.train_s += time.perf_counter() - start
         self.scheduler.step()

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gam_bench.tasks.divergence import check_step
+
 
 def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean next-token cross-entropy. logits (B, T, V), targets (B, T) -> scalar (fp32)."""
@@ -62,6 +64,8 @@ def train_step(
     Gradients are set to None first, so repeated calls never accumulate. With a `scaler`
     (float16: `make_scaler`) the loss is scaled for backward, gradients are unscaled before
     clipping, and the scaler skips the step on inf/nan gradients and updates its scale.
+    A non-finite loss, or a non-finite gradient norm without a scaler, raises
+    `divergence.Diverged` after the step (read with the loss, so no extra device sync).
     """
     optimizer.zero_grad(set_to_none=True)
     with autocast or contextlib.nullcontext():
@@ -70,8 +74,7 @@ def train_step(
     backward(loss, scaler)
     if scaler is not None:
         scaler.unscale_(optimizer)
-    if grad_clip is not None:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    norm = gradient_norm(model, grad_clip)
     if scaler is not None:
         scaler.step(optimizer)
         scaler.update()
@@ -79,4 +82,14 @@ def train_step(
         optimizer.step()
     if scheduler is not None:
         scheduler.step()
-    return loss.detach().item()
+    value = loss.detach().item()
+    check_step(value, norm.item(), scaled=scaler is not None)
+    return value
+
+
+def gradient_norm(model: nn.Module, clip: float | None) -> torch.Tensor:
+    """The total gradient norm (a 0-d tensor), clipping to `clip` first when it is set."""
+    params = [p for p in model.parameters() if p.grad is not None]
+    if clip is not None:
+        return torch.nn.utils.clip_grad_norm_(params, clip)
+    return torch.nn.utils.get_total_norm([p.grad for p in params])

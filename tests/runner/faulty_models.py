@@ -12,6 +12,8 @@ folder, so the spawned workers can import it too).
     test-kill      SIGKILLs its own process in forward (only at seq_len `fail_at` if set)
     test-oom-long  raises torch.OutOfMemoryError when seq_len > `max_ok_len`
     test-lm-only   an LM without a block-level implementation
+    test-nan       a working model whose training forwards return NaN from call `nan_after` + 1 on
+                   (0: never); evaluation (eval mode) is not counted
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class TinyConfig(BaseModel):
     max_ok_len: int = 1_000_000
     alloc_mb: int = 0
     fail_at: int = 0  # test-raises / test-kill: fail only at this seq_len (0: always)
+    nan_after: int = 0  # test-nan: training forwards after this many return NaN (0: never)
 
 
 def _fault(name: str, config: TinyConfig, T: int) -> None:
@@ -71,6 +74,10 @@ class TinyBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, D) -> (B, T, D)
         _fault(self.fault, self.config, x.shape[1])
+        if self.fault == "test-nan" and self.training:
+            self.calls = getattr(self, "calls", 0) + 1
+            if self.config.nan_after and self.calls > self.config.nan_after:
+                x = x * float("nan")
         if self.config.sleep_s:
             time.sleep(self.config.sleep_s)
         if self.config.alloc_mb:
@@ -113,5 +120,6 @@ for _name in (
     "test-hang",
     "test-kill",
     "test-oom-long",
+    "test-nan",
 ):
     _register(_name)
