@@ -69,7 +69,15 @@ def main() -> int:
     parser.add_argument("--model", required=True)
     parser.add_argument("--chunk", type=int, default=None)
     parser.add_argument("--max-steps", type=int, default=400)
+    parser.add_argument("--worker-like", action="store_true", help="tune malloc and prime as a worker does")
     args = parser.parse_args()
+
+    if args.worker_like:
+        from gam_bench.measure.memory import tune_malloc
+        from gam_bench.runner.worker import _prime
+
+        tune_malloc()
+        _prime(args.device)
 
     if args.chunk is not None:
         from gam_bench.models import selective_scan
