@@ -307,8 +307,8 @@ def migrate(table: pa.Table, source: Path | str = "<table>") -> pa.Table:
 
     Version 1 is the first schema. Version 2 added `load_avg_1m` (null in version-1 rows);
     version 3 added `peak_tensor_bytes` and `peak_rss_bytes`; version 4, `control_ms`; version 5,
-    the status `diverged` and its columns `diverged_step`, `diverged_tokens`, `last_finite_loss`.
-    Every migration so far only adds columns, which the loop below fills with nulls.
+    the status `diverged` and its columns `diverged_step`, `diverged_tokens`, `last_finite_loss`,
+    and the deterministic step costs (`instructions`, op counts). Every migration so far only adds columns, which the loop below fills with nulls.
     """
     versions = set(table.column("schema_version").to_pylist()) if "schema_version" in table.column_names else set()
     newer = {v for v in versions if v is not None and v > SCHEMA_VERSION}
