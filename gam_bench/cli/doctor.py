@@ -12,7 +12,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-TINY = {"d_model": 16, "n_heads": 2, "n_layers": 1, "vocab_size": 64, "max_seq_len": 32, "num_memory_slots": 8}
+TINY = {
+    "d_model": 16,
+    "n_heads": 2,
+    "n_layers": 1,
+    "vocab_size": 64,
+    "max_seq_len": 32,
+    "num_memory_slots": 8,
+    "headdim": 8,  # mamba2: int(3.5 * 16) = 56 channels, 7 heads
+}
 TINY_SEQ_LEN = 32
 
 

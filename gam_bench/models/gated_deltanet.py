@@ -144,8 +144,11 @@ class GatedDeltaNet(nn.Module):
         T = x.shape[1]
         raw = [proj(x) for proj in (self.q_proj, self.k_proj, self.v_proj)]  # (B, T, dim) each
         convs = (self.q_conv1d, self.k_conv1d, self.v_conv1d)
-        # silu on a contiguous (B, T, dim): on the conv's sliced output its backward is far slower on CPU
-        q, k, v = (F.silu(conv(r.transpose(1, 2))[..., :T].transpose(1, 2).contiguous()) for conv, r in zip(convs, raw))
+        # contiguous conv input and silu input: on strided ones their backward is several times slower on CPU
+        q, k, v = (
+            F.silu(conv(r.transpose(1, 2).contiguous())[..., :T].transpose(1, 2).contiguous())
+            for conv, r in zip(convs, raw)
+        )
         q, k, v, g, beta = self._heads_and_gates(x, q, k, v)
         op = self._fla_op() if self._resolve(x.device) == "fla" else chunk_gated_delta_rule
         o, state = op(q, k, v, g, beta, None, None, keep_state, True)  # (B, T, H, V)

@@ -95,9 +95,13 @@ def save_png(fig: Figure, path: Path) -> Path:
 
 
 def palette(labels: Sequence[str]) -> dict[str, str]:
-    """A fixed colour per label (sorted), shared by every figure of a report."""
-    colors = matplotlib.colormaps["tab10"].colors
-    return {label: matplotlib.colors.to_hex(colors[i % 10]) for i, label in enumerate(sorted(set(labels)))}
+    """A fixed colour per label (sorted), shared by every figure of a report: tab10's ten, then
+    tab20's light shades of them, so up to 20 labels (the O(N) field's suite draws 12) never
+    share a colour; beyond 20 the colours repeat."""
+    dark = matplotlib.colormaps["tab10"].colors
+    light = matplotlib.colormaps["tab20"].colors[1::2]
+    colors = [*dark, *light]
+    return {label: matplotlib.colors.to_hex(colors[i % 20]) for i, label in enumerate(sorted(set(labels)))}
 
 
 def scaling_figure(group: Group, metric: str, colors: dict[str, str]) -> Figure:

@@ -95,3 +95,12 @@ def test_group_without_failures_has_no_failed_markers(groups, colors):
 def test_palette_is_stable_per_label():
     assert palette(["b", "a"]) == palette(["a", "b", "a"])
     assert len(set(palette(MODELS).values())) == len(MODELS)
+
+
+def test_palette_keeps_the_field_s_twelve_models_apart():
+    field = ["gam", "transformer-naive", "transformer", "mamba", "mamba-paper", "mamba2", "gated-deltanet"]
+    field += ["gated-deltanet-hybrid", "gla", "retnet", "swa", "hyena"]
+    colors = palette(field)
+    assert len(set(colors.values())) == 12
+    first_ten = sorted(field)[:10]
+    assert [colors[label] for label in first_ten] == list(palette(first_ten).values())  # tab10 as before
