@@ -148,6 +148,7 @@ SCHEMA = pa.schema(
         ("diverged_step", _I64),  # the 1-based optimiser step whose loss or gradient was non-finite
         ("diverged_tokens", _I64),  # tokens trained on before that step
         ("last_finite_loss", _F64),  # the last finite training loss before it; null: none
+        ("diverged_where", _STR),  # the first non-finite value on a re-run of that step (divergence.locate)
         # environment
         ("torch_version", _STR),
         ("cuda_version", _STR),
@@ -308,7 +309,8 @@ def migrate(table: pa.Table, source: Path | str = "<table>") -> pa.Table:
     Version 1 is the first schema. Version 2 added `load_avg_1m` (null in version-1 rows);
     version 3 added `peak_tensor_bytes` and `peak_rss_bytes`; version 4, `control_ms`; version 5,
     the status `diverged` and its columns `diverged_step`, `diverged_tokens`, `last_finite_loss`,
-    and the deterministic step costs (`instructions`, op counts). Every migration so far only adds columns, which the loop below fills with nulls.
+    `diverged_where`, and the deterministic step costs (`instructions`, op counts). Every
+    migration so far only adds columns, which the loop below fills with nulls.
     """
     versions = set(table.column("schema_version").to_pylist()) if "schema_version" in table.column_names else set()
     newer = {v for v in versions if v is not None and v > SCHEMA_VERSION}

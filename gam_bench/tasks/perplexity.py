@@ -31,12 +31,12 @@ from gam_bench.errors import UserError
 from gam_bench.models import registry
 from gam_bench.tasks import data
 from gam_bench.tasks.batching import epoch_batches, steps_per_epoch, train_blocks
-from gam_bench.tasks.divergence import Diverged, check_metric
+from gam_bench.tasks.divergence import Diverged, check_metric, locate
 from gam_bench.tasks.evaluate import EvalResult, evaluate
 from gam_bench.tasks.perplexity_settings import PerplexitySettings
 from gam_bench.tasks.precision import autocast_for, require_trainable
 from gam_bench.tasks.schedule import BudgetClock, warmup_cosine
-from gam_bench.tasks.step import make_optimizer, train_step
+from gam_bench.tasks.step import lm_loss, make_optimizer, train_step
 from gam_bench.tasks.tokenizer import TrainedTokenizer, encode, get_tokenizer
 
 
@@ -135,25 +135,32 @@ class Trainer:
 
     def _step(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
         start = time.perf_counter()
+        inputs, targets = inputs.to(self.device), targets.to(self.device)
         try:
             loss = train_step(
                 self.model,
                 self.optimizer,
-                inputs.to(self.device),
-                targets.to(self.device),
+                inputs,
+                targets,
                 autocast=autocast_for(self.cell),
                 grad_clip=self.settings.grad_clip,
             )
         except Diverged as exc:
-            raise self._placed(exc, step=self.clock.steps + 1) from None
+            where = locate(self.model, lambda: self._loss(inputs, targets))
+            raise self._placed(exc, step=self.clock.steps + 1, where=where) from None
         self.clock.record_step(targets.numel(), time.perf_counter() - start)
         self.scheduler.step()
         self.recent_losses.append(loss)
         self.last_finite_loss = loss
 
-    def _placed(self, exc: Diverged, step: int) -> Diverged:
+    def _loss(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        with autocast_for(self.cell):
+            return lm_loss(self.model(inputs), targets)  # logits (B, T, V)
+
+    def _placed(self, exc: Diverged, step: int, where: str | None = None) -> Diverged:
         """`exc` with where it happened and the evaluation rows stored before it."""
-        return exc.at(step=step, tokens=self.clock.tokens, last_finite_loss=self.last_finite_loss, rows=self.rows)
+        tokens, last = self.clock.tokens, self.last_finite_loss
+        return exc.at(step=step, tokens=tokens, last_finite_loss=last, rows=self.rows, where=where)
 
     def _interval_due(self) -> bool:
         interval = self.settings.eval_interval

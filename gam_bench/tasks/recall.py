@@ -42,7 +42,7 @@ from gam_bench.models import registry
 from gam_bench.models.backends import backend_reason
 from gam_bench.models.lm import PositionalLM
 from gam_bench.tasks import mqar
-from gam_bench.tasks.divergence import Diverged, check_step
+from gam_bench.tasks.divergence import Diverged, check_step, locate
 from gam_bench.tasks.precision import autocast_for, require_trainable
 from gam_bench.tasks.recall_settings import RecallSettings
 from gam_bench.tasks.schedule import warmup_cosine
@@ -261,18 +261,29 @@ class _Trainer:
             loss = masked_loss(self.model(inputs), targets)  # logits (B, T, V)
         loss.backward()
         norm = gradient_norm(self.model, self.settings.grad_clip)
-        self.optimizer.step()
         value = loss.detach().item()
         try:
             check_step(value, norm.item())
         except Diverged as exc:
-            last = self.losses[-1] if self.losses else None
-            tokens = self.clock.steps * inputs.numel()
-            raise exc.at(step=self.clock.steps + 1, tokens=tokens, last_finite_loss=last) from None
+            raise self._placed(exc, inputs, targets) from None
+        self.optimizer.step()
         self.clock.steps += 1
         self.clock.train_s += time.perf_counter() - start
         self.scheduler.step()
         return value
+
+    def _placed(self, exc: Diverged, inputs: torch.Tensor, targets: torch.Tensor) -> Diverged:
+        """`exc` with the step, the tokens before it, the last finite loss and where it appears."""
+
+        def loss() -> torch.Tensor:
+            with self.autocast():
+                return masked_loss(self.model(inputs), targets)  # logits (B, T, V)
+
+        last = self.losses[-1] if self.losses else None
+        where = locate(self.model, loss)
+        return exc.at(
+            step=self.clock.steps + 1, tokens=self.clock.steps * inputs.numel(), last_finite_loss=last, where=where
+        )
 
 
 @torch.no_grad()

@@ -65,7 +65,9 @@ def train_step(
     (float16: `make_scaler`) the loss is scaled for backward, gradients are unscaled before
     clipping, and the scaler skips the step on inf/nan gradients and updates its scale.
     A non-finite loss, or a non-finite gradient norm without a scaler, raises
-    `divergence.Diverged` after the step (read with the loss, so no extra device sync).
+    `divergence.Diverged` before the optimizer step, so the model keeps its last finite weights
+    (the divergence can then be located on them). Reading the loss there is the step's one
+    device sync, as before; on an accelerator it now comes before the optimizer's kernels.
     """
     optimizer.zero_grad(set_to_none=True)
     with autocast or contextlib.nullcontext():
@@ -75,6 +77,8 @@ def train_step(
     if scaler is not None:
         scaler.unscale_(optimizer)
     norm = gradient_norm(model, grad_clip)
+    value = loss.detach().item()
+    check_step(value, norm.item(), scaled=scaler is not None)
     if scaler is not None:
         scaler.step(optimizer)
         scaler.update()
@@ -82,8 +86,6 @@ def train_step(
         optimizer.step()
     if scheduler is not None:
         scheduler.step()
-    value = loss.detach().item()
-    check_step(value, norm.item(), scaled=scaler is not None)
     return value
 
 

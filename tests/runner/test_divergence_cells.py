@@ -60,6 +60,7 @@ def test_a_diverged_perplexity_cell_is_stored_as_diverged_and_reported(write_sui
     assert set(nan["diverged_step"]) == {6} and set(nan["diverged_tokens"]) == {5 * 8 * 32}
     assert math.isfinite(nan["last_finite_loss"].iloc[0])
     assert nan["error"].str.startswith("training diverged: non-finite loss").all()
+    assert nan["diverged_where"].str.startswith("forward of 'block.proj'").all(), nan["diverged_where"].iloc[0]
     tiny = df[df["model"] == "test-tiny"]
     assert set(tiny["status"]) == {"ok"} and tiny["val_ppl"].notna().all()
     ok = df[df["status"] == "ok"]

@@ -13,7 +13,7 @@ from torch import nn
 
 from gam_bench import store
 from gam_bench.tasks import perplexity
-from gam_bench.tasks.divergence import Diverged, check_metric, check_step
+from gam_bench.tasks.divergence import Diverged, check_metric, check_step, locate
 from gam_bench.tasks.step import make_optimizer, make_scaler, train_step
 
 
@@ -34,17 +34,11 @@ def test_a_placed_divergence_says_where_and_keeps_the_rows_before_it():
     exc = Diverged("loss", math.nan).at(step=7, tokens=1536, last_finite_loss=3.25, rows=[{"step": 4, "val_ppl": 9.0}])
     assert exc.reason == "training diverged: non-finite loss (nan) at step 7 after 1,536 tokens; last finite loss 3.25"
     before, marker = exc.stored_rows()
-    assert before == {"step": 4, "val_ppl": 9.0, "diverged_step": 7, "diverged_tokens": 1536, "last_finite_loss": 3.25}
-    assert marker == {
-        "step": 7,
-        "tokens_seen": 1536,
-        "diverged_step": 7,
-        "diverged_tokens": 1536,
-        "last_finite_loss": 3.25,
-    }
-    assert (
-        Diverged("loss", math.nan).at(step=1, tokens=0, last_finite_loss=None).reason.endswith("last finite loss none")
-    )
+    where = {"diverged_step": 7, "diverged_tokens": 1536, "last_finite_loss": 3.25, "diverged_where": None}
+    assert before == {"step": 4, "val_ppl": 9.0, **where}
+    assert marker == {"step": 7, "tokens_seen": 1536, **where}
+    first = Diverged("loss", math.nan).at(step=1, tokens=0, last_finite_loss=None)
+    assert first.reason.endswith("last finite loss none")
 
 
 class _Lm(nn.Module):
@@ -125,6 +119,7 @@ def test_perplexity_stops_at_the_first_non_finite_step_and_keeps_the_rows_before
     assert (exc.what, exc.step, exc.tokens) == ("loss", 6, 5 * tokens_per_step)
     assert exc.last_finite_loss is not None and math.isfinite(exc.last_finite_loss)
     assert [r["step"] for r in exc.rows] == [2, 4]  # the evaluations before it
+    assert exc.where.startswith("forward of '<model>'") and exc.where in exc.reason
     assert all(math.isfinite(r["val_ppl"]) for r in exc.rows)
 
 
@@ -140,3 +135,43 @@ def test_the_store_refuses_an_ok_row_with_a_non_finite_metric():
         "b",
         "d",
     ]
+
+
+class _Blowup(nn.Module):
+    """Three layers; `mid` overflows float32 in forward (scale 1e30 squared), or only its
+    gradient does (`backward_only`)."""
+
+    def __init__(self, backward_only: bool = False) -> None:
+        super().__init__()
+        self.first, self.mid, self.last = nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 1)
+        self.backward_only = backward_only
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 4) -> scalar
+        h = self.first(x)
+        if not self.backward_only:
+            with torch.no_grad():
+                self.mid.weight.fill_(1e30)
+        h = self.mid(h)
+        if self.backward_only:
+            h.register_hook(lambda g: g * math.inf)
+        return self.last(h * h).sum()
+
+
+def test_locate_names_the_first_module_whose_forward_output_is_not_finite():
+    model = _Blowup()
+    where = locate(model, lambda: model(torch.ones(2, 4)))
+    assert where.startswith("forward of 'last'"), where  # mid is finite (1e30); its square is not
+    assert "largest finite |value| before it" in where and "forward of 'mid'" in where
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_locate_names_the_backward_of_a_module_whose_gradient_is_not_finite():
+    model = _Blowup(backward_only=True)
+    where = locate(model, lambda: model(torch.ones(2, 4)))
+    assert where.startswith("backward of 'first'"), where
+
+
+def test_locate_says_when_a_rerun_is_finite():
+    model = _Lm()
+    where = locate(model, lambda: model(_batch()[0]).sum())
+    assert where == "none on a re-run of the same batch (not reproduced)"
