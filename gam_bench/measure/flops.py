@@ -23,9 +23,12 @@ torch's own table is patched for this count only (`custom_mapping`, nothing glob
   multiply-adds), batch * n^2 * k in all. Its backward is another solve and a matmul.
 
 Kernels outside the dispatcher are invisible: mamba-ssm's CUDA scan and causal-conv1d, and
-the triton kernels of mamba-ssm's SSD and fla.
+the Triton kernels of mamba-ssm's SSD and of flash-linear-attention (GLA, RetNet, Gated DeltaNet).
 Policy (`counts_every_kernel`): rows whose backend runs them get `flops` = None, never
 a partial count; the torch backend of the same model is counted as seen.
+Work the counter cannot see inside a torch path (the chunked GLA op's elementwise decay
+weights, Hyena's FFTs) is added by formula: the model calls `gam_bench::flops(n)`, a no-op
+whose registered formula is n (gam_bench.models.flop_count).
 """
 
 from __future__ import annotations

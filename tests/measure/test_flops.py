@@ -88,6 +88,8 @@ def test_mamba_ssm_rows_get_no_partial_count():
     assert not flops.counts_every_kernel("mamba-ssm")
     assert not flops.counts_every_kernel("mamba-ssm-fused")
     assert flops.counts_every_kernel("torch-chunked-scan") and flops.counts_every_kernel("fused")
+    assert not flops.counts_every_kernel("fla-chunk")  # GLA / RetNet on fla's Triton kernels
+    assert flops.counts_every_kernel("torch-chunked")  # the same models' torch op, counted with its formula
 
 
 def test_the_counted_step_uses_the_same_formulas():

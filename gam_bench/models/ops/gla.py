@@ -16,7 +16,8 @@ everything is computed in float32 (float64 inputs stay float64). Each function r
 b = cumsum(g) from a chunk's start (non-increasing):
   - inside a chunk, o_t = sum_{s <= t} A[t, s] v_s with A[t, s] = sum_k q_tk k_sk exp(b_tk - b_sk),
     as one matmul of (q exp(b)) and (k exp(-b)) while the chunk's decay stays above
-    -SAFE_LOG_DECAY (the factor exp(-b) then fits float32), else pair by pair, where every
+    -SAFE_LOG_DECAY (the factor exp(-b) then fits float32; checking it is one host sync per
+    call on an accelerator), else pair by pair, where every
     exponent is <= 0 and nothing overflows whatever the gates (a (C, C, K) tensor per chunk);
   - across chunks, o_t += (q_t exp(b_t)) S_entry, where the state entering each chunk comes
     from a loop over chunks (never over steps): S <- exp(b_C) S + (k exp(b_C - b))^T v.
