@@ -1,6 +1,8 @@
 """Session-wide test settings: the gam-bench cache (calibration, tokenizers) lives in a
 temporary folder, so tests never read or write the user's ~/.cache/gam-bench. Tests that
-need their own cache still set GAM_BENCH_CACHE themselves (monkeypatch)."""
+need their own cache still set GAM_BENCH_CACHE themselves (monkeypatch). The compiled CPU
+kernels (models/cpu_scan.py) get their own session folder, GAM_BENCH_KERNEL_CACHE, so a test
+that swaps GAM_BENCH_CACHE does not make its worker processes build them again."""
 
 from __future__ import annotations
 
@@ -14,13 +16,16 @@ import pytest
 
 @pytest.fixture(autouse=True, scope="session")
 def _session_cache(tmp_path_factory: pytest.TempPathFactory):
-    before = os.environ.get("GAM_BENCH_CACHE")
-    os.environ["GAM_BENCH_CACHE"] = str(tmp_path_factory.mktemp("gam-bench-cache"))
+    names = ("GAM_BENCH_CACHE", "GAM_BENCH_KERNEL_CACHE")
+    before = {name: os.environ.get(name) for name in names}
+    for name in names:
+        os.environ[name] = str(tmp_path_factory.mktemp(name.lower()))
     yield
-    if before is None:
-        os.environ.pop("GAM_BENCH_CACHE", None)
-    else:
-        os.environ["GAM_BENCH_CACHE"] = before
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 # ---------------------------------------------------------------- the checkout stays as it was

@@ -88,6 +88,11 @@ def build_table(device: str, models, dtype: str, cap_fraction: float, cap_gb: fl
     table.add_row("causal-conv1d", "ok" if conv is None else "unavailable", conv or "imports")
     fla = backends.fla_reason("fla.ops.gla")
     table.add_row("fla", "ok" if fla is None else "unavailable", fla or "imports (GLA / RetNet kernels)")
+    from gam_bench.models import cpu_scan
+
+    scan_reason = cpu_scan.unavailable_reason()
+    detail = scan_reason or f"built in {cpu_scan.kernel_cache_dir()}"
+    table.add_row("fused CPU scan", "ok" if scan_reason is None else "unavailable", detail)
     dev = torch.device(device)
     cap = memory.cap_bytes(cap_gb, cap_fraction, dev)
     table.add_row(

@@ -3,18 +3,23 @@
 The mixer's parameters are named as in mamba_ssm's `Mamba` (in_proj, conv1d, x_proj, dt_proj,
 A_log, D, out_proj) and initialised the same way, so weights load across backends:
   torch:     `chunked_selective_scan`, pure PyTorch, runs anywhere;
+  cpu-fused: `fused_cpu_selective_scan`, one compiled CPU kernel per scan (models/cpu_scan.py),
+             built at first use; CPU inputs only;
   mamba-ssm: mamba_ssm's CUDA kernels (the fused `mamba_inner_fn` when causal-conv1d is
              installed, as mamba_ssm's own Mamba does; otherwise `selective_scan_fn`).
-backend="auto" picks mamba-ssm for CUDA inputs when it imports, else torch. Asking for
-mamba-ssm where it cannot run is a UserError, never a silent fallback.
+backend="auto" picks mamba-ssm for CUDA inputs when it imports, cpu-fused for CPU inputs when
+the kernel builds, else torch, and `backend_reason` says why (a missing compiler or a failed
+build also warns). Asking for mamba-ssm or cpu-fused where it cannot run is a UserError, never
+a silent fallback.
 
 Decoding (gam_bench.models.decode): per mixer a `MambaState` of the conv window (the last
 d_conv-1 conv inputs, (B, E, d_conv-1), zeros before the first token) and the SSM state
 (B, E, N), float32 (the scan's dtype), as mamba_ssm's `InferenceParams` holds them. Prefill
-runs the scan with return_last_state (the chunked scan on torch; mamba_ssm's
+runs the scan with return_last_state (the chunked or fused scan on CPU; mamba_ssm's
 selective_scan_fn on mamba-ssm, as its Mamba does when given inference_params, not the
 fused mamba_inner_fn, which returns no state). Decode is one recurrence step: a torch step,
-or on mamba-ssm `selective_state_update` plus causal-conv1d's `causal_conv1d_update` (the
+on cpu-fused one kernel call (`selective_scan_step`: softplus, state update, output, gate), or
+on mamba-ssm `selective_state_update` plus causal-conv1d's `causal_conv1d_update` (the
 torch conv step when causal-conv1d is missing; `decode_backend` says which ran). Bytes:
 B * E * ((d_conv-1) * element size + 4 N) per layer, constant in the context length.
 
@@ -38,15 +43,20 @@ from pydantic import Field
 from torch import nn
 
 from gam_bench.errors import UserError
+from gam_bench.models import cpu_scan
 from gam_bench.models.backends import causal_conv1d_available, mamba_backend_status, mamba_ssm_available
 from gam_bench.models.config import LMConfig
 from gam_bench.models.decode import DecodeState, LMState, check_one_token
 from gam_bench.models.lm import PositionalLM
 from gam_bench.models.registry import register_model
-from gam_bench.models.selective_scan import chunked_selective_scan, mamba_ssm_selective_scan
+from gam_bench.models.selective_scan import (
+    chunked_selective_scan,
+    fused_cpu_selective_scan,
+    mamba_ssm_selective_scan,
+)
 
 # What each `backend` value runs, as reported by the `backend` property.
-BACKEND_NAMES = {"torch": "torch-chunked-scan", "mamba-ssm": "mamba-ssm"}
+BACKEND_NAMES = {"torch": "torch-chunked-scan", "cpu-fused": "cpu-fused-scan", "mamba-ssm": "mamba-ssm"}
 
 
 @dataclasses.dataclass
@@ -63,7 +73,7 @@ class MambaConfig(LMConfig):
     d_state: int = Field(16, ge=1)
     d_conv: int = Field(4, ge=1)
     expand: int = Field(3, ge=1)
-    backend: Literal["auto", "torch", "mamba-ssm"] = "auto"
+    backend: Literal["auto", "torch", "cpu-fused", "mamba-ssm"] = "auto"
 
 
 def _check_backend(requested: str) -> None:
@@ -71,6 +81,11 @@ def _check_backend(requested: str) -> None:
         raise UserError(
             "Mamba config field backend='mamba-ssm' is not available on this machine (it needs "
             "a CUDA device and `pip install 'gam-bench[mamba]'`); use backend='torch' or 'auto'"
+        )
+    if requested == "cpu-fused" and (reason := cpu_scan.unavailable_reason()) is not None:
+        raise UserError(
+            f"Mamba config field backend='cpu-fused' is not available on this machine ({reason}); "
+            "use backend='torch' or 'auto'"
         )
 
 
@@ -105,22 +120,36 @@ class MambaMixer(nn.Module):
     def backend_reason(self) -> str:
         """Which path runs for inputs on the weights' device and why (the `backend_reason` column)."""
         device = self.in_proj.weight.device
-        if self.requested == "torch":
-            return "torch-chunked-scan: backend 'torch' requested"
-        if device.type != "cuda":  # checked first: a CPU cell never imports mamba_ssm
+        if self.requested in ("torch", "cpu-fused"):
+            return f"{BACKEND_NAMES[self.requested]}: backend '{self.requested}' requested"
+        if device.type == "cpu":  # checked first: a CPU cell never imports mamba_ssm
+            reason = cpu_scan.unavailable_reason()
+            if reason is None:
+                return "cpu-fused-scan: inputs on cpu (mamba-ssm kernels are CUDA-only)"
+            return f"torch-chunked-scan: inputs on cpu, fused CPU scan unavailable ({reason})"
+        if device.type != "cuda":
             return f"torch-chunked-scan: inputs on {device.type} (mamba-ssm kernels are CUDA-only)"
         _available, path, reason = mamba_backend_status()
         return f"{path}: {reason}" if reason else path
 
     def _resolve(self, device: torch.device) -> str:
-        if self.requested == "auto":
-            return "mamba-ssm" if device.type == "cuda" and mamba_ssm_available() else "torch"
-        return self.requested
+        if self.requested != "auto":
+            return self.requested
+        if device.type == "cuda":
+            return "mamba-ssm" if mamba_ssm_available() else "torch"
+        return "cpu-fused" if device.type == "cpu" and cpu_scan.available() else "torch"
+
+    @staticmethod
+    def _check_cpu(device: torch.device) -> None:
+        if device.type != "cpu":
+            raise UserError(f"Mamba config field backend='cpu-fused' needs CPU inputs, got {device}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         backend = self._resolve(x.device)
-        xz = self.in_proj(x).transpose(1, 2)  # (B, 2E, L)
         A = -torch.exp(self.A_log.float())  # (E, N)
+        if backend == "cpu-fused":
+            return self._fused_path(x, A)
+        xz = self.in_proj(x).transpose(1, 2)  # (B, 2E, L)
         if backend == "torch":
             return self._scan_path(xz, A, chunked_selective_scan)
         if x.device.type != "cuda":
@@ -153,6 +182,36 @@ class MambaMixer(nn.Module):
             return self.out_proj(y.transpose(1, 2)), MambaState(conv_state, ssm_state.float())
         return self.out_proj(y.transpose(1, 2))  # (B, L, D)
 
+    def _fused_path(self, x: torch.Tensor, A: torch.Tensor, return_state: bool = False):
+        """`_scan_path` on the fused CPU kernels, time-major throughout (each (B, L, E) tensor is
+        what nn.Linear produces, so nothing is transposed or copied): the input projection as
+        two products (x and z; one product split in two would join their gradients with a
+        cat), `cpu_scan.conv_silu`, then `fused_cpu_selective_scan`. x (B, L, D) -> (B, L, D)."""
+        self._check_cpu(x.device)
+        E, N = self.d_inner, self.d_state
+        xs = F.linear(x, self.in_proj.weight[:E])  # (B, L, E)
+        z = F.linear(x, self.in_proj.weight[E:])  # (B, L, E)
+        conv_state = self._last_conv_inputs(xs.transpose(1, 2)) if return_state else None
+        compute = torch.promote_types(xs.dtype, torch.float32)  # float32 under autocast too
+        conv = (t.to(compute) for t in (xs, self.conv1d.weight, self.conv1d.bias))
+        u = cpu_scan.conv_silu(*conv)  # (B, L, E), causal
+        dt, B, C = self.x_proj(u).split([self.dt_rank, N, N], dim=-1)  # (B, L, *)
+        dt = F.linear(dt, self.dt_proj.weight)  # (B, L, E); bias added in the scan
+        y = fused_cpu_selective_scan(
+            *(t.transpose(1, 2) for t in (u, dt)),
+            A,
+            *(t.transpose(1, 2) for t in (B, C)),
+            self.D.float(),
+            z=z.transpose(1, 2),
+            delta_bias=self.dt_proj.bias.float(),
+            delta_softplus=True,
+            return_last_state=return_state,
+        )  # (B, E, L) views of (B, L, E) memory, or (y, last state (B, E, N))
+        if return_state:
+            y, ssm_state = y
+            return self.out_proj(y.transpose(1, 2)), MambaState(conv_state, ssm_state.float())
+        return self.out_proj(y.transpose(1, 2))  # (B, L, D)
+
     def _mamba_ssm(self, xz: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
         """mamba_ssm's kernels: the fused path when causal-conv1d imports, as its Mamba does."""
         if not causal_conv1d_available():
@@ -179,15 +238,18 @@ class MambaMixer(nn.Module):
     @property
     def decode_backend(self) -> str:
         """What `decode` runs for inputs on the device the weights are on."""
-        if self._resolve(self.in_proj.weight.device) == "torch":
-            return "torch-step"
+        backend = self._resolve(self.in_proj.weight.device)
+        if backend in ("torch", "cpu-fused"):
+            return f"{backend}-step"
         return "mamba-ssm-step+" + ("causal-conv1d-update" if causal_conv1d_available() else "torch-conv-step")
 
     def prefill(self, x: torch.Tensor) -> tuple[torch.Tensor, MambaState]:
         """forward(x) for x (B, L, D), and the conv and SSM states after it."""
         backend = self._resolve(x.device)
-        xz = self.in_proj(x).transpose(1, 2)  # (B, 2E, L)
         A = -torch.exp(self.A_log.float())  # (E, N)
+        if backend == "cpu-fused":
+            return self._fused_path(x, A, return_state=True)
+        xz = self.in_proj(x).transpose(1, 2)  # (B, 2E, L)
         if backend == "torch":
             return self._scan_path(xz, A, chunked_selective_scan, return_state=True)
         if x.device.type != "cuda":
@@ -202,6 +264,8 @@ class MambaMixer(nn.Module):
         A = -torch.exp(self.A_log.float())  # (E, N)
         if backend == "torch":
             y, state = self._torch_step(xs, z, A, state)
+        elif backend == "cpu-fused":
+            y, state = self._fused_step(xs, z, A, state, x.device)
         else:
             y = self._mamba_ssm_step(xs, z, A, state)
         return self.out_proj(y).unsqueeze(1), state  # (B, 1, D)
@@ -237,6 +301,18 @@ class MambaMixer(nn.Module):
             h = ((delta * u).unsqueeze(-1) * B.to(compute).unsqueeze(1)).addcmul_(decay, state.ssm)  # (B, E, N)
             y = torch.matmul(h, C.to(compute).unsqueeze(-1)).squeeze(-1)  # (B, E): sum_n h * C
             y = (y + u * self.D.to(compute)) * F.silu(z.to(compute))
+        return y.to(xc.dtype), MambaState(conv, h)
+
+    def _fused_step(self, xs, z, A, state: MambaState, device: torch.device) -> tuple[torch.Tensor, MambaState]:
+        """One step as `_torch_step` computes it, the scan part in one kernel call (float32)."""
+        self._check_cpu(device)
+        xc, conv = self._conv_step(xs, state.conv)  # (B, E)
+        dt, B, C = self._dt_b_c(xc)
+        compute = torch.promote_types(xc.dtype, torch.float32)
+        with torch.autocast(xc.device.type, enabled=False):
+            y, h = cpu_scan.selective_scan_step(
+                *(t.to(compute) for t in (xc, dt, self.dt_proj.bias, A, B, C, self.D, z)), state.ssm
+            )  # (B, E), (B, E, N)
         return y.to(xc.dtype), MambaState(conv, h)
 
     def _mamba_ssm_step(self, xs, z, A, state: MambaState) -> torch.Tensor:
@@ -310,7 +386,8 @@ class _Backbone(nn.Module):
 
 
 def _backends() -> list[str]:
-    return ["torch", "mamba-ssm"] if mamba_ssm_available() else ["torch"]
+    """The backends that can run here (cpu-fused only once its kernel has built: a first call builds it)."""
+    return ["torch"] + ["cpu-fused"] * cpu_scan.available() + ["mamba-ssm"] * mamba_ssm_available()
 
 
 @register_model(

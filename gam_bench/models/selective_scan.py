@@ -15,6 +15,8 @@ materialised for the whole sequence: the autograd Function keeps only the state 
 each chunk and recomputes a chunk's states in backward, like mamba_ssm's fused kernel.
 Nothing is padded: the last chunk is simply shorter, so timing curves are not distorted.
 Under torch.compile the scan stays eager (`_scan`: a graph break).
+
+`fused_cpu_selective_scan` has the same contract on the fused CPU kernels (models/cpu_scan.py).
 """
 
 from __future__ import annotations
@@ -73,6 +75,35 @@ def chunked_selective_scan(
         y = y + u32 * D.to(compute)[:, None]
     if z is not None:
         y = y * F.silu(z.to(compute))
+    return (y.to(dtype), last_state) if return_last_state else y.to(dtype)
+
+
+def fused_cpu_selective_scan(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """`chunked_selective_scan`'s contract in one fused CPU kernel: delta's bias and softplus,
+    the scan, the D skip and the silu(z) gate (gam_bench.models.cpu_scan; it must be available:
+    `cpu_scan.unavailable_reason()` is None). Runs in float32 (float64 for float64 inputs)."""
+    from gam_bench.models import cpu_scan
+
+    dtype = u.dtype
+    compute = torch.promote_types(dtype, torch.float32)
+    dim = u.shape[1]
+    D = D.to(compute) if D is not None else u.new_zeros(dim, dtype=compute)
+    delta_bias = delta_bias.to(compute) if delta_bias is not None else u.new_zeros(dim, dtype=compute)
+    z = z.to(compute) if z is not None else None
+    with torch.autocast(u.device.type, enabled=False):
+        inputs = (t.to(compute) for t in (u, delta, A, B, C))
+        y, last_state = cpu_scan.scan(*inputs, D, z, delta_bias, delta_softplus)
     return (y.to(dtype), last_state) if return_last_state else y.to(dtype)
 
 

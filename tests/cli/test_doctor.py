@@ -46,6 +46,7 @@ def test_doctor_ok_for_a_suite_whose_models_run(suite, capsys):
         "mamba-ssm ssd",
         "causal-conv1d",
         "fla",
+        "fused CPU scan",
         "memory cap",
         "model gam",
     ):

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from gam_bench.errors import UserError
-from gam_bench.models import available, build, build_block, get_spec, selective_scan
+from gam_bench.models import available, build, build_block, cpu_scan, get_spec, selective_scan
 from gam_bench.models.backends import mamba_ssm_available
 from gam_bench.models.decode import (
     DecodeState,
@@ -139,22 +139,25 @@ def test_gam_any_kernel_size(k, tiny):
     assert state.layers[0].window.shape == (2, k - 1, 32)
 
 
+@pytest.mark.parametrize("backend", ["torch", "cpu-fused"])
 @pytest.mark.parametrize("chunk", [1, 4, 7])
 @pytest.mark.parametrize("name", ["mamba", "mamba-paper"])
-def test_mamba_across_many_chunk_boundaries(name, chunk, tiny, monkeypatch):
+def test_mamba_across_many_chunk_boundaries(name, chunk, backend, tiny, monkeypatch):
     """The prefill's final SSM state comes out of the chunked scan right for any chunking."""
     monkeypatch.setitem(selective_scan.CHUNK_SIZE, "cpu", chunk)
-    model = build(name, **tiny(name)).eval()
+    monkeypatch.setattr(cpu_scan, "CHUNK", chunk)
+    model = build(name, **tiny(name, backend=backend)).eval()
     idx = torch.randint(0, 97, (2, 30))
     with torch.no_grad():
         for T in (chunk, 2 * chunk + 1, 23):
             assert_relative(incremental(model, idx, T)[0], model(idx))
 
 
+@pytest.mark.parametrize("backend", ["torch", "cpu-fused"])
 @pytest.mark.parametrize("name", ["mamba", "mamba-paper"])
-def test_mamba_prefill_state_equals_stepped_state(name, tiny):
+def test_mamba_prefill_state_equals_stepped_state(name, backend, tiny):
     """prefill(T) gives the state that prefill(T-1) and one decode give (the scan's last state)."""
-    model = build(name, **tiny(name)).eval()
+    model = build(name, **tiny(name, backend=backend)).eval()
     idx = torch.randint(0, 97, (2, 34))  # 34: past the CPU chunk size 32
     with torch.no_grad():
         _, direct = model.prefill(idx)

@@ -154,7 +154,11 @@ def test_unknown_field_suggests_the_closest_and_lists_valid_fields():
         ("gam", {"d_model": 0}, "d_model: Input should be greater than or equal to 1 (got 0)"),
         ("gam", {"impl": "fast"}, "impl: Input should be 'reference' or 'fused' (got 'fast')"),
         ("transformer", {"d_model": 30}, "not divisible by n_heads=8"),
-        ("mamba", {"backend": "cuda"}, "backend: Input should be 'auto', 'torch' or 'mamba-ssm' (got 'cuda')"),
+        (
+            "mamba",
+            {"backend": "cuda"},
+            "backend: Input should be 'auto', 'torch', 'cpu-fused' or 'mamba-ssm' (got 'cuda')",
+        ),
     ],
 )
 def test_invalid_values_are_one_line_user_errors(name, overrides, fragment):
@@ -174,7 +178,9 @@ def test_variants_differ_only_in_their_defaults():
 def test_backends_callables_list_what_runs_here():
     assert get_spec("gam").backends() == ["reference", "fused"]
     assert get_spec("transformer").backends() == ["naive", "sdpa"]
-    expected = ["torch", "mamba-ssm"] if mamba_ssm_available() else ["torch"]
+    from gam_bench.models import cpu_scan
+
+    expected = ["torch"] + ["cpu-fused"] * cpu_scan.available() + ["mamba-ssm"] * mamba_ssm_available()
     assert get_spec("mamba").backends() == expected == get_spec("mamba-paper").backends()
 
 
@@ -182,5 +188,5 @@ def test_backends_callables_list_what_runs_here():
 def test_requesting_mamba_ssm_without_cuda_is_an_error_not_a_fallback(tiny):
     with pytest.raises(UserError, match="backend='mamba-ssm'"):
         build("mamba", **tiny("mamba", backend="mamba-ssm"))
-    assert build("mamba", **tiny("mamba", backend="auto")).backend == "torch-chunked-scan"
+    assert build("mamba", **tiny("mamba", backend="auto")).backend == "cpu-fused-scan"
     assert build_block("mamba-paper", **tiny("mamba", backend="torch")).backend == "torch-chunked-scan"

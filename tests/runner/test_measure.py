@@ -194,15 +194,16 @@ def test_sdpa_kernel_is_recorded_for_the_transformer():
 
 
 @pytest.mark.parametrize(
-    ("backend", "reason"),
+    ("backend", "path", "reason"),
     [
-        ("auto", "torch-chunked-scan: inputs on cpu (mamba-ssm kernels are CUDA-only)"),
-        ("torch", "torch-chunked-scan: backend 'torch' requested"),
+        ("auto", "cpu-fused-scan", "cpu-fused-scan: inputs on cpu (mamba-ssm kernels are CUDA-only)"),
+        ("torch", "torch-chunked-scan", "torch-chunked-scan: backend 'torch' requested"),
+        ("cpu-fused", "cpu-fused-scan", "cpu-fused-scan: backend 'cpu-fused' requested"),
     ],
 )
-def test_backend_reason_is_recorded_for_mamba(backend, reason):
+def test_backend_reason_is_recorded_for_mamba(backend, path, reason):
     row = throughput.run(_model_cell("mamba", mode="forward", backend=backend))[0]
-    assert row["backend"] == "torch-chunked-scan" and row["backend_reason"] == reason
+    assert row["backend"] == path and row["backend_reason"] == reason
 
 
 def test_flops_are_none_for_a_backend_the_counter_cannot_see(monkeypatch):

@@ -202,10 +202,10 @@ def test_run_is_seeded_by_the_cell():
     assert (first["accuracy"], first["train_loss"]) == (again["accuracy"], again["train_loss"])
 
 
-def test_run_records_why_mamba_runs_its_torch_scan():
+def test_run_records_which_scan_mamba_runs_and_why():
     torch.set_num_threads(1)
     (row,) = recall.run(_cell("mamba", recall=_settings(budget={"steps": 1})), None)
-    assert row["backend"] == "torch-chunked-scan" and "cpu" in row["backend_reason"]
+    assert row["backend"] == "cpu-fused-scan" and "cpu" in row["backend_reason"]
 
 
 def test_run_refuses_float16_and_what_the_task_sets_itself():
