@@ -17,7 +17,7 @@ def test_models_command_lists_every_model(capsys):
         count = sum(p.numel() for p in build(name).parameters())
         assert cells[name][1:4] == [spec.family, f"{count / 1e6:.2f}M", ", ".join(spec.backends())]
     assert cells["gam"][3] == "reference, fused" and cells["transformer"][3] == "naive, sdpa"
-    mamba_backends = "torch, mamba-ssm" if get_spec("mamba").backends() != ["torch"] else "torch"
-    assert cells["mamba"][3] == mamba_backends
+    assert cells["mamba"][3] == ", ".join(get_spec("mamba").backends())
+    assert cells["mamba"][3] in ("torch", "torch, cpu-fused", "torch, mamba-ssm", "torch, cpu-fused, mamba-ssm")
     assert cells["mamba2"][3] == ", ".join(get_spec("mamba2").backends())
     assert cells["mamba2"][3] in ("torch", "torch, mamba-ssm")
