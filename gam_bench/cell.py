@@ -43,7 +43,8 @@ if TYPE_CHECKING:
     from gam_bench.suite import SuiteConfig
 
 SETTINGS_FIELDS = ("perplexity", "decode", "recall")  # task name = its settings field (see the module docstring)
-RESOLVED = ("family", "d_model", "n_layers", "peak_flops_per_s")  # filled in by pre-flight; never part of cell_id
+# Filled in by pre-flight; never part of cell_id.
+RESOLVED = ("family", "d_model", "n_layers", "peak_flops_per_s", "peak_bandwidth_bytes_per_s")
 _LEGACY = (
     "task",
     "device",
@@ -94,6 +95,7 @@ class Cell(BaseModel):
     d_model: int | None = None
     n_layers: int | None = None  # a block is one layer
     peak_flops_per_s: float | None = None  # this machine's calibrated matmul peak for dtype (runner.preflight)
+    peak_bandwidth_bytes_per_s: float | None = None  # and its calibrated copy bandwidth (the roofline's other side)
 
     @model_validator(mode="after")
     def _settings_match_task(self) -> Cell:

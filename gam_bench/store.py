@@ -190,6 +190,11 @@ SCHEMA = pa.schema(
         ("parity_note", _STR),  # why parity failed or was not comparable
         ("peak_flops_per_s", _F64),  # this machine's calibrated dense-matmul peak for the dtype
         ("mfu", _F64),  # flops_per_s / peak_flops_per_s
+        # fairness audit (models/work.py, measure/calibrate.roofline_ms); null without calibration or FLOPs
+        ("peak_bandwidth_bytes_per_s", _F64),  # this machine's calibrated copy bandwidth
+        ("min_bytes", _I64),  # the family's declared minimal bytes moved by one step
+        ("roofline_ms", _F64),  # max(flops / peak_flops_per_s, min_bytes / peak_bandwidth_bytes_per_s)
+        ("roofline_fraction", _F64),  # roofline_ms / time_ms (1: at the roofline)
         # -- processes and worker release (runner: executor.py, processes.py)
         ("processes", _I64),  # fresh worker processes the cell's timed steps were spread over
         ("process_medians_ms", pa.list_(_F64)),  # median step time of each process, in order

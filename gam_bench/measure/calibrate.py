@@ -57,6 +57,16 @@ def mfu(flops_per_s: float | None, peak_flops_per_s: float | None) -> float | No
     return flops_per_s / peak_flops_per_s
 
 
+def roofline_ms(
+    flops: float | None, min_bytes: float | None, peak_flops_per_s: float | None, bandwidth: float | None
+) -> float | None:
+    """The least time a step could take here: max(flops / peak, bytes / bandwidth), in ms;
+    None when any of the four is unknown (no FLOP count, no calibration)."""
+    if None in (flops, min_bytes) or not peak_flops_per_s or not bandwidth:
+        return None
+    return 1e3 * max(flops / peak_flops_per_s, min_bytes / bandwidth)
+
+
 def _best_s(timer: Timer, min_run_time: float) -> float:
     return min(timer.blocked_autorange(min_run_time=min_run_time).times)
 

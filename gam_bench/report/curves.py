@@ -44,7 +44,8 @@ class GroupKey:
 class Series:
     """One model's curve. `points` has one row per seq_len (ascending), columns:
     seq_len, status, time_ms, time_q25, time_q75, samples, peak_mem_bytes, tokens_per_s,
-    tps_q25, tps_q75, backend, error, mfu (fraction of the calibrated matmul peak; NaN without)."""
+    tps_q25, tps_q75, backend, error, mfu (fraction of the calibrated matmul peak; NaN without),
+    roofline_ms and roofline_fraction (the fairness audit, report/audit.py; NaN without), family."""
 
     label: str
     model: str
@@ -125,6 +126,9 @@ POINT_COLUMNS = (
     "backend",
     "error",
     "mfu",
+    "roofline_ms",
+    "roofline_fraction",
+    "family",
 )
 
 
@@ -156,6 +160,9 @@ def _point(seq_len: int, cells: pd.DataFrame) -> dict:
         "backend": ", ".join(sorted(set(ok["backend"].dropna()))),
         "error": None,
         "mfu": _median(ok, "mfu"),  # fraction of the calibrated matmul peak
+        "roofline_ms": _median(ok, "roofline_ms"),  # the fairness audit (report/audit.py)
+        "roofline_fraction": _median(ok, "roofline_ms") / time_ms if time_ms else np.nan,
+        "family": ", ".join(sorted(set(ok["family"].dropna()))) if "family" in ok else "",
     }
 
 

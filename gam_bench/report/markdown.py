@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from gam_bench.analysis.scaling import BOOT_SEED, CONFIDENCE, N_BOOT, WINDOW_RULE
-from gam_bench.report import perplexity, recall, roofline, tables
+from gam_bench.report import audit, perplexity, recall, roofline, tables
 from gam_bench.report.curves import Group, build_groups
 from gam_bench.report.decode import render_decode_section
 from gam_bench.report.plots import palette, save_png, scaling_figure
@@ -84,6 +84,7 @@ def _throughput(group: Group, out_dir: Path, colors: dict[str, str]) -> str:
             tables.exponents(group),
             "### Crossovers\n",
             crossings,
+            *([audit.audit_markdown(group)] if audit.has_audit(group) else []),
         ]
     )
 

@@ -137,7 +137,8 @@ CALIBRATE_ENV = "GAM_BENCH_CALIBRATE"  # "0": never calibrate (rows' peak_flops_
 
 
 def with_peaks(cells: list[Cell], enabled: bool = True, note: Callable[[str], Any] | None = None) -> list[Cell]:
-    """The cells with `peak_flops_per_s` set for throughput cells that count FLOPs.
+    """The cells with `peak_flops_per_s` and `peak_bandwidth_bytes_per_s` set for throughput
+    cells that count FLOPs.
 
     One `calibrate.peak_for` per (device, dtype, threads): the first use on this machine
     measures every dtype and the bandwidth (a few seconds on a CPU) and caches them. Skipped
@@ -149,7 +150,7 @@ def with_peaks(cells: list[Cell], enabled: bool = True, note: Callable[[str], An
     from gam_bench.measure import calibrate
     from gam_bench.measure.environment import usable_cores
 
-    peaks: dict[tuple[str, str, int], float | None] = {}
+    peaks: dict[tuple[str, str, int], dict[str, float | None]] = {}
     out = []
     for cell in cells:
         if cell.task != "throughput" or not cell.measure.flops:
@@ -159,9 +160,13 @@ def with_peaks(cells: list[Cell], enabled: bool = True, note: Callable[[str], An
         if key not in peaks:
             start = time.perf_counter()
             peak = calibrate.peak_for(*key)
-            peaks[key] = peak["peak_flops_per_s"]
+            peaks[key] = {name: peak.get(name) for name in ("peak_flops_per_s", "bandwidth_bytes_per_s")}
             if peak["measured_now"] and note is not None:
                 seconds = time.perf_counter() - start
                 note(f"calibration: measured {peak['key']} in {seconds:.1f} s, cached in {calibrate.cache_path()}")
-        out.append(cell.model_copy(update={"peak_flops_per_s": peaks[key]}))
+        update = {
+            "peak_flops_per_s": peaks[key]["peak_flops_per_s"],
+            "peak_bandwidth_bytes_per_s": peaks[key]["bandwidth_bytes_per_s"],
+        }
+        out.append(cell.model_copy(update=update))
     return out

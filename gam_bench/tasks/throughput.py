@@ -27,7 +27,9 @@ timed steps: `control_ms`, the machine's speed at the time, for the gate. FLOPs 
 kernels the counter cannot see (`flops.counts_every_kernel`: mamba-ssm), never a partial
 count. The worker measures peak RSS / allocator memory around the whole cell. `mfu` =
 flops_per_s over this machine's calibrated matmul peak for the dtype (`cell.peak_flops_per_s`,
-from pre-flight).
+from pre-flight). The fairness audit: `roofline_ms` = max(FLOPs / that peak, the family's
+minimal bytes (models/work.py) / the calibrated bandwidth), `roofline_fraction` = roofline_ms /
+time_ms.
 """
 
 from __future__ import annotations
@@ -39,14 +41,14 @@ import torch
 from torch import nn
 
 from gam_bench.cell import Cell
-from gam_bench.measure.calibrate import mfu
+from gam_bench.measure.calibrate import mfu, roofline_ms
 from gam_bench.measure.control import Control
 from gam_bench.measure.counted_step import CountedStep, count_step
 from gam_bench.measure.flops import counts_every_kernel
 from gam_bench.measure.op_count import OpCount
 from gam_bench.measure.provenance import SDPAKernels
 from gam_bench.measure.timing import Timing, time_steps, warm_up
-from gam_bench.models import backends, registry
+from gam_bench.models import backends, registry, work
 from gam_bench.tasks import execution
 from gam_bench.tasks import step as lm_step
 from gam_bench.tasks.precision import autocast_for
@@ -163,6 +165,8 @@ def run(cell: Cell, ctx: Any = None) -> list[dict[str, Any]]:
     seconds = timing.median_ms / 1e3
     flops = counted.flops
     flops_per_s = flops / seconds if flops is not None else None
+    params = sum(p.numel() for p in module.parameters())
+    audit = roofline_columns(cell, config, params, flops, timing.median_ms)
     return [
         {
             **ex.columns,
@@ -171,7 +175,7 @@ def run(cell: Cell, ctx: Any = None) -> list[dict[str, Any]]:
             "backend": backend,
             "backend_reason": backends.backend_reason(module),
             "sdpa_kernel": sdpa_kernel,
-            "params": sum(p.numel() for p in module.parameters()),
+            "params": params,
             "d_model": getattr(config, "d_model", None),
             "n_layers": getattr(config, "n_layers", None) if cell.level == "lm" else 1,
             **timing_columns(timing),
@@ -181,8 +185,25 @@ def run(cell: Cell, ctx: Any = None) -> list[dict[str, Any]]:
             "flops": float(flops) if flops is not None else None,
             "dispatched_ops": dispatched_ops,
             "flops_per_s": flops_per_s,
+            **audit,
         }
     ]
+
+
+def roofline_columns(cell: Cell, config: Any, params: int, flops: int | None, time_ms: float) -> dict[str, Any]:
+    """The fairness audit's columns: the family's minimal bytes (models/work.py; None for a plugin
+    family that declares none), the roofline time and the fraction of it achieved."""
+    min_bytes = None
+    if work.declared(cell.model):
+        args = (cell.level, cell.mode, cell.batch_size, cell.seq_len, cell.dtype, params)
+        min_bytes = work.minimal_bytes(cell.model, config, *args)
+    roof = roofline_ms(flops, min_bytes, cell.peak_flops_per_s, cell.peak_bandwidth_bytes_per_s)
+    return {
+        "peak_bandwidth_bytes_per_s": cell.peak_bandwidth_bytes_per_s,
+        "min_bytes": min_bytes,
+        "roofline_ms": roof,
+        "roofline_fraction": roof / time_ms if roof is not None and time_ms > 0 else None,
+    }
 
 
 def counted_step(step: Callable[[], None], flops: bool, device: torch.device) -> tuple[CountedStep, str, int]:
