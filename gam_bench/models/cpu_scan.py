@@ -177,6 +177,16 @@ def lanes(dtype: torch.dtype) -> int:
     return int(_loaded().scan_lanes_f32()) if dtype == torch.float32 else 1
 
 
+def _padded(dim: int, dtype: torch.dtype) -> int:
+    w = lanes(dtype)
+    return -(-dim // w) * w
+
+
+def _unpad(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """t (..., Dp) cut to (..., dim), contiguous either way (the fake implementations' layout)."""
+    return t if t.shape[-1] == dim else t[..., :dim].contiguous()
+
+
 def _time_major(t: torch.Tensor, dim: int) -> torch.Tensor:
     """(B, X, L) -> a (B, L, X') view with unit stride along X', X' = X zero-padded to `dim`
     (a copy only when the stride or the padding needs one)."""
@@ -211,8 +221,7 @@ class _Inputs:
         _check(u, delta, A, B, C, D, bias, *([z] if z is not None else []))
         self.batch, self.dim, self.length = u.shape
         self.n = A.shape[1]
-        w = lanes(u.dtype)
-        self.padded = -(-self.dim // w) * w
+        self.padded = _padded(self.dim, u.dtype)
         pad = self.padded - self.dim
         self.u, self.dt = _time_major(u, self.padded), _time_major(delta, self.padded)
         self.z = _time_major(z, self.padded) if z is not None else None
@@ -262,7 +271,7 @@ def selective_scan_fwd(
     args = x.args(chunk, softplus)
     args.out, args.entry, args.last = out.data_ptr(), entry.data_ptr(), last.data_ptr()
     _run("scan_forward", u.dtype, args)
-    return out[..., : x.dim].transpose(1, 2), entry, last[..., : x.dim].transpose(1, 2).contiguous()
+    return _unpad(out, x.dim).transpose(1, 2), entry, last[..., : x.dim].transpose(1, 2).contiguous()
 
 
 @selective_scan_fwd.register_fake
@@ -270,7 +279,8 @@ def _(u, delta, A, B, C, D, z, delta_bias, softplus, chunk):
     batch, dim, length = u.shape
     n = A.shape[1]
     out = u.new_empty(batch, length, dim).transpose(1, 2)
-    return out, u.new_empty(batch, _n_chunks(length, chunk), n, dim), u.new_empty(batch, dim, n)
+    entry = u.new_empty(batch, _n_chunks(length, chunk), n, _padded(dim, u.dtype))
+    return out, entry, u.new_empty(batch, dim, n)
 
 
 @torch.library.custom_op("gam_bench::selective_scan_bwd", mutates_args=())
@@ -304,9 +314,9 @@ def selective_scan_bwd(
         setattr(args, name, t.data_ptr())
     _run("scan_backward", u.dtype, args)
     dim = x.dim
-    per_step = (g[name][..., :dim].transpose(1, 2) for name in ("gu", "gdt"))  # (B, D, L) views
+    per_step = (_unpad(g[name], dim).transpose(1, 2) for name in ("gu", "gdt"))  # (B, D, L) views
     gB, gC = (g[name].transpose(1, 2) for name in ("gB", "gC"))  # (B, N, L) views
-    gz = g["gz"][..., :dim].transpose(1, 2)
+    gz = _unpad(g["gz"], dim).transpose(1, 2)
     return *per_step, g["gA_t"][:, :dim].t().contiguous(), gB, gC, g["gD"][:dim], gz, g["gbias"][:dim]
 
 
@@ -385,9 +395,8 @@ def _bwd_flop(u_shape, delta_shape, A_shape, *args, out_shape=None, **kwargs) ->
 def _conv_inputs(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor):
     """x (B, L, E) -> (x time-major with unit channel stride, weight (E, 1, K) as (K, Ep), bias (Ep,), Ep)."""
     _check(x, weight, bias)
-    w = lanes(x.dtype)
     dim = x.shape[2]
-    padded = -(-dim // w) * w
+    padded = _padded(dim, x.dtype)
     if padded != dim:
         x = F.pad(x, (0, padded - dim))
     x = x if x.stride(2) == 1 else x.contiguous()
@@ -405,7 +414,7 @@ def conv_silu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torc
     fn = getattr(_loaded(), f"conv_silu_forward_{_SUFFIX[x.dtype]}")
     fn(*_c(xp.data_ptr(), xp.stride(0), xp.stride(1), w_t.data_ptr(), b.data_ptr(), u.data_ptr()),
        *_c(batch, length, padded, w_t.shape[0]))  # fmt: skip
-    return u[..., :dim] if padded != dim else u
+    return _unpad(u, dim)
 
 
 @conv_silu.register_fake

@@ -318,3 +318,14 @@ def test_a_fresh_process_loads_the_cached_library(fresh_library):
     env = {**os.environ, cpu_scan.CACHE_ENV: str(fresh_library)}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("dim", [6, 16])  # padded to the 16 lanes, and not
+def test_custom_ops_pass_torch_library_opcheck(dim):
+    """Schema, fake implementations (shapes and strides) and autograd registration agree with the kernels."""
+    x = _inputs(9, dim=dim)
+    args = [x[k] for k in ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")]
+    torch.library.opcheck(cpu_scan.selective_scan_fwd, (*args, True, 4))
+    conv = torch.nn.Conv1d(dim, dim, 4, groups=dim, padding=3)
+    xs = torch.randn(2, 9, dim, requires_grad=True)
+    torch.library.opcheck(cpu_scan.conv_silu, (xs, conv.weight, conv.bias))
