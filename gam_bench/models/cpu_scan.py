@@ -135,22 +135,30 @@ def _library() -> ctypes.CDLL | str:
     return lib
 
 
+# The answer of `unavailable_reason`, once known: a plain dict read, which torch.compile
+# traces as a constant (it would trace into the functools.cache'd build otherwise).
+_REASON: dict[str, str | None] = {}
+
+
 def unavailable_reason() -> str | None:
-    """None when the fused CPU scan loads here, else why not. The first failure warns once."""
-    lib = _library()
-    if isinstance(lib, str):
-        _warn_once(lib)
-        return lib
-    return None
+    """None when the fused CPU scan loads here, else why not. A failure warns, once a process."""
+    if "reason" not in _REASON:
+        lib = _library()
+        _REASON["reason"] = lib if isinstance(lib, str) else None
+        if isinstance(lib, str):
+            message = f"Mamba's fused CPU scan is unavailable, the slower torch scan runs: {lib}"
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+    return _REASON["reason"]
+
+
+def reset() -> None:
+    """Forget the loaded library and the reason (tests: a new cache folder, a missing compiler)."""
+    _library.cache_clear()
+    _REASON.clear()
 
 
 def available() -> bool:
     return unavailable_reason() is None
-
-
-@functools.cache
-def _warn_once(reason: str) -> None:
-    warnings.warn(f"Mamba's fused CPU scan is unavailable, the slower torch scan runs: {reason}", RuntimeWarning, 3)
 
 
 class _Args(ctypes.Structure):

@@ -240,18 +240,16 @@ def test_torch_compile_traces_the_fused_ops_without_a_graph_break(tiny):
 def fresh_library(monkeypatch, tmp_path):
     """A clean kernel cache folder and no loaded library; restored afterwards."""
     monkeypatch.setenv(cpu_scan.CACHE_ENV, str(tmp_path / "kernels"))
-    cpu_scan._library.cache_clear()
-    cpu_scan._warn_once.cache_clear()
+    cpu_scan.reset()
     yield tmp_path / "kernels"
-    cpu_scan._library.cache_clear()
-    cpu_scan._warn_once.cache_clear()
+    cpu_scan.reset()
 
 
 def test_the_build_is_cached_outside_the_checkout(fresh_library):
     assert cpu_scan.unavailable_reason() is None
     (built,) = fresh_library.glob("selective_scan-*.so")
     stamp = built.stat().st_mtime_ns
-    cpu_scan._library.cache_clear()  # a new process, as far as the cache can tell
+    cpu_scan.reset()  # a new process, as far as the cache can tell
     assert cpu_scan.unavailable_reason() is None
     assert [p.name for p in fresh_library.iterdir()] == [built.name] and built.stat().st_mtime_ns == stamp
     repo = Path(__file__).resolve().parents[2]
