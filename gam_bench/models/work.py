@@ -35,6 +35,8 @@ from gam_bench.errors import UserError
 from gam_bench.models import registry
 
 SAVED: dict[str, Callable[[Any], float]] = {}
+# Families whose block-level unit is several layers (the hybrid's block is one period).
+BLOCK_LAYERS: dict[str, Callable[[Any], int]] = {"hybrid": lambda c: max(c.attn_every, 1)}
 MODES = ("forward", "forward_backward", "train_step")
 
 
@@ -75,7 +77,7 @@ def minimal_bytes(
     tokens = batch * seq_len
     weights = params * 4 * ((3 if backward else 1) + (7 if mode == "train_step" else 0))
     io = tokens * config.d_model * s * (4 if backward else 2)
-    layers = config.n_layers if level == "lm" else 1
+    layers = config.n_layers if level == "lm" else BLOCK_LAYERS.get(registry.get_spec(name).family, lambda c: 1)(config)
     saved = 2 * tokens * SAVED[registry.get_spec(name).family](config) * s * layers if backward else 0
     logits = tokens * config.vocab_size * s * (3 if backward else 1) if level == "lm" else 0
     return int(weights + io + saved + logits)
@@ -163,3 +165,28 @@ def _hyena(c: Any) -> float:
     the long convolution's output and out_proj's input (2 D), the implicit filter (D per
     position; shared by the batch, so exact at batch 1 and an overestimate above): 9 D."""
     return _ffn(c, c.ffn_mult) + 9 * c.d_model
+
+
+def _gated_deltanet_mixer(c: Any) -> float:
+    """q, k (K each) and v (V) before and after their short convs, the decay and beta (one
+    each per head), the output gate and the output before and after its norm (V each):
+    4 K + 5 V + 2 H, K = heads x head_dim, V = expand_v K."""
+    K = c.num_heads * c.head_dim
+    V = c.expand_v * K
+    return 4 * K + 5 * V + 2 * c.num_heads
+
+
+@saved_per_token("gated-deltanet")
+def _gated_deltanet(c: Any) -> float:
+    """FFN block (mult m) + the Gated DeltaNet mixer."""
+    return _ffn(c, c.ffn_mult) + _gated_deltanet_mixer(c)
+
+
+@saved_per_token("hybrid")
+def _hybrid(c: Any) -> float:
+    """Per layer, averaged over a period of attn_every layers: attn_every - 1 Gated DeltaNet
+    layers and one attention layer (q, k, v, output, a log-sum-exp per head). A block is one
+    period (BLOCK_LAYERS), an LM n_layers layers."""
+    every = max(c.attn_every, 1)
+    attention = _attention(c.d_model, c.d_model, c.attn_heads)
+    return _ffn(c, c.ffn_mult) + ((every - 1) * _gated_deltanet_mixer(c) + attention) / every

@@ -13,7 +13,7 @@ from gam_bench.models import available, get_spec, make_config, work
 
 # Every model of gam_bench's own zoo, including families added later: each must declare.
 ZOO = [n for n in available() if get_spec(n).lm_cls.__module__.startswith("gam_bench.models.")]
-SHAPE = {"d_model": 64, "n_layers": 2, "vocab_size": 97}
+SHAPE = {"d_model": 64, "n_layers": 8, "vocab_size": 97}
 
 
 def _bytes(name, level="block", mode="forward_backward", batch=2, seq_len=256, dtype="float32", params=1000):
