@@ -30,6 +30,8 @@ FlopCounterMode counts the formulas registered below, the matmul-like work the t
 ops count (scan forward 2 B L E N for ys = C . h, backward 8 B L E N; the conv as torch counts
 its Conv1d), so a FLOP column does not depend on the backend. The scan runs in float32
 (float64 for float64 inputs, through plain loops: that path is for gradcheck, not speed).
+The kernels run on one thread whatever torch's thread count (the CPU suites time one thread);
+the projections around them use torch's threads as before.
 """
 
 from __future__ import annotations
