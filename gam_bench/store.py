@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 from gam_bench.atomic import atomic_write
 from gam_bench.errors import UserError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 SUITE_META = "suite.json"
 REQUIRED_COLUMNS = ("cell_id", "status")  # a Parquet file without these is not a results part
 
@@ -314,8 +314,10 @@ def migrate(table: pa.Table, source: Path | str = "<table>") -> pa.Table:
     Version 1 is the first schema. Version 2 added `load_avg_1m` (null in version-1 rows);
     version 3 added `peak_tensor_bytes` and `peak_rss_bytes`; version 4, `control_ms`; version 5,
     the status `diverged` and its columns `diverged_step`, `diverged_tokens`, `last_finite_loss`,
-    `diverged_where`, and the deterministic step costs (`instructions`, op counts). Every
-    migration so far only adds columns, which the loop below fills with nulls.
+    `diverged_where`, and the deterministic step costs (`instructions`, op counts); version 6,
+    the fairness audit's `peak_bandwidth_bytes_per_s`, `min_bytes`, `roofline_ms` and
+    `roofline_fraction`. Every migration so far only adds columns, which the loop below fills
+    with nulls.
     """
     versions = set(table.column("schema_version").to_pylist()) if "schema_version" in table.column_names else set()
     newer = {v for v in versions if v is not None and v > SCHEMA_VERSION}
