@@ -40,9 +40,9 @@ import torch.nn.functional as F
 
 from gam_bench.models.flop_count import counted
 
-# Steps per chunk. One block at d_model 64 (4 heads, K 8, V 16), batch 1, forward+backward,
-# T=8192, 1 thread on the 2-core CPU: chunk 16 with pairwise weights 400 ms (6-D elementwise
-# work and 2048 tiny matmuls); chunk 64 with the factorised weights about 4x less.
+# Steps per chunk. A longer chunk means fewer, larger matmuls and fewer state updates, at
+# C^2 weights per chunk; 64 with the factorised weights was about 3x faster than 16 with the
+# pairwise ones on the CPU (docs/results/field.md, "GLA").
 DEFAULT_CHUNK_SIZE = 64
 # The factorised weights (q exp(b)) (k exp(-b))^T multiply factors up to exp(-b_C): safe in
 # float32 while a chunk's decay stays above -SAFE_LOG_DECAY (exp(60) = 1.1e26 < 3.4e38).
