@@ -84,10 +84,10 @@ def suite_json_schema() -> dict[str, Any]:
     }
     return {
         "$schema": SCHEMA_DIALECT,
+        **schema,
         "title": "gam-bench suite",
         "description": "A gam-bench suite file (YAML): the models, axes and settings of a sweep. "
         "Written by `gam-bench schema` from the models that validate suites.",
-        **schema,
         "$defs": dict(sorted(defs.items())),
     }
 
