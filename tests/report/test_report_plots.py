@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -83,6 +85,15 @@ def test_measured_crossovers_are_drawn_on_the_time_plot(groups, colors):
     measured = {f"{c.a}|{c.b}" for c in group.crossovers if c.kind == "measured"}
     assert "gam|transformer-naive" in measured and set(drawn) == measured
     assert not lines_by_gid(scaling_figure(group, "memory", colors).axes[0], "crossover:")
+
+
+def test_with_many_curves_only_gam_s_crossovers_are_drawn(groups, colors):
+    group = groups["forward"]
+    many = dataclasses.replace(group, series=group.series * 6)  # more curves than the plot marks pairs for
+    drawn = set(lines_by_gid(scaling_figure(many, "time", colors).axes[0], "crossover:"))
+    measured = {f"{c.a}|{c.b}" for c in group.crossovers if c.kind == "measured"}
+    assert drawn == {pair for pair in measured if "gam" in pair.split("|")}
+    assert drawn and drawn < measured  # the fixture has crossovers without gam too
 
 
 def test_group_without_failures_has_no_failed_markers(groups, colors):
