@@ -22,10 +22,10 @@ import time
 
 import torch
 
+from gam_bench import execution
 from gam_bench.measure.calibrate import mfu, peak_for
 from gam_bench.measure.flops import count_flops
 from gam_bench.models import registry
-from gam_bench.tasks import execution
 
 MODELS = ("gam", "transformer", "transformer-naive", "mamba")
 

@@ -12,15 +12,16 @@ the id of an existing cell. The same holds for a sub-field added later to a lega
 `peak_flops_per_s`, this machine's calibrated matmul peak) are never in it.
 
 Execution: `compile` (eager | default | reduce-overhead | max-autotune) and `cuda_graph`
-are generic cell fields (tasks/execution.py); a task that honours them is listed in
-`tasks.execution.EXECUTION_TASKS`, and pre-flight refuses them for any other task.
+are generic cell fields (execution/); pre-flight refuses them for a task whose
+capabilities do not include them.
 
-Task settings: a task with settings of its own has a field named after it (`perplexity`,
-`recall`), set for cells of that task and None for every other. A recall cell holds one
-point of its suite's sweep (one num_kv_pairs, one lr), and takes its batch size and seed from
-those settings. Adding a task's settings is: a
-pydantic model (no torch) with defaults, a field `<task>: Settings | None = None` here, and
-its section in `suite.SuiteConfig`; register the task in `gam_bench.tasks.TASKS`.
+Task settings: one field, `settings`, holds the cell's task settings (the task's
+`settings` model, or None for a task without settings): a union keyed by `task`, validated
+through the task. In the identity (and so the cell_id) it appears under the task's name, as
+the per-task fields it replaced did: `perplexity` is always there (null for every other
+task: it was a legacy field), any other task's only when it has settings. A recall cell
+holds one point of its suite's sweep (one num_kv_pairs, one lr), and takes its batch size
+and seed from those settings (`Task.points`). A task adds nothing here.
 
 This module does not import torch.
 """
@@ -34,17 +35,22 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from gam_bench.suite import Compile, DType, Level, Limits, Measure, Mode, Suite, modes_of
-from gam_bench.tasks.decode_settings import DecodeSettings
-from gam_bench.tasks.perplexity_settings import PerplexitySettings
-from gam_bench.tasks.recall_settings import RecallSettings
+from gam_bench.settings import Compile, DType, Level, Limits, Measure
+from gam_bench.tasks import get_task
+from gam_bench.tasks.base import Task
 
 if TYPE_CHECKING:
-    from gam_bench.suite import SuiteConfig
+    from gam_bench.suite.schema import Suite, SuiteConfig
 
-SETTINGS_FIELDS = ("perplexity", "decode", "recall")  # task name = its settings field (see the module docstring)
-# Filled in by pre-flight; never part of cell_id.
-RESOLVED = ("family", "d_model", "n_layers", "peak_flops_per_s", "peak_bandwidth_bytes_per_s")
+# Filled in by pre-flight; never part of a cell_id.
+RESOLVED = (
+    "family",
+    "d_model",
+    "n_layers",
+    "resolved_config",
+    "peak_flops_per_s",
+    "peak_bandwidth_bytes_per_s",
+)
 _LEGACY = (
     "task",
     "device",
@@ -60,7 +66,7 @@ _LEGACY = (
     "batch_size",
     "seq_len",
     "seed",
-    "perplexity",
+    "perplexity",  # always in the identity: the perplexity task's settings, null for other tasks
 )
 HASH_EXCLUDED = ("cell_id", "suite", "out")  # never part of a cell_id (rows carry suite and out)
 # Sub-fields added later to a legacy field (hashed as its whole dump): in the id only while not at their default.
@@ -76,7 +82,7 @@ class Cell(BaseModel):
     model: str
     overrides: dict[str, Any]
     level: Level
-    mode: Mode
+    mode: str  # one of its task's modes
     dtype: DType
     device: str  # resolved: "cpu", "cuda", "cuda:1", ...
     batch_size: int
@@ -86,44 +92,62 @@ class Cell(BaseModel):
     measure: Measure
     limits: Limits
     plugins: list[str]
-    perplexity: PerplexitySettings | None = None
-    decode: DecodeSettings | None = None  # task decode; its mode (prefill | decode | both) is `mode`
-    compile: Compile = "eager"  # execution mode (tasks/execution); in cell_id only when not eager
+    compile: Compile = "eager"  # execution mode (execution/); in cell_id only when not eager
     cuda_graph: bool = False  # time CUDA-graph replays; in cell_id only when true
-    recall: RecallSettings | None = None  # one point of the sweep: scalar num_kv_pairs and lr
+    settings: Any = None  # the task's settings model (None: a task without settings); see the module docstring
     family: str | None = None
     d_model: int | None = None
     n_layers: int | None = None  # a block is one layer
+    resolved_config: dict[str, Any] | None = None  # the full model config pre-flight resolved (models/builder.py)
     peak_flops_per_s: float | None = None  # this machine's calibrated matmul peak for dtype (runner.preflight)
     peak_bandwidth_bytes_per_s: float | None = None  # and its calibrated copy bandwidth (the roofline's other side)
 
+    @property
+    def task_spec(self) -> Task:
+        """The cell's task (gam_bench.tasks)."""
+        return get_task(self.task)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _settings_of_task(cls, data: Any) -> Any:
+        """Settings given as a mapping are validated by the task's settings model."""
+        if isinstance(data, dict) and isinstance(data.get("settings"), dict) and isinstance(data.get("task"), str):
+            model = get_task(data["task"]).settings
+            if model is not None:
+                return {**data, "settings": model.model_validate(data["settings"])}
+        return data
+
     @model_validator(mode="after")
     def _settings_match_task(self) -> Cell:
-        for name in SETTINGS_FIELDS:
-            given = getattr(self, name) is not None
-            if given and self.task != name:
-                raise ValueError(f"a {self.task} cell has {name} settings")
-            if not given and self.task == name:
-                raise ValueError(f"a {name} cell needs {name} settings")
+        task = self.task_spec
+        if self.task in type(self).model_fields:
+            raise ValueError(f"task name {self.task!r} is a cell field; rename the task")
+        if task.settings is None and self.settings is not None:
+            raise ValueError(f"a {self.task} cell has no settings (got {type(self.settings).__name__})")
+        if task.settings is not None and not isinstance(self.settings, task.settings):
+            raise ValueError(f"a {self.task} cell needs {self.task} settings")
         return self
 
     @model_validator(mode="after")
     def _mode_matches_task(self) -> Cell:
-        if self.mode not in modes_of(self.task):
-            allowed = ", ".join(modes_of(self.task))
-            raise ValueError(f"a {self.task} cell cannot have mode {self.mode!r} (use {allowed})")
-        if self.decode is not None:
-            self.decode.for_mode(self.mode)  # ValueError: a decoding mode with decode_tokens < 1
+        task = self.task_spec
+        if self.mode not in task.modes:
+            raise ValueError(f"a {self.task} cell cannot have mode {self.mode!r} (use {', '.join(task.modes)})")
+        task.check_cell(self)  # ValueError: e.g. a decoding mode with decode_tokens < 1
         return self
 
     def identity(self) -> dict[str, Any]:
         """The fields that make the cell what it is (see the module docstring)."""
-        body = self.model_dump(exclude=set(RESOLVED))
+        body = self.model_dump(exclude={*RESOLVED, "settings"})
         fields = type(self).model_fields
         for name, later in _LATER_SUBFIELDS.items():
             defaults = type(getattr(self, name)).model_fields
             body[name] = {k: v for k, v in body[name].items() if k not in later or v != defaults[k].default}
-        return {k: v for k, v in body.items() if k in _LEGACY or v != fields[k].default}
+        body = {k: v for k, v in body.items() if k in _LEGACY or v != fields[k].default}
+        body["perplexity"] = None
+        if self.settings is not None:
+            body[self.task] = self.settings.model_dump()
+        return body
 
     @property
     def config_json(self) -> str:
@@ -135,11 +159,11 @@ class Cell(BaseModel):
 
     @property
     def group_key(self) -> str:
-        """Everything but seq_len (and a recall cell's num_kv_pairs, which costs nothing per step
-        and is often tied to seq_len): cells with equal keys form one budget group."""
+        """Everything but seq_len (and what the task leaves out of its settings, `Task.budget_identity`:
+        a recall cell's num_kv_pairs): cells with equal keys form one budget group."""
         body = {k: v for k, v in self.identity().items() if k != "seq_len"}
-        if self.recall is not None:
-            body["recall"] = {k: v for k, v in body["recall"].items() if k != "num_kv_pairs"}
+        if self.settings is not None:
+            body[self.task] = self.task_spec.budget_identity(body[self.task])
         return canonical_json(body)
 
     @property
@@ -165,7 +189,7 @@ def expand(suite: Suite | SuiteConfig, device: str, threads: int | None = None) 
     length is seen before its longer lengths (budget skipping relies on it).
     `threads` is the resolved worker thread count (the suite's `threads` wins if set).
     """
-    config = suite.for_device(device) if isinstance(suite, Suite) else suite
+    config = suite.for_device(device) if hasattr(suite, "for_device") else suite
     fields = config.axes.config_fields()
     names = sorted(fields)
     grid = [config.level, config.mode, config.dtype, config.compile, config.axes.batch_size, config.axes.seed]
@@ -178,27 +202,25 @@ def expand(suite: Suite | SuiteConfig, device: str, threads: int | None = None) 
         "plugins": list(config.plugins),
         "cuda_graph": config.cuda_graph,
     }
+    task = get_task(config.task)
     cells = []
     for entry in config.models:
-        settings = {"perplexity": config.perplexity_for(entry)}  # validated once per entry
-        recall = config.recall_for(entry)  # one cell per (num_kv_pairs, lr); it sets batch_size and seed
+        settings = config.settings_for(entry)  # validated once per entry
         for level, mode, dtype, compile, batch, seed, *values in itertools.product(*grid, *(fields[k] for k in names)):
             for seq_len in sorted(config.axes.seq_len):
-                for point in recall.points(seq_len) if recall is not None else [None]:
-                    cell = Cell(
+                for point, own in task.points(settings, seq_len, mode):  # recall: one per (num_kv_pairs, lr)
+                    body = {
                         **shared,
-                        **settings,
-                        decode=config.decode.for_mode(mode) if config.decode else None,
-                        recall=point,
-                        model=entry.name,
-                        overrides={**entry.overrides, **dict(zip(names, values))},
-                        level=level,
-                        mode=mode,
-                        dtype=dtype,
-                        compile=compile,
-                        batch_size=batch if point is None else point.batch_size,
-                        seq_len=seq_len,
-                        seed=seed if point is None else point.seed,
-                    )
-                    cells.append(cell)
+                        "settings": point,
+                        "model": entry.name,
+                        "overrides": {**entry.overrides, **dict(zip(names, values))},
+                        "level": level,
+                        "mode": mode,
+                        "dtype": dtype,
+                        "compile": compile,
+                        "batch_size": batch,
+                        "seq_len": seq_len,
+                        "seed": seed,
+                    }
+                    cells.append(Cell(**{**body, **own}))
     return cells

@@ -1,6 +1,6 @@
 """A registry of named things (models, tasks, executors) with lazy entries and one did-you-mean.
 
-    EXECUTORS = Registry("executor", {"local": "gam_bench.runner.executor:LocalExecutor"})
+    EXECUTORS = Registry("executor", {"local": "gam_bench.runner.local:LocalExecutor"})
     EXECUTORS.get("local")          # imports the module on first use, returns the class
     EXECUTORS.add("mine", MyClass)  # or registered directly
 

@@ -13,8 +13,10 @@ Next to the parts, `suite.json` records the suite that wrote them and its `regre
 settings for the device used (`write_suite_meta`), so `gam-bench compare` judges with the
 suite's own thresholds.
 
-One row is one attempt at one cell (throughput), or one evaluation point of one cell
-(perplexity: several rows per attempt, told apart by `step`). `run_id` identifies the
+The schema (`schema()`) is the core columns (identity, outcome, time and memory, environment,
+execution) plus each task's own columns (`Task.columns`). One row is one attempt at one cell
+(throughput), or one evaluation point of one cell (perplexity: several rows per attempt, told
+apart by `step`). `run_id` identifies the
 attempt; `latest()` keeps the newest attempt of every cell.
 
 This module does not import torch.
@@ -44,174 +46,139 @@ SCHEMA_VERSION = 6
 SUITE_META = "suite.json"
 REQUIRED_COLUMNS = ("cell_id", "status")  # a Parquet file without these is not a results part
 
-STATUSES = ("ok", "oom", "timeout", "diverged", "error", "skipped")  # diverged: tasks/divergence.py
+STATUSES = ("ok", "oom", "timeout", "diverged", "error", "skipped")  # diverged: training/divergence.py
 
 _F64, _I64, _STR, _BOOL = pa.float64(), pa.int64(), pa.string(), pa.bool_()
 
-SCHEMA = pa.schema(
-    [
-        ("schema_version", _I64),
-        # identity
-        ("suite", _STR),
-        ("cell_id", _STR),  # stable hash of the cell's full config
-        ("run_id", _STR),  # one attempt at a cell
-        ("task", _STR),  # "throughput" | "perplexity" | "recall"
-        ("model", _STR),
-        ("family", _STR),
-        ("backend", _STR),  # what actually ran: attention impl, mamba backend, ...
-        ("level", _STR),  # "block" | "lm"
-        ("mode", _STR),  # "forward" | "forward_backward" | "train_step"
-        ("device", _STR),  # "cpu" | "cuda" | ...
-        ("device_name", _STR),
-        ("dtype", _STR),
-        ("batch_size", _I64),
-        ("seq_len", _I64),
-        ("d_model", _I64),
-        ("n_layers", _I64),
-        ("params", _I64),
-        ("config_json", _STR),  # the cell's full config, JSON, sorted keys
-        # outcome
-        ("status", _STR),  # one of STATUSES
-        ("error", _STR),
-        # throughput measurements
-        ("time_ms", _F64),  # median
-        ("time_ms_q25", _F64),
-        ("time_ms_q75", _F64),
-        ("time_samples_ms", pa.list_(_F64)),
-        ("control_ms", _F64),  # the control kernel's median around the timing (v4; measure/control.py)
-        ("tokens_per_s", _F64),
-        ("peak_mem_bytes", _I64),
-        ("mem_source", _STR),  # how peak memory was measured, e.g. "cuda_allocator", "rss_hwm"
-        # Peak live tensor storage in the untimed counted step (v3): deterministic, comparable across
-        # devices; what report, compare and check judge memory on where present. Null until filled.
-        ("peak_tensor_bytes", _I64),
-        ("peak_rss_bytes", _I64),  # the process's RSS high-water mark, kept as its own figure (v3)
-        ("flops", _F64),  # per step, torch.utils.flop_counter
-        # deterministic costs of one step (measure/instructions.py, measure/op_count.py); null where not counted
-        ("dispatched_ops", _I64),  # aten ops dispatched in the counted step (forward and backward)
-        ("instructions", _F64),  # median instructions per step, callgrind (`measure.instructions`)
-        ("instructions_samples", pa.list_(_I64)),  # each counted step's instructions, in order
-        ("instructions_tool", _STR),  # e.g. "callgrind 3.19.0"
-        ("instructions_reason", _STR),  # why a cell asking for instructions has none (valgrind missing, ...)
-        ("flops_per_s", _F64),
-        # perplexity measurements
-        ("dataset", _STR),
-        ("split", _STR),
-        ("data_source", _STR),
-        ("data_sha256", _STR),
-        ("tokenizer", _STR),
-        ("seed", _I64),
-        ("step", _I64),
-        ("epoch", _F64),
-        ("tokens_seen", _I64),
-        ("wall_s", _F64),
-        ("epoch_time_s", _F64),
-        ("train_loss", _F64),
-        ("val_loss", _F64),
-        ("val_ppl", _F64),
-        ("position_loss", pa.list_(_F64)),  # mean val loss per position bucket
-        ("position_bucket_edges", pa.list_(_I64)),
-        # decode measurements (task "decode"; gam_bench.tasks.decode): context N = seq_len,
-        # G = decode_tokens decode steps after a prefill of N tokens; null where the mode measures no such thing
-        ("decode_tokens", _I64),  # G (0 for mode prefill)
-        ("prefill_ms", _F64),  # median prefill of N tokens (an LM computes the last position's logits only)
-        ("prefill_ms_q25", _F64),
-        ("prefill_ms_q75", _F64),
-        ("prefill_samples_ms", pa.list_(_F64)),
-        ("prefill_tokens_per_s", _F64),  # batch * N / prefill_ms
-        ("decode_ms_per_token", _F64),  # median of the G decode steps (latency at context N)
-        ("decode_ms_q25", _F64),
-        ("decode_ms_q75", _F64),
-        ("decode_samples_ms", pa.list_(_F64)),  # every decode step, in order
-        ("decode_tokens_per_s", _F64),  # batch / decode_ms_per_token
-        ("state_bytes", _I64),  # decode-state tensor bytes at N (after prefill)
-        ("state_bytes_final", _I64),  # at N + G
-        ("decode_backend", _STR),  # the implementation decode ran (e.g. torch step, mamba-ssm)
-        # recall (MQAR) measurements (tasks/recall.py). Also uses train_loss, step (optimiser
-        # steps), wall_s (training seconds), tokens_seen, tokens_per_s, dataset ("mqar") and split ("test").
-        ("accuracy", _F64),  # correct / n_answers: argmax hits at every answer position of the test set
-        ("correct", _I64),
-        ("n_answers", _I64),
-        ("probe_correct", _I64),  # hits on one seeded answer per test example (independent trials)
-        ("n_examples", _I64),
-        ("chance", _F64),  # 1 / number of value tokens
-        ("chance_in_context", _F64),  # 1 / num_kv_pairs
-        ("num_kv_pairs", _I64),
-        ("lr", _F64),
-        ("vocab_size", _I64),
-        ("power_a", _F64),  # query placement power law
-        ("pos_init", _STR),  # how learned position embeddings were initialised (RecallSettings.pos_init_std)
-        ("train_examples", _I64),
-        ("test_rejected", _I64),  # test draws redrawn because they repeated a training problem
-        ("budget", _STR),  # "steps=N" or "seconds=S"
-        # divergence (tasks/divergence.py): on every row of a cell stored with status "diverged" (v5)
-        ("diverged_step", _I64),  # the 1-based optimiser step whose loss or gradient was non-finite
-        ("diverged_tokens", _I64),  # tokens trained on before that step
-        ("last_finite_loss", _F64),  # the last finite training loss before it; null: none
-        ("diverged_where", _STR),  # the first non-finite value on a re-run of that step (divergence.locate)
-        # environment
-        ("torch_version", _STR),
-        ("cuda_version", _STR),
-        ("cpu_model", _STR),
-        ("threads", _I64),
-        ("load_avg_1m", _F64),  # the machine's 1-minute load average when the cell started (v2)
-        ("hostname", _STR),
-        ("gam_bench_version", _STR),
-        ("git_sha", _STR),
-        # accelerator provenance (measure/provenance.py, measure/memory.py, measure/timing.py)
-        ("backend_reason", _STR),  # which kernel path ran and why (e.g. mamba-ssm import error)
-        ("sdpa_kernel", _STR),  # SDPA kernels that ran: flash, efficient, cudnn, flash_cpu, math; "" none
-        ("float32_matmul_precision", _STR),  # "highest" | "high" | "medium" (TF32)
-        ("cuda_matmul_allow_tf32", _BOOL),
-        ("cudnn_enabled", _BOOL),
-        ("cudnn_benchmark", _BOOL),
-        ("cudnn_deterministic", _BOOL),
-        ("cudnn_allow_tf32", _BOOL),
-        ("mamba_ssm_version", _STR),
-        ("causal_conv1d_version", _STR),
-        ("triton_version", _STR),
-        ("gpu_sm_clock_mhz", _F64),  # at cell start (NVML / nvidia-smi), null where unreadable
-        ("gpu_mem_clock_mhz", _F64),
-        ("gpu_max_sm_clock_mhz", _F64),
-        ("gpu_power_limit_w", _F64),
-        ("device_mem_free_bytes", _I64),  # device (CPU: RAM available) memory at cell start, all processes
-        ("device_mem_total_bytes", _I64),
-        ("device_time_ms", _F64),  # median of device-event step times (accelerator only)
-        ("device_time_samples_ms", pa.list_(_F64)),
-        # worker process settings (runner/worker.py prepare, measure/memory.tune_malloc)
-        ("malloc_tuned", _BOOL),  # glibc mmap/trim thresholds fixed at 1 GiB in the worker; null: not a worker row
-        # execution mode and roofline (tasks/execution.py, measure/calibrate.py); null in older rows
-        ("compile", _STR),  # "eager" | "default" | "reduce-overhead" | "max-autotune"
-        ("cuda_graph", _BOOL),  # the timed step was a CUDA-graph replay
-        ("compile_s", _F64),  # wall seconds of the compiling first call (never timed); null for eager
-        ("recompiles", _I64),  # dynamo recompilations during warmup + timing; null for eager
-        ("max_rel_err", _F64),  # compiled vs eager on the same inputs (outputs and gradients)
-        ("parity_ok", _BOOL),  # max_rel_err within tasks.execution.PARITY_TOL[dtype]; null: not compared
-        ("parity_note", _STR),  # why parity failed or was not comparable
-        ("peak_flops_per_s", _F64),  # this machine's calibrated dense-matmul peak for the dtype
-        ("mfu", _F64),  # flops_per_s / peak_flops_per_s
-        # fairness audit (models/work.py, measure/calibrate.roofline_ms); null without calibration or FLOPs
-        ("peak_bandwidth_bytes_per_s", _F64),  # this machine's calibrated copy bandwidth
-        ("min_bytes", _I64),  # the family's declared minimal bytes moved by one step
-        ("roofline_ms", _F64),  # max(flops / peak_flops_per_s, min_bytes / peak_bandwidth_bytes_per_s)
-        ("roofline_fraction", _F64),  # roofline_ms / time_ms (1: at the roofline)
-        # -- processes and worker release (runner: executor.py, processes.py)
-        ("processes", _I64),  # fresh worker processes the cell's timed steps were spread over
-        ("process_medians_ms", pa.list_(_F64)),  # median step time of each process, in order
-        ("process_pids", pa.list_(_I64)),  # the worker pid of each process, in order
-        ("release_wait_s", _F64),  # how long the runner waited for a failed worker's device memory before this cell
-        ("release_ok", _BOOL),  # False: that memory was not back within the wait (an oom here may be false)
-        ("executor", _STR),
-        ("started_at", pa.timestamp("us", tz="UTC")),
-        ("duration_s", _F64),
-    ]
-)
+CORE_COLUMNS: list[tuple[str, pa.DataType]] = [
+    ("schema_version", _I64),
+    # identity
+    ("suite", _STR),
+    ("cell_id", _STR),  # stable hash of the cell's full config
+    ("run_id", _STR),  # one attempt at a cell
+    ("task", _STR),  # "throughput" | "perplexity" | "decode" | "recall" | a plugin's
+    ("model", _STR),
+    ("family", _STR),
+    ("backend", _STR),  # what actually ran: attention impl, mamba backend, ...
+    ("level", _STR),  # "block" | "lm"
+    ("mode", _STR),  # one of the task's modes, e.g. "forward" | "forward_backward" | "train_step"
+    ("device", _STR),  # "cpu" | "cuda" | ...
+    ("device_name", _STR),
+    ("dtype", _STR),
+    ("batch_size", _I64),
+    ("seq_len", _I64),
+    ("seed", _I64),
+    ("d_model", _I64),
+    ("n_layers", _I64),
+    ("params", _I64),
+    ("config_json", _STR),  # the cell's full config, JSON, sorted keys
+    # outcome
+    ("status", _STR),  # one of STATUSES
+    ("error", _STR),
+    # throughput measurements
+    ("time_ms", _F64),  # median
+    ("time_ms_q25", _F64),
+    ("time_ms_q75", _F64),
+    ("time_samples_ms", pa.list_(_F64)),
+    ("control_ms", _F64),  # the control kernel's median around the timing (v4; measure/control.py)
+    ("tokens_per_s", _F64),
+    ("peak_mem_bytes", _I64),
+    ("mem_source", _STR),  # how peak memory was measured, e.g. "cuda_allocator", "rss_hwm"
+    # Peak live tensor storage in the untimed counted step (v3): deterministic, comparable across
+    # devices; what report, compare and check judge memory on where present. Null until filled.
+    ("peak_tensor_bytes", _I64),
+    ("peak_rss_bytes", _I64),  # the process's RSS high-water mark, kept as its own figure (v3)
+    ("flops", _F64),  # per step, torch.utils.flop_counter
+    ("flops_per_s", _F64),
+    # environment
+    ("torch_version", _STR),
+    ("cuda_version", _STR),
+    ("cpu_model", _STR),
+    ("threads", _I64),
+    ("load_avg_1m", _F64),  # the machine's 1-minute load average when the cell started (v2)
+    ("hostname", _STR),
+    ("gam_bench_version", _STR),
+    ("git_sha", _STR),
+    # accelerator provenance (measure/provenance.py, measure/memory.py, measure/timing.py)
+    ("backend_reason", _STR),  # which kernel path ran and why (e.g. mamba-ssm import error)
+    ("sdpa_kernel", _STR),  # SDPA kernels that ran: flash, efficient, cudnn, flash_cpu, math; "" none
+    ("float32_matmul_precision", _STR),  # "highest" | "high" | "medium" (TF32)
+    ("cuda_matmul_allow_tf32", _BOOL),
+    ("cudnn_enabled", _BOOL),
+    ("cudnn_benchmark", _BOOL),
+    ("cudnn_deterministic", _BOOL),
+    ("cudnn_allow_tf32", _BOOL),
+    ("mamba_ssm_version", _STR),
+    ("causal_conv1d_version", _STR),
+    ("triton_version", _STR),
+    ("gpu_sm_clock_mhz", _F64),  # at cell start (NVML / nvidia-smi), null where unreadable
+    ("gpu_mem_clock_mhz", _F64),
+    ("gpu_max_sm_clock_mhz", _F64),
+    ("gpu_power_limit_w", _F64),
+    ("device_mem_free_bytes", _I64),  # device (CPU: RAM available) memory at cell start, all processes
+    ("device_mem_total_bytes", _I64),
+    ("device_time_ms", _F64),  # median of device-event step times (accelerator only)
+    ("device_time_samples_ms", pa.list_(_F64)),
+    # worker process settings (runner/worker.py prepare, measure/memory.tune_malloc)
+    ("malloc_tuned", _BOOL),  # glibc mmap/trim thresholds fixed at 1 GiB in the worker; null: not a worker row
+    # execution mode and roofline (execution/, measure/calibrate.py); null in older rows
+    ("compile", _STR),  # "eager" | "default" | "reduce-overhead" | "max-autotune"
+    ("cuda_graph", _BOOL),  # the timed step was a CUDA-graph replay
+    ("compile_s", _F64),  # wall seconds of the compiling first call (never timed); null for eager
+    ("recompiles", _I64),  # dynamo recompilations during warmup + timing; null for eager
+    ("max_rel_err", _F64),  # compiled vs eager on the same inputs (outputs and gradients)
+    ("parity_ok", _BOOL),  # max_rel_err within execution.PARITY_TOL[dtype]; null: not compared
+    ("parity_note", _STR),  # why parity failed or was not comparable
+    ("peak_flops_per_s", _F64),  # this machine's calibrated dense-matmul peak for the dtype
+    ("mfu", _F64),  # flops_per_s / peak_flops_per_s
+    # -- processes and worker release (runner: executor.py, processes.py)
+    ("processes", _I64),  # fresh worker processes the cell's timed steps were spread over
+    ("process_medians_ms", pa.list_(_F64)),  # median step time of each process, in order
+    ("process_pids", pa.list_(_I64)),  # the worker pid of each process, in order
+    ("release_wait_s", _F64),  # how long the runner waited for a failed worker's device memory before this cell
+    ("release_ok", _BOOL),  # False: that memory was not back within the wait (an oom here may be false)
+    ("executor", _STR),
+    ("started_at", pa.timestamp("us", tz="UTC")),
+    ("duration_s", _F64),
+]
+# The Arrow type of each type name a task may give its columns (gam_bench.tasks.base.COLUMN_TYPES).
+TYPES = {
+    "float64": _F64,
+    "int64": _I64,
+    "string": _STR,
+    "bool": _BOOL,
+    "list<float64>": pa.list_(_F64),
+    "list<int64>": pa.list_(_I64),
+}
+_schemas: dict[tuple[str, ...], pa.Schema] = {}
 
-COLUMNS = tuple(SCHEMA.names)
+
+def schema() -> pa.Schema:
+    """The row schema: the core columns, then each task's own columns (`Task.columns`, in the
+    order tasks are registered; a column two tasks share is listed once, with one type)."""
+    from gam_bench.tasks import all_tasks
+
+    tasks = all_tasks()
+    key = tuple(task.name for task in tasks)
+    if key not in _schemas:
+        fields = dict(CORE_COLUMNS)
+        for task in tasks:
+            for name, type_name in task.columns.items():
+                if type_name not in TYPES:
+                    raise ValueError(f"task {task.name!r}: column {name!r} has unknown type {type_name!r}")
+                if fields.setdefault(name, TYPES[type_name]) != TYPES[type_name]:
+                    raise ValueError(f"task {task.name!r}: column {name!r} is {type_name}, another says {fields[name]}")
+        _schemas[key] = pa.schema(list(fields.items()))
+    return _schemas[key]
+
+
+def columns() -> tuple[str, ...]:
+    """The names of `schema()`'s columns."""
+    return tuple(schema().names)
 
 
 def _check_row(row: Mapping[str, Any]) -> None:
-    unknown = set(row) - set(COLUMNS)
+    unknown = set(row) - set(columns())
     if unknown:
         raise ValueError(f"row has columns outside the schema: {sorted(unknown)}")
     status = row.get("status")
@@ -236,14 +203,15 @@ def non_finite_columns(row: Mapping[str, Any]) -> list[str]:
 
 
 def to_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
-    """Rows (dicts with a subset of COLUMNS) -> a table with the full schema; missing = null."""
+    """Rows (dicts with a subset of `columns()`) -> a table with the full schema; missing = null."""
     rows = list(rows)
     for row in rows:
         _check_row(row)
-    columns = {
-        name: [row.get(name, SCHEMA_VERSION if name == "schema_version" else None) for row in rows] for name in COLUMNS
+    names = columns()
+    values = {
+        name: [row.get(name, SCHEMA_VERSION if name == "schema_version" else None) for row in rows] for name in names
     }
-    return pa.Table.from_pydict(columns, schema=SCHEMA)
+    return pa.Table.from_pydict(values, schema=schema())
 
 
 def append(rows: Iterable[Mapping[str, Any]], folder: str | os.PathLike[str]) -> Path | None:
@@ -281,8 +249,8 @@ def load(path: str | os.PathLike[str], *, strict: bool = False) -> pd.DataFrame:
                 raise UserError(f"{file}: {exc} (--strict)") from None
             print(f"warning: skipped {file}: {exc}", file=sys.stderr)
     if not tables:
-        return SCHEMA.empty_table().to_pandas()
-    return pa.concat_tables(tables).to_pandas()
+        return schema().empty_table().to_pandas()
+    return pa.concat_tables(tables, promote_options="default").to_pandas()
 
 
 class _BadPart(Exception):
@@ -309,7 +277,9 @@ def _first_line(exc: Exception) -> str:
 
 
 def migrate(table: pa.Table, source: Path | str = "<table>") -> pa.Table:
-    """Bring a stored table to the current schema: add missing columns as nulls, drop none.
+    """Bring a stored table to the current schema: add missing columns as nulls, drop none (a
+    column no known task declares, e.g. a plugin task's when its plugin is not imported, is kept
+    after the schema's columns).
 
     Version 1 is the first schema. Version 2 added `load_avg_1m` (null in version-1 rows);
     version 3 added `peak_tensor_bytes` and `peak_rss_bytes`; version 4, `control_ms`; version 5,
@@ -326,13 +296,16 @@ def migrate(table: pa.Table, source: Path | str = "<table>") -> pa.Table:
             f"{source}: schema_version {max(newer)} is newer than this gam-bench understands "
             f"({SCHEMA_VERSION}); upgrade gam-bench"
         )
-    columns = []
-    for fld in SCHEMA:
+    target = schema()
+    arrays = []
+    for fld in target:
         if fld.name in table.column_names:
-            columns.append(table.column(fld.name).cast(fld.type))
+            arrays.append(table.column(fld.name).cast(fld.type))
         else:
-            columns.append(pa.nulls(table.num_rows, type=fld.type))
-    return pa.Table.from_arrays(columns, schema=SCHEMA)
+            arrays.append(pa.nulls(table.num_rows, type=fld.type))
+    extra = [name for name in table.column_names if name not in target.names]
+    fields = list(target) + [table.schema.field(name) for name in extra]
+    return pa.Table.from_arrays(arrays + [table.column(name) for name in extra], schema=pa.schema(fields))
 
 
 def latest(df: pd.DataFrame) -> pd.DataFrame:

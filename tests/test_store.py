@@ -35,7 +35,7 @@ def test_round_trip_keeps_types_and_fills_missing_columns(tmp_path):
     path = store.append([row(time_ms=2.0, peak_mem_bytes=10), row("c2", "r2", "oom", error="OOM")], tmp_path)
     assert path.parent == tmp_path and path.name.startswith("part-") and path.suffix == ".parquet"
     df = store.load(tmp_path)
-    assert list(df.columns) == list(store.COLUMNS)
+    assert list(df.columns) == list(store.columns())
     assert len(df) == 2
     first = df.iloc[0]
     assert first["schema_version"] == store.SCHEMA_VERSION
@@ -51,7 +51,7 @@ def test_load_accepts_a_single_file_and_an_empty_folder(tmp_path):
     assert len(store.load(path)) == 1
     (tmp_path / "empty").mkdir()
     empty = store.load(tmp_path / "empty")
-    assert empty.empty and list(empty.columns) == list(store.COLUMNS)
+    assert empty.empty and list(empty.columns) == list(store.columns())
     with pytest.raises(UserError, match="no such results file or folder"):
         store.load(tmp_path / "missing")
 
@@ -134,7 +134,7 @@ def test_migrate_adds_missing_columns_and_refuses_newer_schemas(tmp_path):
     old = pa.table({"schema_version": [1], "cell_id": ["x"], "status": ["ok"], "time_ms": [1.5]})
     pq.write_table(old, tmp_path / "part-old.parquet")
     df = store.load(tmp_path)
-    assert list(df.columns) == list(store.COLUMNS) and df.iloc[0]["time_ms"] == 1.5 and df["model"].isna().all()
+    assert list(df.columns) == list(store.columns()) and df.iloc[0]["time_ms"] == 1.5 and df["model"].isna().all()
     newer = pa.table({"schema_version": [store.SCHEMA_VERSION + 1], "cell_id": ["y"], "status": ["ok"]})
     pq.write_table(newer, tmp_path / "part-new.parquet")
     with pytest.raises(UserError, match="newer than this gam-bench understands"):
@@ -180,9 +180,9 @@ def test_suite_meta_round_trips_atomically(tmp_path, capsys):
 
 
 def test_memory_columns_are_nullable_int64_in_the_schema():
-    assert store.SCHEMA.field("peak_tensor_bytes").type == pa.int64()
-    assert store.SCHEMA.field("peak_rss_bytes").type == pa.int64()
-    assert store.SCHEMA.field("peak_tensor_bytes").nullable
+    assert store.schema().field("peak_tensor_bytes").type == pa.int64()
+    assert store.schema().field("peak_rss_bytes").type == pa.int64()
+    assert store.schema().field("peak_tensor_bytes").nullable
 
 
 def test_store_does_not_import_torch():

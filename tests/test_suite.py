@@ -17,6 +17,7 @@ from gam_bench.cell import Cell, cell_id, expand
 from gam_bench.cli.main import main
 from gam_bench.errors import UserError
 from gam_bench.suite import load_suite, suite_from_dict
+from gam_bench.tasks.perplexity.settings import PerplexitySettings
 
 REPO = Path(__file__).resolve().parent.parent
 BAD = Path(__file__).resolve().parent / "suites_bad"
@@ -188,7 +189,7 @@ perplexity: {dataset: wikitext-2, budget: {epochs: 2}, lr: 0.01}
 
 def test_per_model_perplexity_fields_replace_the_suites_for_that_entry(tmp_path):
     cells = expand(load_suite(write(tmp_path, PER_MODEL)), "cpu", 1)
-    got = [(c.model, c.perplexity.dataset, c.perplexity.budget.model_dump(), c.perplexity.lr) for c in cells]
+    got = [(c.model, c.settings.dataset, c.settings.budget.model_dump(), c.settings.lr) for c in cells]
     assert got == [
         ("gam", "wikitext-2", {"epochs": 2.0, "tokens": None, "seconds": None}, 0.01),
         ("gam", "tinystories", {"epochs": None, "tokens": 4096, "seconds": None}, 0.01),  # budget replaced whole
@@ -276,7 +277,7 @@ def test_cell_ids_of_the_stored_ci_baseline_are_reproduced():
 def test_a_cell_survives_pickling_unchanged():
     cell = expand(load_suite(REPO / "suites" / "perplexity.yaml"), "cpu", threads=1)[0]
     again = pickle.loads(pickle.dumps(cell))
-    assert again == cell and again.cell_id == cell.cell_id and again.perplexity == cell.perplexity
+    assert again == cell and again.cell_id == cell.cell_id and again.settings == cell.settings
     with pytest.raises(ValidationError, match="frozen"):
         cell.seq_len = 1
 
@@ -293,8 +294,8 @@ def test_a_new_cell_field_at_its_default_keeps_cell_ids():
 
 def test_task_settings_belong_to_their_task():
     cell = expand(load_suite(REPO / "suites" / "ci.yaml"), "cpu", threads=1)[0]
-    with pytest.raises(ValidationError, match="a throughput cell has perplexity settings"):
-        Cell(**{**cell.model_dump(), "perplexity": {}})
+    with pytest.raises(ValidationError, match=r"a throughput cell has no settings \(got PerplexitySettings\)"):
+        Cell(**{**cell.model_dump(), "settings": PerplexitySettings()})
     with pytest.raises(ValidationError, match="a perplexity cell needs perplexity settings"):
         Cell(**{**cell.model_dump(), "task": "perplexity"})
 

@@ -1,5 +1,9 @@
 """Compare two result sets cell by cell: the entry points behind `gam-bench compare` and `check`.
 
+What is judged is the task's: the rows of every task with gate metrics are compared, each on
+its task's metrics (`Task.gate_metrics`: throughput's are the counts, memory and time
+described below; a task's own count is judged by its change, analysis.judge.judge_count).
+
 The steps live in their own modules: `matching` pairs the cells and checks the environments,
 `judge` reaches each metric's verdict, `runs` combines several recorded runs, `verdicts` holds
 the result types. Memory is judged on `peak_tensor_bytes` (live tensor storage, deterministic)
@@ -26,7 +30,7 @@ from pydantic import ValidationError
 from gam_bench import baselines, store
 from gam_bench.analysis.compare_settings import RegressionSettings
 from gam_bench.analysis.judge import combine, is_new_failure, judge_counts, judge_memory, judge_time
-from gam_bench.analysis.matching import check_environment, comparable_rows, match_cells
+from gam_bench.analysis.matching import check_environment, comparable_rows, gated_tasks, match_cells
 from gam_bench.analysis.reachability import count_spread_note, fewest_per_side
 from gam_bench.analysis.rows import cell_label, memory_column, present
 from gam_bench.analysis.runs import confirm, runs_label
@@ -40,6 +44,7 @@ from gam_bench.analysis.verdicts import (
     Comparison,
 )
 from gam_bench.errors import UserError, one_line
+from gam_bench.tasks import get_task
 
 
 def samples(row: pd.Series) -> np.ndarray:
@@ -108,10 +113,14 @@ def compare_cell(base: pd.Series, cand: pd.Series, settings: RegressionSettings,
     if b_status != "ok":
         verdict = FIXED if c_status == "ok" else STILL_FAILING
         return CellComparison(verdict=verdict, note=f"baseline {b_status}", **common)
-    counts = tuple(judge_counts(base, cand, settings))  # deterministic: first
-    column = memory_column(base, cand)
-    memory = judge_memory(base.get(column), cand.get(column), settings, column)
-    time = _judge_time(base, cand, settings) if settings.time else None
+    metrics = get_task(str(cand.get("task") or "throughput")).gate_metrics  # what the task lets the gate judge
+    counts = tuple(judge_counts(base, cand, settings, [m for m in metrics if m.kind == "count"]))  # first
+    memory = time = None
+    if any(m.kind == "memory" for m in metrics):
+        column = memory_column(base, cand)
+        memory = judge_memory(base.get(column), cand.get(column), settings, column)
+    if settings.time and any(m.kind == "time" for m in metrics):
+        time = _judge_time(base, cand, settings)
     verdict, which = combine(*counts, memory, time)
     note = "; ".join(part for part in (which, _uncounted(base, cand)) if part)
     return CellComparison(verdict=verdict, time=time, memory=memory, counts=counts, note=note, **common)
@@ -153,7 +162,7 @@ def compare_frames(
     base, cand = comparable_rows(baseline), comparable_rows(candidate)
     for name, df in zip(names, (base, cand)):
         if df.empty:
-            raise UserError(f"{name}: no throughput results to compare")
+            raise UserError(f"{name}: no results to compare (the gate compares {' and '.join(gated_tasks())} cells)")
     pairs, only_base, only_cand = match_cells(base, cand)
     if not pairs:
         raise UserError(f"{names[0]} and {names[1]}: no cells in common (different suites?)")

@@ -63,6 +63,7 @@ _ICON = {
 }
 _HEADERS = ("Cell", "Verdict", "Counts (change)", "Time (median)", "Change [95% CI]", "p", "Peak memory", "Change")
 _SHORT = {"instructions": "instr"}
+_BUILT_IN = ("instructions", "flops", "ops")  # the throughput counts the method line names with their settings
 
 
 # --------------------------------------------------------------------------------------------
@@ -165,6 +166,10 @@ def method_line(comparison: Comparison) -> str:
         f"gives p < {s.alpha:g}"
         if s.time
         else "time: not judged (regression: time: false)"
+    )
+    deterministic += "".join(
+        f"; {r.metric} ({r.column}) >= {r.basis.rsplit('threshold ', 1)[-1]}"
+        for r in {r.metric: r for c in comparison.cells for r in c.counts if r.metric not in _BUILT_IN}.values()
     )
     return (
         f"{deterministic}; {time}; memory ({columns}): one peak per cell, measured peaks regress if "

@@ -13,7 +13,9 @@
   dispatched aten ops per step. A count does not move between identical runs, so there is no
   noise to test against: a regression is a growth of at least the metric's own threshold
   (`instructions_threshold` etc., 1% by default), an improvement the mirror image. Each is
-  judged only where both rows have it (`COUNT_METRICS`).
+  judged only where both rows have it. Which counts a row has is its task's (`Task.gate_metrics`
+  of kind "count"; throughput: instructions, flops, dispatched ops); a task's own count (e.g.
+  an accuracy, `better: higher`) is judged the same way against its own threshold.
 - **Memory.** Peak memory is one number per cell (there are no repeats to test), so the effect
   size alone decides. Counted tensor bytes (`peak_tensor_bytes`, deterministic): a change of
   at least `tensor_bytes_threshold`. A measured peak (`peak_mem_bytes`, noisy RSS): an
@@ -35,6 +37,7 @@ from scipy import stats
 from gam_bench.analysis.compare_settings import RegressionSettings
 from gam_bench.analysis.rows import TENSOR_MEMORY, present
 from gam_bench.analysis.verdicts import IMPROVEMENT, REGRESSION, UNCHANGED, MetricResult
+from gam_bench.tasks.base import GateMetric
 
 _EPS = 1e-12  # so that exactly +10% counts as 10% despite floating point
 
@@ -139,30 +142,30 @@ def judge_memory(
     return MetricResult("memory", base, cand, cand / base - 1, verdict, basis, column=column)
 
 
-# metric name, stored column, its threshold in RegressionSettings: the deterministic counts
-COUNT_METRICS = (
-    ("instructions", "instructions", "instructions_threshold"),
-    ("flops", "flops", "flops_threshold"),
-    ("ops", "dispatched_ops", "ops_threshold"),
-)
-
-
-def judge_count(metric: str, column: str, baseline: object, candidate: object, threshold: float) -> MetricResult | None:
-    """A deterministic count: the threshold alone decides (no noise, so no test); None unless
-    both sides have a positive count."""
+def judge_count(
+    metric: str, column: str, baseline: object, candidate: object, threshold: float, better: str = "lower"
+) -> MetricResult | None:
+    """A count (one value per row): the threshold alone decides (no noise, so no test); None
+    unless both sides have a positive value. better: "higher" flips the verdict (an accuracy)."""
     if not present(baseline) or not present(candidate) or float(baseline) <= 0:
         return None
     base, cand = float(baseline), float(candidate)
     verdict = EffectSizeCheck(threshold).direction(base, cand)
+    if better == "higher":
+        verdict = {REGRESSION: IMPROVEMENT, IMPROVEMENT: REGRESSION}.get(verdict, verdict)
     basis = f"deterministic: one count, threshold {threshold:.2%}"
     return MetricResult(metric, base, cand, cand / base - 1, verdict, basis, column=column)
 
 
-def judge_counts(base: Mapping[str, object], cand: Mapping[str, object], settings: RegressionSettings) -> list:
-    """Every deterministic count both rows have, in `COUNT_METRICS` order."""
+def judge_counts(
+    base: Mapping[str, object], cand: Mapping[str, object], settings: RegressionSettings, metrics: Sequence[GateMetric]
+) -> list[MetricResult]:
+    """Every count metric of the task (`GateMetric` of kind "count") both rows have, in order.
+    A metric's threshold is the settings' field it names (`setting`), else its own."""
     results = []
-    for metric, column, threshold in COUNT_METRICS:
-        result = judge_count(metric, column, base.get(column), cand.get(column), getattr(settings, threshold))
+    for m in metrics:
+        threshold = getattr(settings, m.setting) if m.setting else m.threshold
+        result = judge_count(m.name, m.column, base.get(m.column), cand.get(m.column), threshold, m.better)
         if result is not None:
             results.append(result)
     return results

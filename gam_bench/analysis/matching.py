@@ -32,12 +32,19 @@ LOAD_NOTE_GAP = 1.0  # mean 1-minute load average difference that earns a note
 Pair = tuple[pd.Series, pd.Series, str]  # (baseline row, candidate row, matched_by)
 
 
+def gated_tasks() -> list[str]:
+    """The tasks whose rows the gate compares: those with gate metrics (`Task.gate_metrics`)."""
+    from gam_bench.tasks import all_tasks
+
+    return [task.name for task in all_tasks() if task.gate_metrics]
+
+
 def comparable_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """The newest attempt of every throughput cell, one row per cell_id."""
+    """The newest attempt of every cell of a task with gate metrics, one row per cell_id."""
     df = store.latest(df)
     if df.empty:
         return df
-    df = df[df["task"].fillna("throughput") == "throughput"]
+    df = df[df["task"].fillna("throughput").isin(gated_tasks())]
     return df.drop_duplicates("cell_id", keep="last").reset_index(drop=True)
 
 

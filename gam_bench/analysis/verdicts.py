@@ -49,7 +49,7 @@ class CellComparison:
     candidate_status: str | None = None
     time: MetricResult | None = None
     memory: MetricResult | None = None
-    counts: tuple[MetricResult, ...] = ()  # deterministic counts, judged first (analysis.judge.COUNT_METRICS)
+    counts: tuple[MetricResult, ...] = ()  # the task's count metrics, judged first (Task.gate_metrics, kind "count")
     matched_by: str | None = None  # "cell_id" | "config" | None (one side only)
     note: str = ""
     sort_key: tuple = field(default=(), repr=False, compare=False)

@@ -53,7 +53,8 @@ def _needs(suite_path: str | None, device: str) -> tuple[list[tuple[str, dict]],
     """(models with their overrides, dtype, mem_cap_fraction, mem_cap_gb) that a suite needs; without
     a suite, the cap every suite gets by default (suite.Limits: the one source `run` uses too)."""
     from gam_bench.models import registry
-    from gam_bench.suite import Limits, load_suite
+    from gam_bench.settings import Limits
+    from gam_bench.suite import load_suite
 
     if suite_path is None:
         limits = Limits()

@@ -93,7 +93,7 @@ def _dry_run(args: argparse.Namespace) -> int:
     folder = results_dir(suite, args.out)
     done = set() if args.fresh else store.done_cell_ids(folder)
     table = Table(title=f"{suite.name}: {len(cells)} cells on {cells[0].device} -> {folder}")
-    data = cells[0].task == "perplexity"
+    extra = cells[0].task_spec.dry_run_columns()  # header -> the cell's text
     table.add_column("#")
     table.add_column("cell_id", no_wrap=True)
     table.add_column("model", no_wrap=True, min_width=max(len(c.model) for c in cells))
@@ -103,7 +103,7 @@ def _dry_run(args: argparse.Namespace) -> int:
         "dtype",
         "B",
         "T",
-        *(["data"] if data else []),
+        *extra,
         "overrides",
         "stored",
     ):
@@ -119,7 +119,7 @@ def _dry_run(args: argparse.Namespace) -> int:
             cell.dtype,
             str(cell.batch_size),
             str(cell.seq_len),
-            *([cell.perplexity.dataset] if data else []),
+            *(text(cell) for text in extra.values()),
             overrides,
             "ok" if cell.cell_id in done else "",
         )

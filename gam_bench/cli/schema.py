@@ -1,4 +1,4 @@
-"""`gam-bench schema [-o FILE]`: the suite files' JSON Schema (see gam_bench.suite_schema)."""
+"""`gam-bench schema [-o FILE]`: the suite files' JSON Schema (see gam_bench.suite.json_schema)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gam_bench.atomic import atomic_write
-    from gam_bench.suite_schema import schema_text
+    from gam_bench.suite.json_schema import schema_text
 
     text = schema_text()
     if args.out is None:

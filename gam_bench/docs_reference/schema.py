@@ -1,5 +1,5 @@
 """The suite schema reference: one table per section of a suite file, from its JSON Schema
-(gam_bench.suite_schema, itself generated from the pydantic models)."""
+(gam_bench.suite.json_schema, itself generated from the pydantic models)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 
 def schema_markdown() -> str:
-    from gam_bench.suite_schema import suite_json_schema
+    from gam_bench.suite.json_schema import suite_json_schema
 
     schema = suite_json_schema()
     defs = schema["$defs"]

@@ -2,7 +2,7 @@
 time against context length, with fitted exponents, a Table-2-layout table, crossovers and a
 one-line reading of each exponent. No torch.
 
-Rows: task == "decode", the newest attempt of each cell (`store.latest`), one row per cell with
+Rows of the decode task, the newest attempt of each cell (`store.latest`), one row per cell with
 the columns of gam_bench.tasks.decode (decode_ms_per_token, decode_samples_ms, state_bytes,
 prefill_ms, prefill_samples_ms, ...). A group is one (device, level, dtype, batch_size); a
 series is one model in it (variants labelled as in report.labels). Exponents are fitted as the

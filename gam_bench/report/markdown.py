@@ -1,7 +1,8 @@
-"""Assemble report.md: header, environment, status counts, one section per throughput
-group (figures, Table 2 layout, exponents, crossovers), one per perplexity data set
-(Table 1/3 layout, learning curves, per-position loss), the decode section (report.decode),
-the recall (MQAR) section, failed cells and method notes.
+"""Assemble report.md: header, environment, status counts, then each task's section(s) from
+its rows (`Task.report_section`, in the order tasks are registered: throughput groups,
+perplexity data sets, decode, recall, then plugins), failed cells and the method notes of
+the tasks shown (`Task.method_note`). One palette colours a model alike in every section
+(`Task.report_labels`).
 
 `render` writes the figures into `out_dir/figures/` and returns the Markdown text. Nothing
 here reads the clock: the same rows give the same bytes.
@@ -9,37 +10,29 @@ here reads the clock: the same rows give the same bytes.
 
 from __future__ import annotations
 
-import re
-import textwrap
 from pathlib import Path
 
 import pandas as pd
 
-from gam_bench.analysis.scaling import BOOT_SEED, CONFIDENCE, N_BOOT, WINDOW_RULE
-from gam_bench.report import audit, perplexity, recall, roofline, tables
-from gam_bench.report.curves import Group, build_groups
-from gam_bench.report.decode import render_decode_section
-from gam_bench.report.plots import palette, save_png, scaling_figure
+from gam_bench.report import tables
+from gam_bench.report.plots import palette
+from gam_bench.tasks import all_tasks, get_task
 
 FIGURES = "figures"
-
-METRIC_TITLES = {"time": "Time", "memory": "Peak memory", "throughput": "Throughput"}
 
 
 def render(df: pd.DataFrame, newest: pd.DataFrame, out_dir: Path) -> str:
     """df: every stored row; newest: the newest attempt of each cell (`store.latest(df)`)."""
-    groups = build_groups(newest)
-    datasets = perplexity.by_dataset(newest)
-    labels = [s.label for g in groups for s in g.series] + [lab for d in datasets for lab in d.final["label"]]
-    colors = palette(labels)
+    tasks = [(task, newest[newest["task"] == task.name]) for task in all_tasks()]
+    colors = palette([label for task, rows in tasks for label in task.report_labels(rows)])
     parts = [_header(df, newest), _environment(newest), _status(newest)]
-    parts += [_throughput(g, out_dir, colors) for g in groups]
-    parts += [_perplexity(d, out_dir, colors) for d in datasets]
-    decode = render_decode_section(newest, out_dir, figures=FIGURES)  # "" without decode rows
-    parts += [decode] if decode else []
-    mqar = recall.section(newest, out_dir, FIGURES)  # "" without recall rows
-    parts += [mqar] if mqar else []
-    parts += [_failures(newest), _method(throughput=bool(groups), perplexity=bool(datasets), mqar=bool(mqar))]
+    shown = []
+    for task, rows in tasks:
+        section = task.report_section(rows, out_dir, FIGURES, colors) if not rows.empty else ""
+        if section:
+            parts.append(section)
+            shown.append(task.name)
+    parts += [_failures(newest), method(shown)]
     return "\n".join(p.rstrip("\n") + "\n" for p in parts)
 
 
@@ -62,62 +55,6 @@ def _status(newest: pd.DataFrame) -> str:
     return "## Status\n\nCells by the status of their newest attempt.\n\n" + tables.status_summary(newest)
 
 
-def _throughput(group: Group, out_dir: Path, colors: dict[str, str]) -> str:
-    images = []
-    for metric, title in METRIC_TITLES.items():
-        name = f"{group.key.slug}-{metric}.png"
-        save_png(scaling_figure(group, metric, colors), out_dir / FIGURES / name)
-        images.append(f"![{title} vs sequence length, {group.key.title}]({FIGURES}/{name})")
-    crossings = tables.crossovers(group) if group.crossovers else "Fewer than two models share a length.\n"
-    mfu = roofline.has_mfu(group)  # fraction of peak, when the rows carry it
-    if mfu:
-        images.append(roofline.figure_markdown(group, out_dir, FIGURES, colors))
-    return "\n".join(
-        [
-            f"## Throughput: {group.key.title}\n",
-            "\n".join(images) + "\n",
-            "### Time and peak memory (paper Table 2 layout)\n",
-            "Median time per call (ms) and peak memory (MiB); a failed cell shows its status.\n",
-            tables.table2(group, mfu=mfu),
-            "### Scaling exponents\n",
-            "Slope of log time and of log peak memory against log length over the window (see [method](#method)).\n",
-            tables.exponents(group),
-            "### Crossovers\n",
-            crossings,
-            *([audit.audit_markdown(group)] if audit.has_audit(group) else []),
-        ]
-    )
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "data"
-
-
-def _perplexity(runs: perplexity.DatasetRuns, out_dir: Path, colors: dict[str, str]) -> str:
-    stem = f"ppl-{_slug(runs.dataset)}"
-    figures = [
-        (perplexity.curve_figure(runs, "tokens", colors), "tokens", "Validation perplexity vs tokens"),
-        (perplexity.curve_figure(runs, "wall", colors), "wall", "Validation perplexity vs wall time"),
-    ]
-    if perplexity.has_positions(runs):
-        figures.append((perplexity.position_figure(runs, colors), "position", "Validation loss by position"))
-    images = []
-    for fig, kind, alt in figures:
-        name = f"{stem}-{kind}.png"
-        save_png(fig, out_dir / FIGURES / name)
-        images.append(f"![{alt}, {runs.dataset}]({FIGURES}/{name})")
-    return "\n".join(
-        [
-            f"## Perplexity: {runs.dataset}\n",
-            f"### Final validation results ({runs.layout})\n",
-            perplexity.data_note(runs) + "\n",
-            perplexity.results_table(runs),
-            "### Learning curves and loss by position\n",
-            "\n".join(images) + "\n",
-        ]
-    )
-
-
 def _failures(newest: pd.DataFrame) -> str:
     cells = tables.one_row_per_cell(newest)
     if (cells["status"] == "ok").all():
@@ -125,39 +62,6 @@ def _failures(newest: pd.DataFrame) -> str:
     return "## Failed cells\n\n" + tables.failures(newest)
 
 
-def _wrap(text: str) -> str:
-    return textwrap.fill(text, width=90, subsequent_indent="  ", break_on_hyphens=False)
-
-
-def _method(throughput: bool = True, perplexity: bool = True, mqar: bool = False) -> str:
-    """The method notes for the sections this report has."""
-    notes = ["## Method\n\n"]
-    if throughput:
-        notes.append(_THROUGHPUT_METHOD)
-    if perplexity:
-        notes.append(_PERPLEXITY_METHOD)
-    if mqar:
-        notes.append(recall.METHOD)
-    return "".join(notes)
-
-
-_THROUGHPUT_METHOD = f"""- **Time** is the median of a cell's timed repeats; error bars and bands span the
-  interquartile range (25th to 75th percentile). Throughput is batch × length / time.
-{_wrap(f"- **Fit window**: {WINDOW_RULE}.")}
-- **Time slope interval**: {CONFIDENCE:.0%} percentile bootstrap ({N_BOOT} resamples, seed
-  {BOOT_SEED}): every length's stored repeats are resampled with replacement and their
-  medians refitted. It covers timing noise, not the choice of window; a low R² says the
-  window is not a clean power law (noise, or a cost that changes regime).
-- **Memory slope**: peak memory is measured once per cell, so its slope has no interval.
-- **Crossover**: the last length where the order of two models' median times changes,
-  interpolated linearly in log-log between the two measured lengths around it ("measured");
-  otherwise where the two fitted power laws meet beyond the longest length both ran
-  ("extrapolated"), if they do.
-- **Failed cells** (✕ with their status, e.g. OOM) are drawn at their length, on the
-  curve's trend continued from its last two successful lengths: the height is a guide for
-  the eye, not a measurement.
-"""
-_PERPLEXITY_METHOD = """- **Perplexity** tables report each cell's final evaluation (highest step), exp of the
-  validation loss averaged over every evaluated token (token-weighted, not per block).
-  Avg. time/epoch is training time (evaluation excluded) divided by the epochs done.
-"""
+def method(tasks: list[str]) -> str:
+    """The method notes of the named tasks' sections (`Task.method_note`), in that order."""
+    return "## Method\n\n" + "".join(get_task(name).method_note() for name in tasks)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from matplotlib.figure import Figure
 
 from gam_bench.analysis.rows import parse_config
 from gam_bench.report.labels import variant_labels
-from gam_bench.report.plots import new_figure, plot_style
+from gam_bench.report.plots import new_figure, plot_style, save_png
 from gam_bench.report.tables import MISSING, fmt_num, markdown_table, one_row_per_cell, status_label
 
 
@@ -226,3 +227,48 @@ def _bucket_points(loss: object, edges: object) -> tuple[np.ndarray, np.ndarray]
 
 def has_positions(runs: DatasetRuns) -> bool:
     return any(v is not None and len(v) for v in runs.final["position_loss"])
+
+
+def labels(rows: pd.DataFrame) -> list[str]:
+    """The cell labels of the perplexity figures (for the report's shared palette)."""
+    return [label for runs in by_dataset(rows) for label in runs.final["label"]]
+
+
+def section(rows: pd.DataFrame, out_dir: Path, figures: str, colors: dict[str, str]) -> str:
+    """One section per data set ("" without perplexity rows)."""
+    return "\n".join(_dataset_section(r, out_dir, figures, colors).rstrip("\n") + "\n" for r in by_dataset(rows))
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "data"
+
+
+def _dataset_section(runs: DatasetRuns, out_dir: Path, figures: str, colors: dict[str, str]) -> str:
+    stem = f"ppl-{_slug(runs.dataset)}"
+    plots = [
+        (curve_figure(runs, "tokens", colors), "tokens", "Validation perplexity vs tokens"),
+        (curve_figure(runs, "wall", colors), "wall", "Validation perplexity vs wall time"),
+    ]
+    if has_positions(runs):
+        plots.append((position_figure(runs, colors), "position", "Validation loss by position"))
+    images = []
+    for fig, kind, alt in plots:
+        name = f"{stem}-{kind}.png"
+        save_png(fig, out_dir / figures / name)
+        images.append(f"![{alt}, {runs.dataset}]({figures}/{name})")
+    return "\n".join(
+        [
+            f"## Perplexity: {runs.dataset}\n",
+            f"### Final validation results ({runs.layout})\n",
+            data_note(runs) + "\n",
+            results_table(runs),
+            "### Learning curves and loss by position\n",
+            "\n".join(images) + "\n",
+        ]
+    )
+
+
+METHOD = """- **Perplexity** tables report each cell's final evaluation (highest step), exp of the
+  validation loss averaged over every evaluated token (token-weighted, not per block).
+  Avg. time/epoch is training time (evaluation excluded) divided by the epochs done.
+"""

@@ -2,8 +2,8 @@
 
 Before its timing passes, the sweep runs its counting cells once more in workers started
 under valgrind's callgrind (measure/valgrind.py writes the launcher; the local executor
-starts its workers through it; the worker then runs tasks/instruction_count.py instead of
-the task). One counting worker serves every counting cell of the pass, so valgrind's start
+starts its workers through it; the worker then runs the task's `count_instructions` instead of
+its `run`). One counting worker serves every counting cell of the pass, so valgrind's start
 (the torch import under it: 20-30 s) is paid once. The pass stores nothing itself: each
 cell's counting columns (`instructions`, `instructions_samples`, `instructions_tool`) wait
 in `sweep.counts` and join the cell's row when its timing passes end (runner._Sweep._row).
@@ -27,9 +27,16 @@ from typing import Any
 from gam_bench.cell import Cell
 from gam_bench.errors import UserError
 from gam_bench.measure import valgrind
-from gam_bench.runner.parallel import run_groups
+from gam_bench.runner.parallel import Sweep, run_groups
+from gam_bench.runner.progress import SweepProgress
 
 SLOWDOWN = 50  # the counting pass's timeout, in multiples of the cell's own
+
+
+def _counters() -> str:
+    from gam_bench.tasks import all_tasks
+
+    return " and ".join(task.name for task in all_tasks() if task.capabilities.instructions)
 
 
 def check_cell(cell: Cell, source: str) -> None:
@@ -37,8 +44,8 @@ def check_cell(cell: Cell, source: str) -> None:
     if not cell.measure.instructions:
         return
     problem = (
-        f"task {cell.task!r} (throughput cells only)"
-        if cell.task != "throughput"
+        f"task {cell.task!r} ({_counters()} cells only)"
+        if not cell.task_spec.capabilities.instructions
         else f"device {cell.device!r} (CPU cells only: valgrind runs host code)"
         if cell.device.split(":")[0] != "cpu"
         else f"compile: {cell.compile} (eager cells only: a compile under valgrind would take hours)"
@@ -73,7 +80,7 @@ def counting_cell(cell: Cell) -> Cell:
     return cell.model_copy(update={"limits": limits})
 
 
-def count_pass(sweep: Any, cells: list[Cell], bar: Any, slots: int) -> None:
+def count_pass(sweep: Sweep, cells: list[Cell], bar: SweepProgress, slots: int) -> None:
     """Fill `sweep.counts[cell_id]` for every counting cell of `cells` (see the module docstring)."""
     todo = counting_cells(cells)
     if not todo:

@@ -6,8 +6,9 @@ one after another, in `expand` order). Within a group the cells run one after an
 seq_len order, so the budget rule (an oom or timeout skips the longer lengths of its group)
 and resume behave the same for any number of slots. `executor.run` is thread-safe.
 
-The driver alone writes the store: each finished cell's rows are appended (and shown on the
-progress display) under one lock. On Ctrl-C or any error, no further cell starts, the
+The driver alone writes the store: each finished cell's rows go to `sweep.store_rows` (the
+runner's `_Sweep`, the one module that writes results) and to the progress display, under
+one lock. On Ctrl-C or any error, no further cell starts, the
 executor is closed (which ends the cells in flight) and their rows are dropped: an
 interrupted sweep loses the cells that were running, which resume runs again.
 """
@@ -16,11 +17,29 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gam_bench.cell import Cell
 
+if TYPE_CHECKING:
+    from gam_bench.runner.executor import Executor
+    from gam_bench.runner.progress import SweepProgress
+
 _WAIT_S = 0.5  # how often the main thread wakes up (so Ctrl-C is seen at once)
+
+
+class Sweep(Protocol):
+    """What the loop drives (the runner's `_Sweep`): its executor, one cell's run, and the store."""
+
+    executor: Executor
+    counts: dict[str, dict[str, Any]]  # cell_id -> columns of its counting pass (runner/counting.py)
+    counting: bool  # the counting pass is running
+
+    def run_cell(self, cell: Cell, bar: SweepProgress) -> list[dict[str, Any]]:
+        """The cell's rows to store (none while passes of it remain)."""
+
+    def store_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Append one finished cell's rows to the results."""
 
 
 class _Shared:
@@ -40,8 +59,8 @@ def groups_of(cells: list[Cell]) -> list[list[Cell]]:
     return list(groups.values())
 
 
-def run_groups(sweep: Any, cells: list[Cell], bar: Any, slots: int) -> list[dict[str, Any]]:
-    """Run `cells` through `sweep` (a runner `_Sweep`) with up to `slots` groups at once.
+def run_groups(sweep: Sweep, cells: list[Cell], bar: SweepProgress, slots: int) -> list[dict[str, Any]]:
+    """Run `cells` through `sweep` with up to `slots` groups at once.
 
     Returns the last row of every cell that stored rows, in the order of `cells` (a cell with
     passes left returns no rows: runner._Sweep keeps its outcome).
@@ -72,9 +91,7 @@ def _wait_all(futures: list[Future]) -> None:
             future.result()
 
 
-def _run_group(sweep: Any, group: list[Cell], bar: Any, shared: _Shared) -> None:
-    from gam_bench import store  # not at import time: runner.py starts a worker first
-
+def _run_group(sweep: Sweep, group: list[Cell], bar: SweepProgress, shared: _Shared) -> None:
     for cell in group:
         if shared.stop.is_set():
             return
@@ -86,6 +103,6 @@ def _run_group(sweep: Any, group: list[Cell], bar: Any, shared: _Shared) -> None
             if not rows:  # an earlier pass of the cell (measure.processes): nothing to store yet
                 bar.passed(cell)
                 continue
-            store.append(rows, sweep.folder)
+            sweep.store_rows(rows)
             bar.finish(cell, rows[-1])
             shared.summary[cell.cell_id] = rows[-1]

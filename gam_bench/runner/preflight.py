@@ -3,14 +3,17 @@ resolve what the registry knows about it (family, d_model, n_layers) into the ce
 
 Model names were checked when the suite was loaded; config fields and values need the
 model classes (which import torch), so they are checked here. Errors name the suite
-file and the field: `models[1].overrides.n_head` or `axes.d_modle`. A decode cell's model
-must also decode at the cell's level (`models.decode.check_decode_capability`). The
-execution fields (`compile`, `cuda_graph`) are checked against the resolved device here too
-(`tasks.execution.validate_execution`: e.g. cuda_graph on a CPU).
+file and the field: `models[1].overrides.n_head` or `axes.d_modle`. Then the cell's task
+checks it (`Task.preflight`: e.g. a decode cell's model must decode at its level), and the
+cell's full model config is resolved once, as its task needs it (models/builder.py:
+max_seq_len, vocab_size), and carried on the cell (`resolved_config`) for the worker to build
+from. The generic fields a task may not honour are refused for it (`Task.capabilities`:
+compile and cuda_graph, measure.processes), and the execution fields are checked against the
+resolved device (`execution.validate_execution`: e.g. cuda_graph on a CPU).
 
-`with_peaks` (called by `run_suite`, not by a dry run) fills in each throughput cell's
-`peak_flops_per_s` from this machine's calibration, measured once here in the parent (and
-cached), so parallel workers never calibrate.
+`with_peaks` (called by `run_suite`, not by a dry run) fills in `peak_flops_per_s` of each
+cell whose task uses the calibration, from this machine's matmul peak measured once here in
+the parent (and cached), so parallel workers never calibrate.
 """
 
 from __future__ import annotations
@@ -23,10 +26,10 @@ from typing import Any
 
 from gam_bench.cell import Cell
 from gam_bench.errors import UserError
-from gam_bench.models import registry
-from gam_bench.models.decode import check_decode_capability, state_grows
+from gam_bench.models import builder, registry
 from gam_bench.registry import did_you_mean
 from gam_bench.suite import SuiteConfig
+from gam_bench.tasks.base import Origin, Task
 
 
 def preflight(config: SuiteConfig, cells: list[Cell], source: str) -> list[Cell]:
@@ -37,14 +40,24 @@ def preflight(config: SuiteConfig, cells: list[Cell], source: str) -> list[Cell]
     out = []
     for cell in cells:
         _check_execution(cell, source)
-        key = json.dumps([cell.model, cell.overrides, cell.level], sort_keys=True, default=str)
+        i = _entry_index(config, cell)
+        origin = Origin(source, f"models[{i}]", frozenset(config.models[i].overrides))
+        key = json.dumps([cell.model, cell.overrides, cell.level, cell.task], sort_keys=True, default=str)
         if key not in resolved:
-            i = _entry_index(config, cell)
-            resolved[key] = _check_cell(cell, f"models[{i}]", set(config.models[i].overrides), source)
-            if cell.task == "recall":
-                _check_recall(cell, resolved[key], f"models[{i}]", set(config.models[i].overrides), source)
-        out.append(cell.model_copy(update=resolved[key]))
+            model_config, resolved[key] = _check_cell(cell, origin)
+            cell.task_spec.preflight(cell, model_config, origin)
+        full = _resolve(cell, origin)  # the config the worker builds: the task's needs applied (models/builder.py)
+        out.append(cell.model_copy(update={**resolved[key], "resolved_config": builder.config_fields(full)}))
     return out
+
+
+def _resolve(cell: Cell, origin: Origin) -> Any:
+    """The cell's full model config (max_seq_len, vocab_size and defaults as its task needs them)."""
+    try:
+        return builder.resolve_config(cell.model, cell.overrides, cell.task_spec.model_needs(cell))
+    except UserError as exc:
+        bad = _bad_field(cell.overrides, str(exc))
+        raise UserError(f"{origin.at(bad) if bad else origin.model}: {exc}") from None
 
 
 def _entry_index(config: SuiteConfig, cell: Cell) -> int:
@@ -55,44 +68,29 @@ def _entry_index(config: SuiteConfig, cell: Cell) -> int:
     return (exact or named)[0]
 
 
-def _where(field: str, model_at: str, from_model: set[str]) -> str:
-    return f"{model_at}.overrides.{field}" if field in from_model else f"axes.{field}"
-
-
-def _check_cell(cell: Cell, model_at: str, from_model: set[str], source: str) -> dict[str, Any]:
-    """The cell's resolved fields (family, d_model, n_layers), or a UserError naming the field."""
+def _check_cell(cell: Cell, origin: Origin) -> tuple[Any, dict[str, Any]]:
+    """The cell's model config and resolved fields (family, d_model, n_layers), or a UserError naming the field."""
     name = cell.model
     spec = registry.get_spec(name)
     fields = list(spec.config_cls.model_fields)
     for field in cell.overrides:
         if field not in fields:
             hint = did_you_mean(field, fields, "fields")
-            raise UserError(
-                f"{source}: {_where(field, model_at, from_model)}: model {name!r} has no config field {field!r}{hint}"
-            )
+            raise UserError(f"{origin.at(field)}: model {name!r} has no config field {field!r}{hint}")
     try:
         model_config = registry.make_config(name, **cell.overrides)
     except UserError as exc:
         bad = _bad_field(cell.overrides, str(exc))
-        where = _where(bad, model_at, from_model) if bad else f"{model_at}.overrides"
-        raise UserError(f"{source}: {where}: {exc}") from None
+        where = origin.at(bad) if bad else f"{origin.model}.overrides"
+        raise UserError(f"{where}: {exc}") from None
     if cell.level == "block" and spec.block_cls is None:
-        raise UserError(f"{source}: level: model {name!r} has no block-level implementation; use level: lm")
-    if cell.task == "decode":  # a model without prefill/decode fails here, not mid-sweep
-        check_decode_capability(name, cell.level, where=f"{source}: {model_at}")
+        raise UserError(f"{origin.source}: level: model {name!r} has no block-level implementation; use level: lm")
     n_layers = 1 if cell.level == "block" else getattr(model_config, "n_layers", None)
-    return {"family": spec.family, "d_model": getattr(model_config, "d_model", None), "n_layers": n_layers}
-
-
-def _check_recall(cell: Cell, resolved: dict[str, Any], model_at: str, from_model: set[str], source: str) -> None:
-    """A recall cell sets vocab_size and max_seq_len itself and builds its model at a width and depth."""
-    for field, given in (("vocab_size", "recall.vocab_size"), ("max_seq_len", "seq_len")):
-        if field in cell.overrides:
-            where = _where(field, model_at, from_model)
-            raise UserError(f"{source}: {where}: the recall task sets {field} itself (from {given})")
-    missing = [f for f in ("d_model", "n_layers") if resolved[f] is None]
-    if missing:
-        raise UserError(f"{source}: {model_at}.name: model {cell.model!r} has no {' or '.join(missing)} to train at")
+    return model_config, {
+        "family": spec.family,
+        "d_model": getattr(model_config, "d_model", None),
+        "n_layers": n_layers,
+    }
 
 
 def _bad_field(overrides: dict[str, Any], message: str) -> str | None:
@@ -104,32 +102,30 @@ def _bad_field(overrides: dict[str, Any], message: str) -> str | None:
 
 
 def _check_execution(cell: Cell, source: str) -> None:
+    from gam_bench import execution
     from gam_bench.runner import counting
-    from gam_bench.tasks import execution
 
-    if cell.measure.processes > 1 and cell.task != "throughput":
-        raise UserError(
-            f"{source}: measure.processes: {cell.measure.processes} applies to throughput cells only "
-            f"(task {cell.task!r} keeps no per-step time samples to merge over processes)"
-        )
     counting.check_cell(cell, source)
-    execution.check_task(cell.task, cell.compile, cell.cuda_graph, source)
+    check_capabilities(cell.task_spec, cell.compile, cell.cuda_graph, cell.measure.processes, source)
     execution.validate_execution(cell.compile, cell.cuda_graph, cell.device, cell.mode, source)
-    if cell.task == "decode" and cell.cuda_graph:
-        _check_graph_decode(cell, source)
 
 
-def _check_graph_decode(cell: Cell, source: str) -> None:
-    """A captured decode step needs a state of fixed size (tasks/decode_execution.py)."""
-    if cell.level != "block":
+def check_capabilities(task: Task, compile: str, cuda_graph: bool, processes: int, where: str) -> None:
+    """Generic cell fields a task does not honour (`Task.capabilities`) are refused, never ignored."""
+    from gam_bench.tasks import all_tasks
+
+    def takers(capability: str) -> str:
+        return " and ".join(t.name for t in all_tasks() if getattr(t.capabilities, capability))
+
+    if processes > 1 and not task.capabilities.processes:
         raise UserError(
-            f"{source}: cuda_graph: true decodes at level block only: an LM's state keeps its position as a "
-            "host int, which a captured step would replay unchanged"
+            f"{where}: measure.processes: {processes} applies to {takers('processes')} cells only "
+            f"(task {task.name!r} keeps no per-step time samples to merge over processes)"
         )
-    if state_grows(registry.get_spec(cell.model)):
+    if not task.capabilities.compile and (compile != "eager" or cuda_graph):
+        field, value = ("compile", compile) if compile != "eager" else ("cuda_graph", "true")
         raise UserError(
-            f"{source}: cuda_graph: true cannot capture model {cell.model!r}'s decode step: its state grows by "
-            "one position per token (a KV cache), and a CUDA graph replays fixed buffers"
+            f"{where}: {field}: {value} is for {takers('compile')} cells; task {task.name!r} runs eager only"
         )
 
 
@@ -137,8 +133,8 @@ CALIBRATE_ENV = "GAM_BENCH_CALIBRATE"  # "0": never calibrate (rows' peak_flops_
 
 
 def with_peaks(cells: list[Cell], enabled: bool = True, note: Callable[[str], Any] | None = None) -> list[Cell]:
-    """The cells with `peak_flops_per_s` and `peak_bandwidth_bytes_per_s` set for throughput
-    cells that count FLOPs.
+    """The cells with `peak_flops_per_s` and `peak_bandwidth_bytes_per_s` set for cells that count
+    FLOPs, of a task that uses the calibration.
 
     One `calibrate.peak_for` per (device, dtype, threads): the first use on this machine
     measures every dtype and the bandwidth (a few seconds on a CPU) and caches them. Skipped
@@ -153,7 +149,7 @@ def with_peaks(cells: list[Cell], enabled: bool = True, note: Callable[[str], An
     peaks: dict[tuple[str, str, int], dict[str, float | None]] = {}
     out = []
     for cell in cells:
-        if cell.task != "throughput" or not cell.measure.flops:
+        if not cell.task_spec.capabilities.calibration or not cell.measure.flops:
             out.append(cell)
             continue
         key = (cell.device, cell.dtype, cell.threads or usable_cores())

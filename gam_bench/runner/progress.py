@@ -26,9 +26,7 @@ def cell_label(cell: Cell) -> str:
     set and execution mode where they apply."""
     from gam_bench.analysis.rows import cell_label as row_label  # pandas: after the early worker start
 
-    text = row_label({**cell.model_dump(), "config_json": cell.config_json})
-    if cell.perplexity is not None:
-        text += f" {cell.perplexity.dataset}"
+    text = row_label({**cell.model_dump(), "config_json": cell.config_json}) + cell.task_spec.label(cell)
     text += f" compile={cell.compile}" if cell.compile != "eager" else ""
     return text + (" cuda_graph" if cell.cuda_graph else "")
 
@@ -103,7 +101,7 @@ class SweepProgress:
             return
         width = len(str(self.total))
         self.console.print(
-            f"[{self.done:>{width}}/{self.total}] {row['status']:<8} {cell_label(cell)}  {_outcome_text(row)}",
+            f"[{self.done:>{width}}/{self.total}] {row['status']:<8} {cell_label(cell)}  {_outcome_text(cell, row)}",
             highlight=False,
             markup=False,
             soft_wrap=True,
@@ -118,16 +116,11 @@ class SweepProgress:
         self.console.print(f"{cell.model}: backend {backend}: {reason}", highlight=False, markup=False, soft_wrap=True)
 
 
-def _outcome_text(row: dict[str, Any]) -> str:
+def _outcome_text(cell: Cell, row: dict[str, Any]) -> str:
     if row["status"] == "ok":
-        if row.get("val_ppl") is not None:
-            return f"val ppl {row['val_ppl']:.1f}  {row.get('duration_s', 0):.0f} s"
-        if row.get("accuracy") is not None:  # recall
-            return f"accuracy {row['accuracy']:.3f}  {row.get('step') or 0} steps  {row.get('duration_s', 0):.0f} s"
-        if row.get("decode_ms_per_token") is not None:
-            return f"{row['decode_ms_per_token']:.2f} ms/token  state {(row.get('state_bytes') or 0) / 2**10:.1f} KiB"
-        if row.get("prefill_ms") is not None:
-            return f"prefill {row['prefill_ms']:.2f} ms"
+        text = cell.task_spec.outcome(row)  # the task's words, else time and memory
+        if text:
+            return text
         if row.get("time_ms") is None:
             return f"{row.get('duration_s', 0):.1f} s"
         return f"{row['time_ms']:.2f} ms  {memory_text(row)}".rstrip()
@@ -154,10 +147,15 @@ def memory_text(row: dict[str, Any]) -> str:
 
 
 def summary_table(rows: list[dict[str, Any]], title: str) -> Table:
-    """One line per cell of this run: status, median time, tokens/s, peak memory (perplexity
-    cells: data set, tokens trained, final validation loss and perplexity, wall time)."""
-    if any(row.get("task") == "perplexity" for row in rows):
-        return _perplexity_table(rows, title)
+    """One line per cell of this run: the task's own columns (`Task.summary_columns`, e.g.
+    perplexity: data set, tokens trained, final validation loss and perplexity, wall time),
+    else status, median time, tokens/s and peak memory."""
+    from gam_bench.tasks import get_task
+
+    for name in dict.fromkeys(str(row.get("task") or "throughput") for row in rows):
+        columns = get_task(name).summary_columns()
+        if columns:
+            return _task_table(rows, title, columns)
     labels = sorted({memory_label(row.get("mem_source")) for row in rows if row.get("peak_mem_bytes") is not None})
     device_mib = f"{'/'.join(labels) or 'peak'} MiB"
     table = Table(
@@ -202,20 +200,12 @@ def _execution(row: dict[str, Any]) -> str:
     return (f"/compile={mode}" if mode != "eager" else "") + ("/cuda_graph" if row.get("cuda_graph") else "")
 
 
-def _perplexity_table(rows: list[dict[str, Any]], title: str) -> Table:
+def _task_table(rows: list[dict[str, Any]], title: str, columns: list[Any]) -> Table:
+    """The model column, then the task's (header, justify, text of a row) columns."""
     table = Table(title=title)
     _model_column(table, rows)
-    for name in ("dataset", "status", "tokens", "val loss", "val ppl", "wall s"):
-        table.add_column(name, justify="left" if name in ("model", "dataset", "status") else "right")
+    for header, justify, _text in columns:
+        table.add_column(header, justify=justify)
     for row in rows:
-        ok = row["status"] == "ok" and row.get("val_ppl") is not None
-        table.add_row(
-            row["model"],
-            str(row.get("dataset") or "-"),
-            row["status"],
-            f"{row['tokens_seen']:,}" if ok else "-",
-            f"{row['val_loss']:.3f}" if ok else "-",
-            f"{row['val_ppl']:.1f}" if ok else "-",
-            f"{row['duration_s']:.0f}" if row.get("duration_s") is not None else "-",
-        )
+        table.add_row(row["model"], *(text(row) for _header, _justify, text in columns))
     return table

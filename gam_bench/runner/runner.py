@@ -201,7 +201,9 @@ def _early_executor(suite: Suite, device: str | None, executor: str, options: di
 
 
 class _Sweep:
-    """Runs cells through an executor, applying the budget rule; `run_groups` stores the rows."""
+    """Runs cells through an executor, applying the budget rule, and writes their rows: the one
+    place a sweep writes results (`store_rows`; `run_suite` writes the suite record). It is the
+    `parallel.Sweep` the loop drives."""
 
     def __init__(self, suite_name: str, folder: Path, executor: Executor) -> None:
         self.suite_name = suite_name
@@ -213,6 +215,12 @@ class _Sweep:
         self.ended: set[str] = set()  # cells whose rows are written (or owed: the last pass ran)
         self.counts: dict[str, dict[str, Any]] = {}  # cell_id -> columns of its counting pass
         self.counting = False  # the counting pass is running (runner/counting.py)
+
+    def store_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Append one finished cell's rows to the results folder (one new part file)."""
+        from gam_bench import store  # not at import time: the early worker starts first
+
+        store.append(rows, self.folder)
 
     def run(self, cells: list[Cell], bar: SweepProgress) -> list[dict[str, Any]]:
         """Every cell's last row, in the order of `cells`, after all passes."""
@@ -283,7 +291,8 @@ class _Sweep:
     def _row(self, cell: Cell, run_id: str, outcome: Outcome, measured: dict[str, Any] | None = None) -> dict[str, Any]:
         from gam_bench import store
 
-        row = {k: v for k, v in outcome.env.items() if k in store.COLUMNS}
+        known = store.columns()
+        row = {k: v for k, v in outcome.env.items() if k in known}
         row.update(measured or {})
         row.update(self.counts.get(cell.cell_id, {}) if outcome.status == "ok" else {})
         row.update(_identity(cell, self.suite_name, run_id))

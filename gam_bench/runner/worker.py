@@ -19,9 +19,10 @@ context is created on a GPU machine).
 A counting worker (started under valgrind for cells with `measure.instructions`,
 runner/counting.py; `valgrind.counting_folder()` is set) says so on start-up, switches
 callgrind's instrumentation on once torch is imported (so priming already runs instrumented
-code and no cell pays the translation flush), and runs `tasks.instruction_count` instead of
-the cell's task, without the memory cap or peak-memory columns (valgrind's own address space
-would trip the cap, and nothing it measures there is a memory figure).
+code and no cell pays the translation flush), and runs the task's `count_instructions`
+(throughput: tasks/throughput/instructions.py) instead of its `run`, without the memory cap or
+peak-memory columns (valgrind's own address space would trip the cap, and nothing it
+measures there is a memory figure).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import traceback
 from typing import Any
 
 from gam_bench.cell import Cell
+from gam_bench.tasks.base import RunContext
 
 _PR_SET_PDEATHSIG = 1
 _MAX_ERROR_CHARS = 4000
@@ -51,7 +53,7 @@ def _die_with_parent() -> None:
 
 
 class CellContext:
-    """What a task may use besides its cell: `progress(message)` reports to the parent."""
+    """The worker's `RunContext` (gam_bench.tasks.base): `progress(message)` reports to the parent."""
 
     def __init__(self, conn: Any) -> None:
         self._conn = conn
@@ -138,26 +140,11 @@ def _start_counting() -> None:
     shim.start()
 
 
-_PRIMED: set[str] = set()
-_PRIME_SEQ_LEN = 16
-
-
 def _prime_model(cell: Cell) -> None:
-    """Once per worker and model setting: one throughput step at a tiny length, untimed, so
-    that one-time costs of the model's ops (lazy kernel init, library scratch buffers) land
-    in no cell's time or peak memory."""
-    if cell.task != "throughput":
-        return
-    key = cell.group_key
-    if key in _PRIMED:
-        return
-    from gam_bench.tasks import throughput
-
-    measure = cell.measure.model_copy(update={"warmup": 0, "repeats": 1, "min_run_time_s": 0.0, "max_repeats": 1})
-    # eager: a compile at the priming length would be a second compile nobody measures
-    update = {"seq_len": min(cell.seq_len, _PRIME_SEQ_LEN), "measure": measure, "compile": "eager", "cuda_graph": False}
-    throughput.run(cell.model_copy(update=update))
-    _PRIMED.add(key)
+    """The cell's task pays the model's one-time costs untimed, if it primes (`Task.prime`)."""
+    task = cell.task_spec
+    if task.capabilities.priming:
+        task.prime(cell)
 
 
 def _serve(conn: Any) -> None:
@@ -174,7 +161,7 @@ def _serve(conn: Any) -> None:
             return  # replaced after any failure
 
 
-def run_cell(cell: Cell, ctx: Any) -> dict[str, Any]:
+def run_cell(cell: Cell, ctx: RunContext) -> dict[str, Any]:
     """Run one cell in this process; never raises (failures become a result)."""
     import torch
 
@@ -217,15 +204,15 @@ def run_cell(cell: Cell, ctx: Any) -> dict[str, Any]:
     }
 
 
-def run_task(cell: Cell, ctx: Any, counting: bool = False) -> tuple[list[dict[str, Any]], str, str | None]:
+def run_task(cell: Cell, ctx: RunContext, counting: bool = False) -> tuple[list[dict[str, Any]], str, str | None]:
     """The task's rows, status and error: ok; `diverged` when training met a non-finite value
     (with the rows it had); `error` when rows it returned as ok hold NaN or inf. `counting`:
-    the cell runs under valgrind, counting instructions (tasks/instruction_count)."""
-    from gam_bench.tasks import TASKS, instruction_count
-    from gam_bench.tasks.divergence import STATUS, Diverged
+    the cell runs under valgrind, counting instructions (`Task.count_instructions`)."""
+    from gam_bench.training.divergence import STATUS, Diverged
 
+    task = cell.task_spec
     try:
-        rows = instruction_count.run(cell, ctx) if counting else TASKS.get(cell.task)(cell, ctx)
+        rows = task.count_instructions(cell, ctx) if counting else task.run(cell, ctx)
     except Diverged as exc:
         return exc.stored_rows(), STATUS, exc.reason
     error = non_finite_error(rows)

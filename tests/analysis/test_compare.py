@@ -293,7 +293,7 @@ def test_a_busier_candidate_machine_is_noted():
 def test_nothing_in_common_or_nothing_to_compare_is_bad_input():
     with pytest.raises(UserError, match="no cells in common"):
         compare_frames(frame([row(64)]), frame([row(128, model="transformer")]))
-    with pytest.raises(UserError, match="cand: no throughput results"):
+    with pytest.raises(UserError, match="cand: no results to compare"):
         compare_frames(frame([row(64)]), frame([row(64, task="perplexity")]), names=("base", "cand"))
 
 

@@ -79,7 +79,8 @@ def test_doctor_reports_the_memory_cap_run_uses(tmp_path):
     with one it is the cap its cells get for the device (their `limits`)."""
     from gam_bench.cell import expand
     from gam_bench.cli.doctor import _needs
-    from gam_bench.suite import Limits, load_suite
+    from gam_bench.settings import Limits
+    from gam_bench.suite import load_suite
 
     assert _needs(None, "cpu")[2:] == (Limits().mem_cap_fraction, Limits().mem_cap_gb)
     suite = tmp_path / "s.yaml"

@@ -90,7 +90,8 @@ def test_cli_reference_has_every_command_and_option():
 
 def test_suite_schema_reference_has_every_field():
     from gam_bench.docs_reference import schema_markdown
-    from gam_bench.suite import Measure, SuiteConfig
+    from gam_bench.settings import Measure
+    from gam_bench.suite import SuiteConfig
 
     text = schema_markdown()
     for field in [*SuiteConfig.model_fields, "profiles", *Measure.model_fields]:

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from gam_bench.cli.main import main
-from gam_bench.suite_schema import schema_text, suite_json_schema
+from gam_bench.suite.json_schema import schema_text, suite_json_schema
 
 REPO = Path(__file__).resolve().parents[2]
 SUITES = sorted((REPO / "suites").glob("*.yaml")) + [REPO / "examples" / "plugin" / "suite.yaml"]

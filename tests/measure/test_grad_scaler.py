@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gam_bench.tasks import step
+from gam_bench.training import step
 
 
 def test_make_scaler_only_for_float16():

@@ -147,7 +147,7 @@ def test_every_provenance_column_is_in_the_store():
         "device_time_ms": None,
         "device_time_samples_ms": None,
     }
-    assert set(row) <= set(store.COLUMNS)
+    assert set(row) <= set(store.columns())
     assert store.to_table([{**row, "status": "ok"}]).num_rows == 1
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from gam_bench.cell import Cell
-from gam_bench.suite import Limits, Measure
+from gam_bench.settings import Limits, Measure
 
 
 def make_cell(**fields: Any) -> Cell:
     defaults: dict[str, Any] = {
-        "task": "perplexity" if fields.get("perplexity") else "throughput",
+        "task": "throughput",
         "model": "gam",
         "overrides": {},
         "level": "block",

@@ -7,20 +7,23 @@ T 8 (one forward+backward compile in process, one forward compile in a worker).
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 from cells import make_cell
 
-from gam_bench import store
+from gam_bench import execution, store
 from gam_bench.cell import expand
 from gam_bench.cli.main import main
 from gam_bench.measure import calibrate
 from gam_bench.runner import preflight, worker
 from gam_bench.runner.runner import run_suite
 from gam_bench.suite import load_suite, suite_from_dict
-from gam_bench.tasks import execution, throughput
+from gam_bench.tasks.throughput import measure as throughput
+
+throughput_task = sys.modules["gam_bench.tasks.throughput"]  # the task package (its `_PRIMED` set)
 
 BAD = Path(__file__).resolve().parents[1] / "suites_bad" / "execution"
 BODY = {"name": "c", "models": ["gam"], "axes": {"seq_len": [64, 128]}, "device": "cpu"}
@@ -136,7 +139,7 @@ class _Off(torch.nn.Module):
 def test_a_row_over_the_parity_tolerance_says_so(monkeypatch):
     import faulty_models  # noqa: F401
 
-    monkeypatch.setattr(execution, "compile_module", lambda module, compile: _Off(module))
+    monkeypatch.setattr("gam_bench.execution.step.compile_module", lambda module, compile: _Off(module))
     (row,) = throughput.run(_tiny(mode="forward", compile="default"))
     assert row["parity_ok"] is False and row["max_rel_err"] == pytest.approx(0.01, rel=1e-3)
     assert row["parity_note"] == "max_rel_err 0.01 > tol 0.0001 (float32)"
@@ -165,7 +168,7 @@ def test_a_compile_failure_raises_compile_error_with_the_reason():
 def test_worker_primes_a_compiled_cell_eagerly(monkeypatch):
     seen = []
     monkeypatch.setattr(throughput, "run", lambda cell, ctx=None: seen.append(cell))
-    monkeypatch.setattr(worker, "_PRIMED", set())
+    monkeypatch.setattr(throughput_task, "_PRIMED", set())
     worker._prime_model(_tiny(compile="max-autotune", seq_len=64))
     assert [(c.compile, c.cuda_graph, c.seq_len) for c in seen] == [("eager", False, 16)]
 

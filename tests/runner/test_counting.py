@@ -19,7 +19,7 @@ from gam_bench.measure import valgrind
 from gam_bench.runner import counting
 from gam_bench.runner.progress import SweepProgress
 from gam_bench.runner.runner import _Sweep
-from gam_bench.suite import Measure
+from gam_bench.settings import Measure
 
 FOUND = valgrind.Valgrind("/usr/bin/valgrind", (3, 19, 0))
 

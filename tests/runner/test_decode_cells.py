@@ -36,7 +36,7 @@ def cells_of(**fields):
 
 def test_decode_suite_defaults_to_mode_both_and_64_decode_tokens():
     cells = cells_of()
-    assert [(c.task, c.mode, c.decode.decode_tokens, c.seq_len) for c in cells] == [
+    assert [(c.task, c.mode, c.settings.decode_tokens, c.seq_len) for c in cells] == [
         ("decode", "both", 64, 16),
         ("decode", "both", 64, 32),
     ]
@@ -45,7 +45,7 @@ def test_decode_suite_defaults_to_mode_both_and_64_decode_tokens():
 
 def test_modes_sweep_and_a_prefill_cell_decodes_nothing():
     cells = cells_of(mode=["prefill", "decode"], decode={"decode_tokens": 8})
-    assert [(c.mode, c.decode.decode_tokens) for c in cells] == [("prefill", 0)] * 2 + [("decode", 8)] * 2
+    assert [(c.mode, c.settings.decode_tokens) for c in cells] == [("prefill", 0)] * 2 + [("decode", 8)] * 2
     other_g = cells_of(mode="prefill", decode={"decode_tokens": 3})
     assert [c.cell_id for c in other_g] == [c.cell_id for c in cells[:2]]  # G is no part of a prefill cell
 
@@ -72,7 +72,7 @@ def test_bad_decode_suites_are_one_line_errors(fields, expected):
 
 
 def test_prefill_mode_allows_zero_decode_tokens():
-    assert [c.decode.decode_tokens for c in cells_of(mode="prefill", decode={"decode_tokens": 0})] == [0, 0]
+    assert [c.settings.decode_tokens for c in cells_of(mode="prefill", decode={"decode_tokens": 0})] == [0, 0]
 
 
 def test_a_cell_mode_must_be_one_of_its_tasks():
@@ -80,16 +80,16 @@ def test_a_cell_mode_must_be_one_of_its_tasks():
     with pytest.raises(ValidationError, match="a decode cell cannot have mode 'forward'"):
         Cell(**{**cell.model_dump(), "mode": "forward"})
     with pytest.raises(ValidationError, match="a decode cell needs decode settings"):
-        Cell(**{**cell.model_dump(), "decode": None})
+        Cell(**{**cell.model_dump(), "settings": None})
     with pytest.raises(ValidationError, match="decode_tokens must be >= 1 when mode is 'decode'"):
-        Cell(**{**cell.model_dump(), "mode": "decode", "decode": {"decode_tokens": 0}})
+        Cell(**{**cell.model_dump(), "mode": "decode", "settings": {"decode_tokens": 0}})
 
 
 def test_the_cpu_profile_of_the_shipped_suite():
     cells = expand(load_suite(REPO / "suites" / "decode.yaml"), "cpu", threads=2)
     models = {c.model for c in cells}
     assert models == {"gam", "transformer-naive", "transformer", "mamba", "mamba-paper"}
-    assert {c.mode for c in cells} == {"both"} and {c.decode.decode_tokens for c in cells} == {64}
+    assert {c.mode for c in cells} == {"both"} and {c.settings.decode_tokens for c in cells} == {64}
     gpu = expand(load_suite(REPO / "suites" / "decode.yaml"), "cuda", threads=2)
     assert {c.batch_size for c in gpu} == {1, 16} and {c.dtype for c in gpu} == {"float16"}
     assert min(c.seq_len for c in gpu) == 1024 and max(c.seq_len for c in gpu) == 131072

@@ -15,9 +15,10 @@ import pytest
 from cells import make_cell
 
 from gam_bench.runner import executor as executor_module
-from gam_bench.runner.executor import Executor, LocalExecutor, Slot, nvml_index
+from gam_bench.runner.executor import Executor, Slot
+from gam_bench.runner.local import LocalExecutor, nvml_index
 from gam_bench.runner.processes import merge_rows
-from gam_bench.suite import Measure
+from gam_bench.settings import Measure
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "measure"))
 from fake_accelerator import FakeCuda, GiB  # noqa: E402

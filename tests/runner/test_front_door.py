@@ -16,9 +16,10 @@ from rich.console import Console
 from gam_bench import store
 from gam_bench.cli.main import main
 from gam_bench.errors import SweepInterrupted
-from gam_bench.runner import executor as executor_module
+from gam_bench.runner import local as local_module
 from gam_bench.runner import run_suite
-from gam_bench.runner.executor import LocalExecutor, Slot
+from gam_bench.runner.executor import Slot
+from gam_bench.runner.local import LocalExecutor
 from gam_bench.runner.progress import SweepProgress, memory_text, summary_table
 
 SUITE = """
@@ -127,7 +128,7 @@ class _DeadProcess:
 
 def test_two_threads_ending_one_worker_close_its_pipe_once():
     executor = LocalExecutor(device="cpu", plugins=[])
-    worker = object.__new__(executor_module._Worker)
+    worker = object.__new__(local_module._Worker)
     worker.conn, worker.process = _RacyConnection(), _DeadProcess()
     worker._close_lock, worker._closed = threading.Lock(), False
     slot = Slot()

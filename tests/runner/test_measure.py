@@ -14,10 +14,11 @@ from gam_bench import store
 from gam_bench.cell import expand
 from gam_bench.measure.flops import count_flops
 from gam_bench.measure.timing import time_steps
+from gam_bench.models.builder import build_for
 from gam_bench.runner import run_suite
 from gam_bench.runner.worker import run_cell
 from gam_bench.suite import suite_from_dict
-from gam_bench.tasks import throughput
+from gam_bench.tasks.throughput import measure as throughput
 
 
 def test_time_steps_keeps_every_repeat_in_order():
@@ -67,7 +68,7 @@ def test_gradients_are_set_to_none_between_steps(level, mode):
     (train_step moves the weights, so the reference is a copy taken between the two steps)."""
     cell = _cells(level, mode)[0]
     torch.manual_seed(0)
-    module, config = throughput.build_module(cell)
+    module, config = build_for(cell)
     torch.manual_seed(1)  # the step's fixed random inputs
     step = throughput.make_step(cell, module, config)
     step()
@@ -96,7 +97,7 @@ def test_throughput_task_fills_its_columns(level, mode, restore_process_limits):
     assert row["time_ms"] == pytest.approx(statistics.median(row["time_samples_ms"]))
     assert row["tokens_per_s"] == pytest.approx(3 * 8 / (row["time_ms"] / 1e3))
     assert row["flops"] > 0 and row["flops_per_s"] == pytest.approx(row["flops"] / (row["time_ms"] / 1e3))
-    assert row["params"] == sum(p.numel() for p in throughput.build_module(cell)[0].parameters())
+    assert row["params"] == sum(p.numel() for p in build_for(cell)[0].parameters())
     assert row["backend"] == "test" and row["mem_source"] == "rss_hwm"
     assert HELD_MB * 2**20 * 0.95 <= row["peak_mem_bytes"] < 4 * HELD_MB * 2**20  # the forward's held tensor
     assert row["peak_rss_bytes"] == row["peak_mem_bytes"]  # on CPU the RSS figure is the meter's
@@ -104,7 +105,7 @@ def test_throughput_task_fills_its_columns(level, mode, restore_process_limits):
     assert row["backend_reason"] == "" and row["sdpa_kernel"] == ""  # no mixer with a reason, no SDPA
     assert row["device_time_ms"] is None and row["device_time_samples_ms"] is None  # CPU: no device events
     assert row["device_mem_total_bytes"] > 0
-    assert set(row) <= set(store.COLUMNS)
+    assert set(row) <= set(store.columns())
     assert result["env"]["threads"] == 1
 
 
@@ -259,7 +260,7 @@ def test_float16_steps_go_through_the_grad_scaler(monkeypatch, level, mode, call
 
     monkeypatch.setattr(throughput.lm_step, "make_scaler", make_scaler)
     cell = _model_cell("test-tiny", level, mode, dtype="float16")
-    module, config = throughput.build_module(cell)
+    module, config = build_for(cell)
     throughput.make_step(cell, module, config)()
     (scaler,) = scalers
     if calls is None:  # the block step does not clip, so scaler.step unscales inside (no unscale_ first)
@@ -275,7 +276,7 @@ def test_float16_forward_backward_gradients_are_scaled_and_non_zero():
     grads = {}
     for scaled in (True, False):
         torch.manual_seed(0)
-        module, config = throughput.build_module(cell)
+        module, config = build_for(cell)
         torch.manual_seed(1)
         x = torch.randn(2, 32, config.d_model)  # (B, T, D)
         if not scaled:
@@ -300,7 +301,7 @@ def test_float16_forward_backward_gradients_are_scaled_and_non_zero():
 def test_an_eager_cells_counted_step_is_its_first_warmup_step(monkeypatch, warmup, compiled, expected):
     """Eager: the counted step runs the timed step itself, so warmup - 1 more follow; a compiled
     (or graphed) cell's counted step is the eager one, so all its warm-up steps still run."""
-    from gam_bench.tasks import execution
+    from gam_bench import execution
 
     calls = {"eager": 0, "compiled": 0}
     real_make_step = throughput.make_step

@@ -18,7 +18,8 @@ from gam_bench.errors import UserError
 from gam_bench.runner.preflight import _check_execution
 from gam_bench.runner.progress import SweepProgress
 from gam_bench.runner.runner import _Sweep
-from gam_bench.suite import Measure, suite_from_dict
+from gam_bench.settings import Measure
+from gam_bench.suite import suite_from_dict
 
 
 def _cell(seq_len: int = 8, processes: int = 3, **fields):

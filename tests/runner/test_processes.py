@@ -9,8 +9,8 @@ from cells import make_cell
 
 from gam_bench import store
 from gam_bench.runner import run_suite
-from gam_bench.runner.executor import LocalExecutor
-from gam_bench.suite import Measure
+from gam_bench.runner.local import LocalExecutor
+from gam_bench.settings import Measure
 
 PROCESSES = """
 name: processes

@@ -6,7 +6,7 @@ from cells import make_cell
 from rich.console import Console
 
 from gam_bench.runner.progress import SweepProgress, cell_label, summary_table
-from gam_bench.tasks.perplexity_settings import PerplexitySettings
+from gam_bench.tasks.perplexity.settings import PerplexitySettings
 
 
 def _render(table) -> str:
@@ -22,10 +22,10 @@ def _cell(**extra):
 
 
 def test_cell_label_names_the_data_set_of_a_perplexity_cell():
-    assert cell_label(_cell(perplexity=PerplexitySettings(dataset="tinystories"))) == (
+    assert cell_label(_cell(task="perplexity", settings=PerplexitySettings(dataset="tinystories"))) == (
         "gam lm train_step float32 B=8 T=128 d_model=64 tinystories"
     )
-    assert "tinystories" not in cell_label(_cell(perplexity=None))
+    assert "tinystories" not in cell_label(_cell())
 
 
 def test_summary_of_perplexity_cells_shows_the_final_validation_perplexity():
@@ -89,10 +89,10 @@ def test_a_models_backend_reason_is_printed_once_per_sweep_even_without_progress
 
 
 def test_progress_lines_name_what_decode_and_recall_cells_measured():
-    from gam_bench.runner.progress import _outcome_text
+    from gam_bench.tasks import get_task
 
     decode = {"status": "ok", "decode_ms_per_token": 6.94, "state_bytes": 3072, "prefill_ms": 12.0}
-    assert _outcome_text(decode) == "6.94 ms/token  state 3.0 KiB"
-    assert _outcome_text({"status": "ok", "prefill_ms": 12.0}) == "prefill 12.00 ms"
+    assert get_task("decode").outcome(decode) == "6.94 ms/token  state 3.0 KiB"
+    assert get_task("decode").outcome({"status": "ok", "prefill_ms": 12.0}) == "prefill 12.00 ms"
     recall = {"status": "ok", "accuracy": 0.992, "step": 400, "duration_s": 36.2}
-    assert _outcome_text(recall) == "accuracy 0.992  400 steps  36 s"
+    assert get_task("recall").outcome(recall) == "accuracy 0.992  400 steps  36 s"

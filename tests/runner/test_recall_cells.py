@@ -42,21 +42,21 @@ def _suite(tmp_path, text: str = SUITE):
 
 def test_one_cell_per_entry_length_width_and_point(tmp_path):
     cells = expand(load_suite(_suite(tmp_path)), "cpu", threads=1)
-    got = [(c.model, c.overrides["d_model"], c.seq_len, c.recall.num_kv_pairs, c.recall.lr) for c in cells]
+    got = [(c.model, c.overrides["d_model"], c.seq_len, c.settings.num_kv_pairs, c.settings.lr) for c in cells]
     transformer = [(d, t, {32: 2, 64: 4}[t], lr) for d in (16, 32) for t in (32, 64) for lr in (0.001, 0.003)]
     mamba = [(d, t, {32: 2, 64: 4}[t], 0.01) for d in (16, 32) for t in (32, 64)]
     assert got == [("transformer", *g) for g in transformer] + [("mamba", *g) for g in mamba]
     assert len({c.cell_id for c in cells}) == len(cells) == 12
-    assert all(c.task == "recall" and c.perplexity is None for c in cells)
+    assert all(c.task == "recall" and json.loads(c.config_json)["perplexity"] is None for c in cells)
     assert {(c.batch_size, c.seed) for c in cells} == {(8, 3)}  # from the recall section, not the axes
-    assert all(json.loads(c.config_json)["recall"]["lr"] == c.recall.lr for c in cells)
+    assert all(json.loads(c.config_json)["recall"]["lr"] == c.settings.lr for c in cells)
 
 
 def test_a_budget_group_spans_the_lengths_of_one_lr_whatever_the_pair_count(tmp_path):
     cells = [c for c in expand(load_suite(_suite(tmp_path)), "cpu", threads=1) if c.model == "transformer"]
     groups: dict[str, list[tuple[int, float]]] = {}
     for c in cells:
-        groups.setdefault(c.group_key, []).append((c.seq_len, c.recall.lr))
+        groups.setdefault(c.group_key, []).append((c.seq_len, c.settings.lr))
     # one group per (d_model, lr); in each, the lengths ascending (their pair counts differ)
     assert sorted(groups.values()) == sorted([[(32, lr), (64, lr)] for _ in (16, 32) for lr in (0.001, 0.003)])
 

@@ -21,12 +21,15 @@ if str(MEASURE_TESTS) not in sys.path:
 
 from fake_accelerator import FakeCuda, GiB  # noqa: E402
 
+from gam_bench import tasks  # noqa: E402
 from gam_bench.cell import expand  # noqa: E402
 from gam_bench.measure import provenance  # noqa: E402
 from gam_bench.measure.timing import time_steps  # noqa: E402
 from gam_bench.runner import worker  # noqa: E402
 from gam_bench.suite import suite_from_dict  # noqa: E402
-from gam_bench.tasks import TASKS, throughput  # noqa: E402
+from gam_bench.tasks.throughput import measure as throughput  # noqa: E402
+
+throughput_task = tasks.throughput  # the task package (its `_PRIMED` set)
 
 CLOCKS = {"clocks.sm": 1980.0, "clocks.mem": 2619.0, "clocks.max.sm": 1980.0, "power.limit": 700.0}
 
@@ -86,10 +89,9 @@ def _fake_task(fake: FakeCuda, calls: list):
 @pytest.mark.parametrize(("device", "index"), [("cuda", 0), ("cuda:0", 0), ("cuda:1", 1)])
 def test_an_accelerator_cell_runs_every_worker_branch(fake_cuda, monkeypatch, device, index):
     calls: list[int] = []
-    monkeypatch.setattr(worker, "_PRIMED", set())
+    monkeypatch.setattr(throughput_task, "_PRIMED", set())
     task = _fake_task(fake_cuda, calls)
-    monkeypatch.setattr(throughput, "run", task)  # also what the worker's priming step calls
-    monkeypatch.setitem(TASKS.entries, "throughput", task)
+    monkeypatch.setattr(throughput, "run", task)  # what the task runs, also in the worker's priming step
     monkeypatch.setattr(provenance, "_gpu_query", lambda i: CLOCKS if i == index else None)
     fake_cuda.allocated = 1 * GiB
     result = worker.run_cell(_cell(device=device), ctx=None)
@@ -114,7 +116,6 @@ def test_an_accelerator_oom_row_keeps_the_memory_free_at_cell_start(fake_cuda, m
         raise torch.OutOfMemoryError("CUDA out of memory (fake)")
 
     monkeypatch.setattr(throughput, "run", oom)
-    monkeypatch.setitem(TASKS.entries, "throughput", oom)
     fake_cuda.free = 12 * GiB
     result = worker.run_cell(_cell(device="cuda"), ctx=None)
     assert result["status"] == "oom"

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 import torch
 
-from gam_bench.tasks.batching import epoch_batches, eval_windows, steps_per_epoch, train_blocks
+from gam_bench.text.batching import epoch_batches, eval_windows, steps_per_epoch, train_blocks
 
 
 @pytest.mark.parametrize("n_tokens, seq_len, batch", [(1000, 8, 4), (997, 16, 5), (90, 8, 32)])

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gam_bench.errors import UserError
-from gam_bench.tasks import data
+from gam_bench.text import data
 
 
 def test_tokenized_wikitext2_train_is_read_from_gzip_with_content_hash(data_dir: Path) -> None:

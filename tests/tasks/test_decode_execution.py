@@ -14,14 +14,18 @@ import pytest
 import torch
 from fake_cuda import FakeCuda, ReplayingCuda
 
+from gam_bench import execution
 from gam_bench.cell import Cell, expand
 from gam_bench.errors import UserError
+from gam_bench.execution import decode as decode_execution
 from gam_bench.models import registry
+from gam_bench.models.builder import build_for
 from gam_bench.models.decode import copy_state_, state_grows
 from gam_bench.runner.preflight import preflight
-from gam_bench.suite import Limits, Measure, suite_from_dict
-from gam_bench.tasks import decode, decode_execution, execution
-from gam_bench.tasks.decode_settings import DecodeSettings
+from gam_bench.settings import Limits, Measure
+from gam_bench.suite import suite_from_dict
+from gam_bench.tasks.decode import measure as decode
+from gam_bench.tasks.decode.settings import DecodeSettings
 
 D, N, G = 16, 16, 4
 
@@ -29,7 +33,7 @@ D, N, G = 16, 16, 4
 def _cell(**fields) -> Cell:
     base = dict(task="decode", model="gam", overrides={"d_model": D}, level="block", mode="decode")
     base.update(dtype="float32", device="cpu", batch_size=1, seq_len=N, seed=0, threads=1, plugins=[])
-    base.update(measure=Measure(warmup=2, repeats=3), limits=Limits(), decode=DecodeSettings(decode_tokens=G))
+    base.update(measure=Measure(warmup=2, repeats=3), limits=Limits(), settings=DecodeSettings(decode_tokens=G))
     return Cell(**{**base, **fields})
 
 
@@ -96,7 +100,7 @@ def test_only_what_the_cell_times_is_compiled_and_decode_gets_dynamic_shapes(mon
         ("both", [("<lambda>", "default", False), ("decode", "default", None)]),
     ]:
         calls.clear()
-        (row,) = decode.run(_cell(mode=mode, compile="default", decode=DecodeSettings(decode_tokens=G)))
+        (row,) = decode.run(_cell(mode=mode, compile="default", settings=DecodeSettings(decode_tokens=G)))
         assert calls == expected, mode
         assert row["parity_ok"] is True and row["max_rel_err"] == 0.0
 
@@ -146,7 +150,7 @@ def test_replayed_decode_steps_match_eager_decode_token_by_token(name):
 def test_a_graph_decode_cell_times_replays_and_checks_them_against_eager():
     cuda = ReplayingCuda()
     cell = _cell(model="mamba", cuda_graph=True, mode="both")
-    module, config = decode.build_module(cell, N + G)
+    module, config = build_for(cell)  # max_seq_len = N + G (Decode.model_needs)
     columns = decode.measure_decode(
         module,
         level="block",

@@ -9,7 +9,8 @@ import torch
 
 from gam_bench.models import build, build_block
 from gam_bench.models.decode import state_bytes
-from gam_bench.tasks import decode as task
+from gam_bench.tasks.decode import measure as task
+from gam_bench.tasks.decode.settings import max_seq_len_needed
 
 TINY = {"vocab_size": 97, "d_model": 32, "n_layers": 2, "dropout": 0.0}
 FAMILY = {"gam": {"num_memory_slots": 16}, "transformer": {"n_heads": 4}, "mamba": {"d_state": 4}}
@@ -78,7 +79,7 @@ def test_decode_steps_see_contexts_n_to_n_plus_g_only():
     measure(model, mode="decode", warmup=3)
     assert seen == [N, N + 1, N + 2] + list(range(N, N + G))  # 3 warmup steps, then G timed ones
     assert calls["n"] == 2  # one prefill for warmup, one for the timed steps
-    assert max(seen) + 1 <= task.max_seq_len_needed(N, G, "decode")
+    assert max(seen) + 1 <= max_seq_len_needed(N, G, "decode")
 
 
 def test_prefill_only_never_decodes():
@@ -138,8 +139,8 @@ def test_bad_arguments(kwargs, match):
 
 
 def test_prefill_mode_needs_no_decode_tokens():
-    assert task.max_seq_len_needed(1024, 64, "prefill") == 1024
-    assert task.max_seq_len_needed(1024, 64, "both") == task.max_seq_len_needed(1024, 64, "decode") == 1088
+    assert max_seq_len_needed(1024, 64, "prefill") == 1024
+    assert max_seq_len_needed(1024, 64, "both") == max_seq_len_needed(1024, 64, "decode") == 1088
     row = measure(tiny_lm("gam", "gam", max_seq_len=N), mode="prefill", decode_tokens=0)
     assert row["prefill_ms"] > 0
 
@@ -191,8 +192,8 @@ def test_the_clocks_synchronise_the_cells_device(monkeypatch):
 
 def decode_cell(model="transformer", mode="both", G=G, level="lm", **overrides):
     from gam_bench.cell import Cell
-    from gam_bench.suite import Limits, Measure
-    from gam_bench.tasks.decode_settings import DecodeSettings
+    from gam_bench.settings import Limits, Measure
+    from gam_bench.tasks.decode.settings import DecodeSettings
 
     family = model.split("-")[0]
     fields = {**TINY, **FAMILY[family], **overrides}
@@ -211,14 +212,15 @@ def decode_cell(model="transformer", mode="both", G=G, level="lm", **overrides):
         measure=Measure(warmup=1, repeats=2, max_repeats=2),
         limits=Limits(),
         plugins=[],
-        decode=DecodeSettings(decode_tokens=G).for_mode(mode),
+        settings=DecodeSettings(decode_tokens=G).for_mode(mode),
     )
 
 
 def test_run_returns_one_row_with_model_facts_and_decode_tokens():
-    from gam_bench.tasks import TASKS
+    from gam_bench.tasks import get_task
+    from gam_bench.tasks.base import SILENT
 
-    (row,) = TASKS.get("decode")(decode_cell(), None)
+    (row,) = get_task("decode").run(decode_cell(), SILENT)
     assert row["decode_tokens"] == G and len(row["decode_samples_ms"]) == G
     assert len(row["prefill_samples_ms"]) == 2  # the cell's measure settings
     assert (row["d_model"], row["n_layers"]) == (32, 2) and row["params"] > 0
@@ -236,12 +238,14 @@ def test_run_at_block_level_and_prefill_only():
     assert prefill["decode_tokens"] == 0 and prefill["decode_ms_per_token"] is None and prefill["prefill_ms"] > 0
 
 
-def test_build_module_makes_room_for_n_plus_g_positions():
-    model, config = task.build_module(decode_cell(), task.max_seq_len_needed(N, G, "both"))
+def test_the_built_model_makes_room_for_n_plus_g_positions():
+    from gam_bench.models.builder import build_for
+
+    model, config = build_for(decode_cell())
     assert config.max_seq_len == model.config.max_seq_len == N + G
-    _, config = task.build_module(decode_cell(mode="prefill"), task.max_seq_len_needed(N, G, "prefill"))
+    _, config = build_for(decode_cell(mode="prefill"))
     assert config.max_seq_len == N
-    _, config = task.build_module(decode_cell(max_seq_len=100), N + G)
+    _, config = build_for(decode_cell(max_seq_len=100))
     assert config.max_seq_len == 100  # the suite's own value wins when it is enough
 
 

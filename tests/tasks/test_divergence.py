@@ -12,9 +12,9 @@ from test_perplexity import _cell
 from torch import nn
 
 from gam_bench import store
-from gam_bench.tasks import perplexity
-from gam_bench.tasks.divergence import Diverged, check_metric, check_step, locate
-from gam_bench.tasks.step import make_optimizer, make_scaler, train_step
+from gam_bench.tasks.perplexity import measure as perplexity
+from gam_bench.training.divergence import Diverged, check_metric, check_step, locate
+from gam_bench.training.step import make_optimizer, make_scaler, train_step
 
 
 def test_check_step_refuses_a_non_finite_loss_or_gradient_norm():
@@ -113,7 +113,7 @@ def test_perplexity_stops_at_the_first_non_finite_step_and_keeps_the_rows_before
     monkeypatch.setattr(perplexity, "build_model", lambda *a, **k: _NanAfter(build(*a, **k), after=5))
     cell = _cell(tiny_model, data_dir, budget={"tokens": 20 * 8 * 32}, eval_interval=2)
     with pytest.raises(Diverged) as info:
-        perplexity.run(cell, None)
+        perplexity.run(cell)
     exc = info.value
     tokens_per_step = cell.batch_size * cell.seq_len
     assert (exc.what, exc.step, exc.tokens) == ("loss", 6, 5 * tokens_per_step)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from gam_bench.tasks.evaluate import bucket_edges, evaluate, unigram_perplexity
+from gam_bench.tasks.perplexity.evaluate import bucket_edges, evaluate, unigram_perplexity
 
 
 class Uniform(nn.Module):

@@ -16,9 +16,9 @@ import pytest
 import torch
 from fake_cuda import FakeCuda
 
+from gam_bench import execution
 from gam_bench.errors import UserError
 from gam_bench.models import registry
-from gam_bench.tasks import execution
 
 ALL_COMPILE_TESTS = os.environ.get("GAM_BENCH_COMPILE_TESTS") == "all"
 
@@ -227,7 +227,7 @@ def test_cuda_graph_replay_matches_eager_forward():
 
 def _cell(**fields):
     from gam_bench.cell import Cell
-    from gam_bench.suite import Limits, Measure
+    from gam_bench.settings import Limits, Measure
 
     base = dict(task="throughput", model="gam", overrides={}, level="block", mode="forward", dtype="float32")
     base.update(device="cpu", batch_size=1, seq_len=4, seed=0, threads=1, measure=Measure(), limits=Limits())
@@ -237,19 +237,25 @@ def _cell(**fields):
 def test_compile_modes_are_the_suite_values():
     from typing import get_args
 
-    from gam_bench.suite import Compile
+    from gam_bench.settings import Compile
 
     assert execution.COMPILE_MODES == get_args(Compile) == ("eager", "default", "reduce-overhead", "max-autotune")
 
 
 def test_compile_and_cuda_graph_are_refused_for_a_task_that_ignores_them():
-    execution.check_task("throughput", "default", False, "s.yaml")
-    execution.check_task("decode", "max-autotune", True, "s.yaml")
-    execution.check_task("perplexity", "eager", False, "s.yaml")
+    from gam_bench.runner.preflight import check_capabilities
+    from gam_bench.tasks import get_task
+
+    def check_task(task, compile, cuda_graph, where):
+        check_capabilities(get_task(task), compile, cuda_graph, 1, where)
+
+    check_task("throughput", "default", False, "s.yaml")
+    check_task("decode", "max-autotune", True, "s.yaml")
+    check_task("perplexity", "eager", False, "s.yaml")
     with pytest.raises(UserError, match=r"^s.yaml: compile: max-autotune is for throughput and decode cells; task 'p"):
-        execution.check_task("perplexity", "max-autotune", False, "s.yaml")
+        check_task("perplexity", "max-autotune", False, "s.yaml")
     with pytest.raises(UserError, match=r"^s.yaml: cuda_graph: true is for throughput and decode cells; task 'rec"):
-        execution.check_task("recall", "eager", True, "s.yaml")
+        check_task("recall", "eager", True, "s.yaml")
 
 
 def test_prepare_eager_builds_one_step_and_reports_no_compile():

@@ -1,4 +1,4 @@
-"""Invariants of the MQAR generator (gam_bench.tasks.mqar)."""
+"""Invariants of the MQAR generator (gam_bench.tasks.recall.mqar)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 from gam_bench.errors import UserError
-from gam_bench.tasks import mqar
+from gam_bench.tasks.recall import mqar
 
 SETTINGS = [  # (num_kv_pairs, seq_len, vocab_size, power_a)
     (4, 64, 64, 0.01),

@@ -12,10 +12,10 @@ import pytest
 from gam_bench import store
 from gam_bench.cell import Cell
 from gam_bench.errors import UserError
-from gam_bench.suite import Limits, Measure
-from gam_bench.tasks import perplexity
-from gam_bench.tasks.evaluate import unigram_perplexity
-from gam_bench.tasks.perplexity_settings import PerplexitySettings
+from gam_bench.settings import Limits, Measure
+from gam_bench.tasks.perplexity import measure as perplexity
+from gam_bench.tasks.perplexity.evaluate import unigram_perplexity
+from gam_bench.tasks.perplexity.settings import PerplexitySettings
 
 # TinyStories excerpts: the smallest real text with both splits (BPE trains in about a second).
 SETTINGS = {
@@ -45,7 +45,7 @@ def _cell(model: str, data_dir: Path, **settings: Any) -> Cell:
         measure=Measure(),
         limits=Limits(),
         plugins=[],
-        perplexity=PerplexitySettings.model_validate({**SETTINGS, "data_dir": str(data_dir), **settings}),
+        settings=PerplexitySettings.model_validate({**SETTINGS, "data_dir": str(data_dir), **settings}),
     )
 
 
@@ -76,7 +76,7 @@ def test_tiny_model_learns_within_a_few_dozen_steps(tiny_model: str, data_dir: P
     assert [r["step"] for r in rows] == [10, 20, 30, 40]
     losses = [r["val_loss"] for r in rows]
     assert losses[-1] < losses[0] - 0.2  # improving
-    corpus = perplexity.load_corpus(cell.perplexity)
+    corpus = perplexity.load_corpus(cell.settings)
     unigram = unigram_perplexity(corpus.train_ids.numpy(), corpus.val_ids.numpy(), corpus.tokenizer.vocab_size)
     assert rows[-1]["val_ppl"] < unigram < corpus.tokenizer.vocab_size  # beyond token frequencies
     assert rows[-1]["val_ppl"] == pytest.approx(math.exp(losses[-1]))
@@ -87,7 +87,7 @@ def test_tiny_model_learns_within_a_few_dozen_steps(tiny_model: str, data_dir: P
 def test_rows_carry_provenance_and_round_trip_through_the_store(
     tiny_model: str, data_dir: Path, tmp_path: Path
 ) -> None:
-    rows = perplexity.run(_cell(tiny_model, data_dir, budget={"tokens": 8 * 8 * 32}), None)
+    rows = perplexity.run(_cell(tiny_model, data_dir, budget={"tokens": 8 * 8 * 32}))
     assert len(rows) == 1  # no interval: only the end of the budget (well under one epoch)
     row = rows[0]
     assert row["dataset"] == "tinystories" and row["split"] == "validation[:4000 tokens]"
@@ -125,7 +125,7 @@ def test_epoch_budget_evaluates_after_every_epoch(tiny_model: str, data_dir: Pat
     lines = (data_dir / "tinystories" / "TinyStories-train-head.txt").read_text().splitlines()[:40]
     (folder / "TinyStories-train.txt").write_text("\n".join(lines) + "\n")
     (folder / "TinyStories-valid.txt").write_text("\n".join(lines[:10]) + "\n")
-    rows = perplexity.run(_cell(tiny_model, tmp_path, budget={"epochs": 2}, vocab_size=200), None)
+    rows = perplexity.run(_cell(tiny_model, tmp_path, budget={"epochs": 2}, vocab_size=200))
     assert [r["epoch"] for r in rows] == [1.0, 2.0]
     assert rows[1]["tokens_seen"] == 2 * rows[0]["tokens_seen"]
 
@@ -133,22 +133,22 @@ def test_epoch_budget_evaluates_after_every_epoch(tiny_model: str, data_dir: Pat
 def test_float16_and_conflicting_vocab_are_user_errors(tiny_model: str, data_dir: Path) -> None:
     cell = _cell(tiny_model, data_dir, budget={"tokens": 256})
     with pytest.raises(UserError, match="float32 or bfloat16"):
-        perplexity.run(cell.model_copy(update={"dtype": "float16"}), None)
+        perplexity.run(cell.model_copy(update={"dtype": "float16"}))
     with pytest.raises(UserError, match="vocab_size=123 conflicts"):
-        perplexity.run(cell.model_copy(update={"overrides": {"vocab_size": 123}}), None)
+        perplexity.run(cell.model_copy(update={"overrides": {"vocab_size": 123}}))
 
 
 def test_missing_data_fails_before_training(tiny_model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GAM_BENCH_DATA_DIR", raising=False)
     cell = _cell(tiny_model, tmp_path / "nowhere", budget={"tokens": 256})
     with pytest.raises(UserError, match="nowhere.*does not exist"):
-        perplexity.run(cell, None)
+        perplexity.run(cell)
 
 
 @pytest.mark.parametrize("model", ["gam", "transformer", "mamba-paper"])
 def test_registry_models_run_a_short_budget(model: str, data_dir: Path) -> None:
     cell = _cell(model, data_dir, budget={"tokens": 3 * 8 * 32}, max_eval_tokens=600)
     cell = cell.model_copy(update={"overrides": {"d_model": 32, "n_layers": 1}})
-    (row,) = perplexity.run(cell, None)
+    (row,) = perplexity.run(cell)
     assert row["step"] == 3 and row["backend"] and row["n_layers"] == 1
     assert math.isfinite(row["val_loss"]) and row["params"] > 0

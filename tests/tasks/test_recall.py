@@ -14,9 +14,12 @@ from torch import nn
 from gam_bench import store
 from gam_bench.cell import Cell
 from gam_bench.errors import UserError
-from gam_bench.suite import Limits, Measure
-from gam_bench.tasks import TASKS, mqar, recall
-from gam_bench.tasks.recall_settings import RecallSettings
+from gam_bench.settings import Limits, Measure
+from gam_bench.tasks import get_task
+from gam_bench.tasks.recall import measure as recall
+from gam_bench.tasks.recall import mqar
+from gam_bench.tasks.recall.settings import RecallSettings
+from gam_bench.training.step import make_scaler
 
 TINY = dict(vocab_size=16, train_examples=256, test_examples=64, batch_size=16, eval_batch_size=32)
 
@@ -160,7 +163,7 @@ def _cell(model: str = "transformer", **fields) -> Cell:
         measure=Measure(),
         limits=Limits(),
         plugins=[],
-        recall=point,
+        settings=point,
         family="transformer",
         d_model=16,
         n_layers=1,
@@ -178,10 +181,9 @@ class _Ctx:
 
 def test_run_gives_one_row_of_store_columns_and_reports_progress():
     torch.set_num_threads(1)
-    assert TASKS.get("recall") is recall.run
     ctx = _Ctx()
-    (row,) = recall.run(_cell(), ctx)
-    assert set(row) <= set(store.COLUMNS)
+    (row,) = get_task("recall").run(_cell(), ctx)  # the registered task runs this module's `run`
+    assert set(row) <= set(store.columns())
     assert row["step"] == 8 and row["wall_s"] > 0 and row["tokens_seen"] == 8 * 16 * 16
     assert row["n_answers"] == 64 * 2 and row["n_examples"] == 64 and 0 <= row["probe_correct"] <= 64
     assert row["accuracy"] == row["correct"] / row["n_answers"] and math.isfinite(row["train_loss"])
@@ -198,26 +200,35 @@ def test_run_gives_one_row_of_store_columns_and_reports_progress():
 
 def test_run_is_seeded_by_the_cell():
     torch.set_num_threads(1)
-    first, again = recall.run(_cell(), None)[0], recall.run(_cell(), None)[0]
+    first, again = recall.run(_cell())[0], recall.run(_cell())[0]
     assert (first["accuracy"], first["train_loss"]) == (again["accuracy"], again["train_loss"])
 
 
 def test_run_records_which_scan_mamba_runs_and_why():
     torch.set_num_threads(1)
-    (row,) = recall.run(_cell("mamba", recall=_settings(budget={"steps": 1})), None)
+    (row,) = recall.run(_cell("mamba", settings=_settings(budget={"steps": 1})))
     from gam_bench.models import cpu_scan
 
     path = "cpu-fused-scan" if cpu_scan.available() else "torch-chunked-scan"
     assert row["backend"] == path and "cpu" in row["backend_reason"]
 
 
-def test_run_refuses_float16_and_what_the_task_sets_itself():
-    with pytest.raises(UserError, match="float32 or bfloat16"):
-        recall.run(_cell(dtype="float16"), None)
+def test_float16_trains_with_the_shared_grad_scaler(monkeypatch):
+    """Recall's float16 cells take the shared step's GradScaler (training/step.make_scaler)."""
+    from gam_bench.tasks.recall import measure
+
+    made = []
+    monkeypatch.setattr(measure, "make_scaler", lambda dtype, device: made.append(dtype) or make_scaler(dtype, device))
+    torch.set_num_threads(1)
+    (row,) = recall.run(_cell(dtype="float16"))
+    assert made == ["float16"] and row["step"] == 8 and math.isfinite(row["train_loss"])
+
+
+def test_run_refuses_what_the_task_sets_itself():
     with pytest.raises(UserError, match="sets vocab_size itself"):
-        recall.run(_cell(overrides={"d_model": 16, "vocab_size": 99}), None)
+        recall.run(_cell(overrides={"d_model": 16, "vocab_size": 99}))
     with pytest.raises(UserError, match="needs d_model and n_layers"):
-        recall.run(_cell(d_model=None), None)
+        recall.run(_cell(d_model=None))
 
 
 def test_build_model_redraws_learned_positions_and_the_row_says_so():

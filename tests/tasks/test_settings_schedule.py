@@ -8,8 +8,8 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from gam_bench.tasks.perplexity_settings import Budget, PerplexitySettings
-from gam_bench.tasks.schedule import BudgetClock, warmup_cosine
+from gam_bench.tasks.perplexity.settings import Budget, PerplexitySettings
+from gam_bench.training.schedule import BudgetClock, warmup_cosine
 
 
 def test_defaults_are_the_paper_protocol() -> None:

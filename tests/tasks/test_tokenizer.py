@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gam_bench.tasks import tokenizer as tk
-from gam_bench.tasks.data import TextSplit
+from gam_bench.text import tokenizer as tk
+from gam_bench.text.data import TextSplit
 
 
 def _split(lines: list[str], split: str = "train") -> TextSplit:
@@ -80,7 +80,7 @@ def test_word_level_keeps_every_word_and_ends_lines_with_eos() -> None:
 
 
 def test_word_level_matches_published_wikitext2_counts(data_dir: Path) -> None:
-    from gam_bench.tasks import data
+    from gam_bench.text import data
 
     train = data.load_split("wikitext-2", "train", data_dir)
     tok = tk.get_tokenizer("word", train)

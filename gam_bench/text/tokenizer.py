@@ -28,7 +28,7 @@ import numpy as np
 
 from gam_bench.atomic import atomic_write
 from gam_bench.errors import UserError
-from gam_bench.tasks.data import TextSplit
+from gam_bench.text.data import TextSplit
 
 CACHE_ENV = "GAM_BENCH_CACHE"
 SPECIAL_TOKENS = ("[UNK]", "[PAD]", "[SOS]", "[EOS]")

@@ -1,18 +1,19 @@
 """The one language-model training step, shared by the throughput task (`train_step` mode)
-and the perplexity task, so the two never drift apart (nanoGPT's bench.py copies its step;
-we don't).
+and the training tasks (perplexity, recall: through training/loop.py), so they never drift
+apart (nanoGPT's bench.py copies its step; we don't).
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from contextlib import AbstractContextManager as ContextManager
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gam_bench.tasks.divergence import check_step
+from gam_bench.training.divergence import check_step
 
 
 def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -58,8 +59,11 @@ def train_step(
     grad_clip: float | None = 1.0,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     scaler: torch.amp.GradScaler | None = None,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = lm_loss,
 ) -> float:
     """One optimizer step on (inputs (B, T), targets (B, T)); returns the loss as a float.
+    loss_fn(logits (B, T, V), targets (B, T)) -> scalar: next-token cross-entropy by default
+    (the recall task takes it at the answer positions only).
 
     Gradients are set to None first, so repeated calls never accumulate. With a `scaler`
     (float16: `make_scaler`) the loss is scaled for backward, gradients are unscaled before
@@ -72,7 +76,7 @@ def train_step(
     optimizer.zero_grad(set_to_none=True)
     with autocast or contextlib.nullcontext():
         logits = model(inputs)  # (B, T, V)
-        loss = lm_loss(logits, targets)
+        loss = loss_fn(logits, targets)
     backward(loss, scaler)
     if scaler is not None:
         scaler.unscale_(optimizer)

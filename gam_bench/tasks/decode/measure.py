@@ -23,15 +23,15 @@ prefill_samples_ms, prefill_tokens_per_s (B * N / median), decode_ms_per_token (
 the G steps), decode_ms_q25/_q75, decode_samples_ms (every step, in order),
 decode_tokens_per_s (B / median: one token per sequence per step), state_bytes (at N, after
 prefill), state_bytes_final (at N+G), backend, decode_backend, and the execution columns (compile,
-cuda_graph, compile_s, recompiles, max_rel_err, parity_ok, parity_note: tasks/decode_execution).
+cuda_graph, compile_s, recompiles, max_rel_err, parity_ok, parity_note: execution/decode.py).
 
-The task: `run(cell, ctx)` builds the cell's model (LM or block) with max_seq_len = N+G (N for
-prefill cells) unless the suite sets it, measures one point with the cell's `measure`
-settings (warmup, repeats, min_run_time_s, max_repeats: the prefill timing) and returns one
-row: the columns above plus decode_tokens, params, d_model and n_layers. No FLOPs are
-counted (`measure.flops` is for throughput). The cell's mode (prefill | decode | both) is
-the suite's `mode`; G is `cell.decode.decode_tokens`.
-"""
+The task: `run(cell, ctx)` builds the cell's model (LM or block; models/builder.py) with
+max_seq_len = N+G (N for prefill cells) unless the suite sets it (`Decode.model_needs`),
+measures one point with the cell's `measure` settings (warmup, repeats, min_run_time_s,
+max_repeats: the prefill timing) and returns one row: the columns above plus decode_tokens,
+params, d_model and n_layers. No FLOPs are counted (`measure.flops` is for throughput). The
+cell's mode (prefill | decode | both) is the suite's `mode`; G is
+`cell.settings.decode_tokens`."""
 
 from __future__ import annotations
 
@@ -43,20 +43,15 @@ import torch
 from torch import nn
 
 from gam_bench.cell import Cell
-from gam_bench.errors import UserError
+from gam_bench.execution.decode import DecodeExecution, prepare_decode
 from gam_bench.measure.timing import Timing, time_steps, warm_up
-from gam_bench.models import registry
+from gam_bench.models.builder import build_for
 from gam_bench.models.decode import DecodeState, decode_backend, state_bytes
-from gam_bench.tasks.decode_execution import DecodeExecution, prepare_decode
-from gam_bench.tasks.decode_settings import DECODE_MODES as MODES
-from gam_bench.tasks.precision import autocast_for
+from gam_bench.precision import autocast_for
+from gam_bench.tasks.base import SILENT, RunContext
+from gam_bench.tasks.decode.settings import DECODE_MODES as MODES
 
 LEVELS = ("lm", "block")
-
-
-def max_seq_len_needed(context_len: int, decode_tokens: int, mode: str) -> int:
-    """The positions a decode cell feeds a model: N, plus G when it decodes."""
-    return context_len + (decode_tokens if mode != "prefill" else 0)
 
 
 def make_inputs(
@@ -92,7 +87,7 @@ def measure_decode(
     (lm) or d_model (block). autocast: a factory of the context each call runs in (e.g.
     torch.autocast for float16). repeats / min_run_time_s / max_repeats: the prefill timing,
     as the throughput task's; decode is timed exactly G times. execute(x): the execution mode
-    on the inputs x (tasks/decode_execution.prepare_decode; eager when None); its columns
+    on the inputs x (execution/decode.prepare_decode; eager when None); its columns
     join the row.
     """
     _check_arguments(level, mode, context_len, decode_tokens)
@@ -231,11 +226,11 @@ def _timing_columns(names: tuple[str, ...], timing: Timing | None, tokens_per_st
     return dict(zip(names, (*values, tokens_per_step / (timing.median_ms / 1e3))))
 
 
-def run(cell: Cell, ctx: Any = None) -> list[dict[str, Any]]:
+def run(cell: Cell, ctx: RunContext = SILENT) -> list[dict[str, Any]]:
     """Measure one decode cell; returns one row of measurement columns."""
     torch.manual_seed(cell.seed)
-    G = cell.decode.decode_tokens if cell.decode is not None else 0
-    module, config = build_module(cell, max_seq_len_needed(cell.seq_len, G, cell.mode))
+    G = cell.settings.decode_tokens if cell.settings is not None else 0
+    module, config = build_for(cell)  # max_seq_len covers N + G (Decode.model_needs)
     width = config.vocab_size if cell.level == "lm" else config.d_model
     m = cell.measure
     columns = measure_decode(
@@ -263,20 +258,3 @@ def run(cell: Cell, ctx: Any = None) -> list[dict[str, Any]]:
             "n_layers": getattr(config, "n_layers", None) if cell.level == "lm" else 1,
         }
     ]
-
-
-def build_module(cell: Cell, needed: int) -> tuple[nn.Module, Any]:
-    """(module on the cell's device, its config): the cell's model at its level, with
-    max_seq_len raised to `needed` positions unless the suite sets it (UserError if below)."""
-    overrides = dict(cell.overrides)
-    fields = registry.get_spec(cell.model).config_cls.model_fields
-    if "max_seq_len" in fields:
-        given = overrides.setdefault("max_seq_len", needed)
-        if given < needed:
-            raise UserError(
-                f"model {cell.model!r}: max_seq_len={given} is below the {needed} positions a "
-                f"{cell.mode} cell at seq_len={cell.seq_len} feeds it"
-            )
-    config = registry.make_config(cell.model, **overrides)
-    build = registry.build_block if cell.level == "block" else registry.build
-    return build(cell.model, **overrides).to(torch.device(cell.device)), config

@@ -9,9 +9,9 @@ in store columns (`row`), with `step` = optimiser steps and `wall_s` = training 
 `build_model` makes a registered LM for the task (learned position embeddings re-drawn
 N(0, pos_init_std), see RecallSettings). `train_and_evaluate(model, settings, seq_len,
 device)` draws a training and a disjoint test set, trains with the shared AdamW
-(`step.make_optimizer`) under a steps or seconds budget (warmup, then cosine decay to zero
-over the budget, `schedule.warmup_cosine`), with the cross-entropy taken only at the
-answer positions, and returns one dict of results.
+(`step.make_optimizer`) and the shared step (training/loop.py: the GradScaler in float16,
+warmup then cosine decay to zero over the steps or seconds budget), with the cross-entropy
+taken only at the answer positions, and returns one dict of results.
 
 Scoring: a prediction is the argmax over the whole vocabulary at an answer position.
 `accuracy` = correct / n_answers over every answer of every test example. The answers of
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager as ContextManager
 from typing import Any
@@ -38,29 +37,34 @@ from torch import nn
 
 from gam_bench.cell import Cell
 from gam_bench.errors import UserError
-from gam_bench.models import registry
 from gam_bench.models.backends import backend_reason
+from gam_bench.models.builder import build_for, build_module, resolve_config
 from gam_bench.models.lm import PositionalLM
-from gam_bench.tasks import mqar
-from gam_bench.tasks.divergence import Diverged, check_step, locate
-from gam_bench.tasks.precision import autocast_for, require_trainable
-from gam_bench.tasks.recall_settings import RecallSettings
-from gam_bench.tasks.schedule import warmup_cosine
-from gam_bench.tasks.step import gradient_norm, make_optimizer
+from gam_bench.precision import autocast_for
+from gam_bench.tasks.base import SILENT, RunContext
+from gam_bench.tasks.recall import mqar
+from gam_bench.tasks.recall.settings import RecallSettings
+from gam_bench.training.loop import TrainingRun
+from gam_bench.training.schedule import BudgetClock
+from gam_bench.training.step import make_optimizer, make_scaler
 
 TRAIN_LOSS_WINDOW = 20  # train_loss is the mean over the last this many steps
 
 
 def build_model(name: str, settings: RecallSettings, seq_len: int, d_model: int, n_layers: int = 2, **overrides: Any):
-    """The registry's LM `name` for MQAR at `seq_len`, its weights seeded by `settings.seed`.
+    """The registry's LM `name` for MQAR at `seq_len` (models/builder.py, as a recall cell needs it),
+    its weights seeded by `settings.seed`, then `init_positions`."""
+    from gam_bench.tasks.recall import Recall
 
-    Learned position embeddings (a PositionalLM's `pos_embedding`) are then re-drawn
-    N(0, settings.pos_init_std) unless that is None; `position_init` names what was done."""
+    needs = Recall.needs(settings, seq_len)
+    config = resolve_config(name, {"d_model": d_model, "n_layers": n_layers, **overrides}, needs)
     torch.manual_seed(settings.seed)
-    config = {"dropout": settings.dropout, **overrides}
-    model = registry.build(
-        name, vocab_size=settings.vocab_size, max_seq_len=seq_len, d_model=d_model, n_layers=n_layers, **config
-    )
+    return init_positions(build_module(name, "lm", config), settings)
+
+
+def init_positions(model: nn.Module, settings: RecallSettings) -> nn.Module:
+    """Learned position embeddings (a PositionalLM's `pos_embedding`) re-drawn N(0,
+    settings.pos_init_std) unless that is None; `position_init` names what was done."""
     if settings.pos_init_std is not None and isinstance(model, PositionalLM):
         nn.init.normal_(model.pos_embedding.weight, std=settings.pos_init_std)
     return model
@@ -73,18 +77,17 @@ def position_init(model: nn.Module, settings: RecallSettings) -> str:
     return "model default" if settings.pos_init_std is None else f"normal(std={settings.pos_init_std})"
 
 
-def run(cell: Cell, ctx: Any = None) -> list[dict[str, Any]]:
+def run(cell: Cell, ctx: RunContext = SILENT) -> list[dict[str, Any]]:
     """Train the cell's model on MQAR for its budget and score the test set: one row."""
-    require_trainable(cell, "recall")
     model = build_cell_model(cell)
-    report = getattr(ctx, "progress", None)
     result = train_and_evaluate(
         model,
-        cell.recall,
+        cell.settings,
         cell.seq_len,
         cell.device,
-        progress=report if callable(report) else None,
+        progress=ctx.progress,
         autocast=lambda: autocast_for(cell),
+        dtype=cell.dtype,
     )
     return [row(result, model, cell)]
 
@@ -109,28 +112,20 @@ RESULT_COLUMNS = (
     "train_loss",
 )
 
-# Set by the model from the settings; an override of either is refused rather than ignored.
-_SET_BY_TASK = ("vocab_size", "max_seq_len")
-
 
 def build_cell_model(cell: Cell) -> nn.Module:
-    """`build_model` for a recall cell: its overrides, with d_model and n_layers as pre-flight resolved them."""
-    overrides = dict(cell.overrides)
-    for field in _SET_BY_TASK:
-        if field in overrides:
-            raise UserError(
-                f"model {cell.model!r}: the recall task sets {field} itself; drop {field}={overrides[field]!r}"
-            )
+    """The recall cell's LM (models/builder.py: the config pre-flight resolved), seeded by its
+    settings, then `init_positions`."""
     if cell.d_model is None or cell.n_layers is None:
         raise UserError(f"model {cell.model!r}: a recall cell needs d_model and n_layers (run it through pre-flight)")
-    overrides.pop("d_model", None)
-    overrides.pop("n_layers", None)
-    return build_model(cell.model, cell.recall, cell.seq_len, cell.d_model, cell.n_layers, **overrides)
+    torch.manual_seed(cell.settings.seed)
+    model, _config = build_for(cell)
+    return init_positions(model, cell.settings)
 
 
 def row(result: dict[str, Any], model: nn.Module, cell: Cell) -> dict[str, Any]:
     """Store columns of one `train_and_evaluate` result for the cell's `model` (`build_cell_model`)."""
-    tokens = result["steps"] * cell.recall.batch_size * result["seq_len"]
+    tokens = result["steps"] * cell.settings.batch_size * result["seq_len"]
     return {
         **{k: result[k] for k in RESULT_COLUMNS},
         "dataset": "mqar",
@@ -153,22 +148,6 @@ def masked_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.reshape(B * T, V).float(), targets.reshape(B * T), ignore_index=mqar.IGNORE_INDEX)
 
 
-class _Clock:
-    """Steps and training seconds used, and the fraction of the budget that is (for warmup_cosine)."""
-
-    def __init__(self, settings: RecallSettings):
-        self.budget = settings.budget
-        self.steps, self.train_s = 0, 0.0
-
-    def progress(self) -> float:
-        if self.budget.steps is not None:
-            return self.steps / self.budget.steps
-        return self.train_s / self.budget.seconds
-
-    def done(self) -> bool:
-        return self.progress() >= 1.0
-
-
 def train_and_evaluate(
     model: nn.Module,
     settings: RecallSettings,
@@ -178,20 +157,22 @@ def train_and_evaluate(
     progress: Callable[[str], None] | None = None,
     progress_every_s: float = 10.0,
     autocast: Callable[[], ContextManager] | None = None,
+    dtype: str = "float32",
 ) -> dict[str, Any]:
     """Train `model` on MQAR at `seq_len` for the settings' budget, then score the test set.
 
     `settings` must be one point of a sweep (scalar num_kv_pairs and lr, see
     RecallSettings.points). `progress(message)` is called about every `progress_every_s`
     seconds of training and once at the end; `autocast()` makes a fresh autocast context
-    for each forward (None: float32).
+    for each forward (None: float32); a float16 `dtype` trains with the shared GradScaler.
     """
     K, lr = settings.scalar()
     s = settings
     splits = mqar.train_test(K, seq_len, s.vocab_size, s.power_a, s.train_examples, s.test_examples, s.seed)
     device = torch.device(device)
     model = model.to(device)
-    train = _Trainer(model, settings, lr, splits.train, device, autocast or contextlib.nullcontext)
+    scaler = make_scaler(dtype, device)
+    train = _Trainer(model, settings, lr, splits.train, device, autocast or contextlib.nullcontext, scaler)
     train.run(progress, progress_every_s)
     scores = evaluate(model, splits.test, settings.eval_batch_size, device, seed=settings.seed, autocast=autocast)
     result = {
@@ -218,15 +199,27 @@ def train_and_evaluate(
 
 
 class _Trainer:
-    """One training run: shuffled batches of the training set, masked loss, budget clock."""
+    """One training run: shuffled batches of the training set, the shared step (training/loop.py)
+    with the loss at the answer positions, the steps-or-seconds budget."""
 
-    def __init__(self, model, settings: RecallSettings, lr: float, data: mqar.MQARData, device, autocast):
-        self.model, self.settings, self.device, self.autocast = model, settings, device, autocast
+    def __init__(self, model, settings: RecallSettings, lr: float, data: mqar.MQARData, device, autocast, scaler=None):
+        self.model, self.settings, self.device = model, settings, device
         self.inputs = torch.from_numpy(data.inputs)  # (N, T)
         self.targets = torch.from_numpy(data.targets)  # (N, T)
-        self.optimizer = make_optimizer(model, lr, tuple(settings.betas), settings.weight_decay)
-        self.clock = _Clock(settings)
-        self.scheduler = warmup_cosine(self.optimizer, settings.warmup_steps, self.clock)
+        n, T = self.inputs.shape
+        self.clock = BudgetClock(
+            settings.budget, steps_per_epoch=max(n // settings.batch_size, 1), tokens_per_epoch=n * T
+        )
+        self.training = TrainingRun(
+            model,
+            make_optimizer(model, lr, tuple(settings.betas), settings.weight_decay),
+            self.clock,
+            warmup_steps=settings.warmup_steps,
+            autocast=autocast,
+            grad_clip=settings.grad_clip,
+            scaler=scaler,
+            loss_fn=masked_loss,
+        )
         self.generator = torch.Generator().manual_seed(settings.seed)
         self.losses: list[float] = []
 
@@ -249,41 +242,10 @@ class _Trainer:
         for inputs, targets in self.batches():
             if self.clock.done():
                 break
-            self.losses.append(self.step(inputs, targets))
+            self.losses.append(self.training.step(inputs, targets))
             if progress is not None and self.clock.train_s - last_report >= every_s:
                 last_report = self.clock.train_s
                 progress(f"recall: step {self.clock.steps} loss {self.final_loss:.4f} ({self.clock.train_s:.0f} s)")
-
-    def step(self, inputs: torch.Tensor, targets: torch.Tensor) -> float:
-        start = time.perf_counter()
-        self.optimizer.zero_grad(set_to_none=True)
-        with self.autocast():
-            loss = masked_loss(self.model(inputs), targets)  # logits (B, T, V)
-        loss.backward()
-        norm = gradient_norm(self.model, self.settings.grad_clip)
-        value = loss.detach().item()
-        try:
-            check_step(value, norm.item())
-        except Diverged as exc:
-            raise self._placed(exc, inputs, targets) from None
-        self.optimizer.step()
-        self.clock.steps += 1
-        self.clock.train_s += time.perf_counter() - start
-        self.scheduler.step()
-        return value
-
-    def _placed(self, exc: Diverged, inputs: torch.Tensor, targets: torch.Tensor) -> Diverged:
-        """`exc` with the step, the tokens before it, the last finite loss and where it appears."""
-
-        def loss() -> torch.Tensor:
-            with self.autocast():
-                return masked_loss(self.model(inputs), targets)  # logits (B, T, V)
-
-        last = self.losses[-1] if self.losses else None
-        where = locate(self.model, loss)
-        return exc.at(
-            step=self.clock.steps + 1, tokens=self.clock.steps * inputs.numel(), last_finite_loss=last, where=where
-        )
 
 
 @torch.no_grad()

@@ -3,9 +3,9 @@
 `run(cell, ctx) -> list[dict]`: one row of store columns per evaluation point (after each
 epoch, every `eval_interval` steps if set, and at the end of the budget). The protocol is
 the paper's (see perplexity_settings): blocks of seq_len + 1 tokens, the cell's batch
-size, AdamW, warmup + cosine LambdaLR, gradient clipping, the shared `step.train_step`.
+size, AdamW, warmup + cosine LambdaLR, gradient clipping, the shared step (training/loop.py).
 bfloat16 autocast is used when the cell's dtype is bfloat16 (suites ask for it on GPUs);
-float32 runs without autocast; float16 is refused (tasks/precision).
+float32 runs without autocast; float16 is refused (gam_bench/precision.py).
 
 Row columns of note: `wall_s` is cumulative training time (evaluation excluded),
 `epoch_time_s` the average training time per epoch so far (wall_s / epoch), `train_loss`
@@ -14,12 +14,11 @@ the mean training loss since the previous row, `split` the evaluation split (wit
 `data_sha256` name both the train and the validation data.
 
 A non-finite training loss or gradient, or a non-finite validation loss, stops the run at once
-(`tasks.divergence.Diverged`): the cell is stored as `diverged` with the evaluation rows so far.
+(`training.divergence.Diverged`): the cell is stored as `diverged` with the evaluation rows so far.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,17 +26,18 @@ import torch
 from torch import nn
 
 from gam_bench.cell import Cell
-from gam_bench.errors import UserError
-from gam_bench.models import registry
-from gam_bench.tasks import data
-from gam_bench.tasks.batching import epoch_batches, steps_per_epoch, train_blocks
-from gam_bench.tasks.divergence import Diverged, check_metric, locate
-from gam_bench.tasks.evaluate import EvalResult, evaluate
-from gam_bench.tasks.perplexity_settings import PerplexitySettings
-from gam_bench.tasks.precision import autocast_for, require_trainable
-from gam_bench.tasks.schedule import BudgetClock, warmup_cosine
-from gam_bench.tasks.step import lm_loss, make_optimizer, train_step
-from gam_bench.tasks.tokenizer import TrainedTokenizer, encode, get_tokenizer
+from gam_bench.models.builder import build_for
+from gam_bench.precision import autocast_for, require_trainable
+from gam_bench.tasks.base import SILENT, RunContext
+from gam_bench.tasks.perplexity.evaluate import EvalResult, evaluate
+from gam_bench.tasks.perplexity.settings import PerplexitySettings
+from gam_bench.text import data
+from gam_bench.text.batching import epoch_batches, steps_per_epoch, train_blocks
+from gam_bench.text.tokenizer import TrainedTokenizer, encode, get_tokenizer
+from gam_bench.training.divergence import Diverged, check_metric
+from gam_bench.training.loop import TrainingRun
+from gam_bench.training.schedule import BudgetClock
+from gam_bench.training.step import make_optimizer
 
 
 @dataclass(frozen=True)
@@ -67,42 +67,28 @@ def load_corpus(settings: PerplexitySettings) -> Corpus:
     return Corpus(train, val, tok, train_ids, val_ids, label)
 
 
-def run(cell: Cell, ctx: Any = None) -> list[dict[str, Any]]:
+def run(cell: Cell, ctx: RunContext = SILENT) -> list[dict[str, Any]]:
     """Train and evaluate the cell's model; one row per evaluation point."""
-    settings = cell.perplexity
+    settings = cell.settings
     require_trainable(cell, "perplexity")  # before any data is loaded
-    _progress(ctx, f"{cell.model}: loading {settings.dataset} and its {settings.tokenizer} tokenizer")
+    ctx.progress(f"{cell.model}: loading {settings.dataset} and its {settings.tokenizer} tokenizer")
     corpus = load_corpus(settings)
     torch.manual_seed(cell.seed)
-    model = build_model(cell, settings, corpus.tokenizer.vocab_size).to(torch.device(cell.device))
+    model = build_model(cell, settings, corpus.tokenizer.vocab_size)
     return Trainer(model, corpus, settings, cell, ctx).run()
 
 
 def build_model(cell: Cell, settings: PerplexitySettings, vocab_size: int) -> nn.Module:
-    """The registry's LM with the cell's overrides, block size = seq_len, vocab = tokenizer's."""
-    overrides = dict(cell.overrides)
-    if overrides.get("vocab_size", vocab_size) != vocab_size:
-        raise UserError(
-            f"model {cell.model!r}: vocab_size={overrides['vocab_size']} conflicts with the "
-            f"{settings.tokenizer} tokenizer's {vocab_size}; drop vocab_size from the perplexity suite"
-        )
-    max_len = overrides.get("max_seq_len", cell.seq_len)
-    if max_len < cell.seq_len:
-        raise UserError(f"model {cell.model!r}: max_seq_len={max_len} is below seq_len={cell.seq_len}")
-    config = {"dropout": settings.dropout, **overrides, "max_seq_len": max_len, "vocab_size": vocab_size}
-    return registry.build(cell.model, **config)
-
-
-def _progress(ctx: Any, message: str) -> None:
-    report = getattr(ctx, "progress", None)
-    if callable(report):
-        report(message)
+    """The cell's LM (models/builder.py) on its device, its vocabulary the tokenizer's."""
+    why = f"the {settings.tokenizer} tokenizer's {vocab_size}; drop vocab_size from the perplexity suite"
+    model, _config = build_for(cell, vocab_size=vocab_size, vocab_from=why)
+    return model
 
 
 class Trainer:
     """One training run under a budget, evaluating as it goes."""
 
-    def __init__(self, model: nn.Module, corpus: Corpus, settings: PerplexitySettings, cell: Cell, ctx: Any):
+    def __init__(self, model: nn.Module, corpus: Corpus, settings: PerplexitySettings, cell: Cell, ctx: RunContext):
         self.model, self.corpus, self.settings, self.cell, self.ctx = model, corpus, settings, cell, ctx
         self.seq_len, self.batch_size = cell.seq_len, cell.batch_size
         self.device = next(model.parameters()).device
@@ -112,11 +98,16 @@ class Trainer:
             steps_per_epoch=steps_per_epoch(self.blocks.shape[0], self.batch_size),
             tokens_per_epoch=self.blocks.shape[0] * self.seq_len,
         )
-        self.optimizer = make_optimizer(model, settings.lr, tuple(settings.betas), settings.weight_decay)
-        self.scheduler = warmup_cosine(self.optimizer, settings.warmup_steps, self.clock)
+        self.training = TrainingRun(
+            model,
+            make_optimizer(model, settings.lr, tuple(settings.betas), settings.weight_decay),
+            self.clock,
+            warmup_steps=settings.warmup_steps,
+            autocast=lambda: autocast_for(cell),
+            grad_clip=settings.grad_clip,
+        )
         self.generator = torch.Generator().manual_seed(cell.seed)
         self.recent_losses: list[float] = []
-        self.last_finite_loss: float | None = None
         self.rows: list[dict[str, Any]] = []
 
     def run(self) -> list[dict[str, Any]]:
@@ -134,33 +125,18 @@ class Trainer:
         return self.rows
 
     def _step(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
-        start = time.perf_counter()
-        inputs, targets = inputs.to(self.device), targets.to(self.device)
         try:
-            loss = train_step(
-                self.model,
-                self.optimizer,
-                inputs,
-                targets,
-                autocast=autocast_for(self.cell),
-                grad_clip=self.settings.grad_clip,
-            )
+            loss = self.training.step(inputs.to(self.device), targets.to(self.device))
         except Diverged as exc:
-            where = locate(self.model, lambda: self._loss(inputs, targets))
-            raise self._placed(exc, step=self.clock.steps + 1, where=where) from None
-        self.clock.record_step(targets.numel(), time.perf_counter() - start)
-        self.scheduler.step()
+            raise exc.at(
+                step=exc.step, tokens=exc.tokens, last_finite_loss=exc.last_finite_loss, rows=self.rows
+            ) from None
         self.recent_losses.append(loss)
-        self.last_finite_loss = loss
 
-    def _loss(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        with autocast_for(self.cell):
-            return lm_loss(self.model(inputs), targets)  # logits (B, T, V)
-
-    def _placed(self, exc: Diverged, step: int, where: str | None = None) -> Diverged:
+    def _placed(self, exc: Diverged, step: int) -> Diverged:
         """`exc` with where it happened and the evaluation rows stored before it."""
-        tokens, last = self.clock.tokens, self.last_finite_loss
-        return exc.at(step=step, tokens=tokens, last_finite_loss=last, rows=self.rows, where=where)
+        last = self.training.last_finite_loss
+        return exc.at(step=step, tokens=self.clock.tokens, last_finite_loss=last, rows=self.rows)
 
     def _interval_due(self) -> bool:
         interval = self.settings.eval_interval
@@ -181,8 +157,7 @@ class Trainer:
             raise self._placed(exc, step=self.clock.steps) from None
         self.rows.append(self._row(result))
         self.recent_losses.clear()
-        _progress(
-            self.ctx,
+        self.ctx.progress(
             f"{self.cell.model}: step {self.clock.steps} epoch {self.clock.epoch:.2f} "
             f"val loss {result.loss:.4f} ppl {result.ppl:.2f}",
         )

@@ -6,30 +6,30 @@ Modes
   the output; lm: next-token cross-entropy), backward. Block inputs require grad, as they
   would inside a stack.
 - train_step: forward_backward plus AdamW (paper settings). At lm level this is
-  `gam_bench.tasks.step.train_step`, the same step the perplexity task trains with.
+  `gam_bench.training.step.train_step`, the same step the perplexity task trains with.
 
-dtype float16 / bfloat16 run under `torch.autocast` (weights stay float32; tasks/precision).
+dtype float16 / bfloat16 run under `torch.autocast` (weights stay float32; gam_bench/precision.py).
 float16 forward_backward and train_step steps scale the loss with `torch.amp.GradScaler`
-(tasks/step.make_scaler) before backward, as float16 training does; train_step also lets the
+(training/step.make_scaler) before backward, as float16 training does; train_step also lets the
 scaler unscale, skip inf/nan steps and update its scale. Without it a mean loss's gradient
 underflows to zero at long lengths.
 
-Order: build, then the execution mode (`tasks.execution.prepare`: compile, one untimed
-compiling step -> compile_s, parity against eager -> max_rel_err / parity_ok, CUDA-graph
-capture), one counted step (untimed, always the eager step: FLOPs are the model's, not the
-kernels'; `measure.counted_step.count_step` gives the peak tensor bytes always and the FLOPs
-when `measure.flops`, while `SDPAKernels` records which attention kernel ran), then warmup and
-timed steps of the compiled step inside a recompile counter (syncing only the cell's own
-device; on an accelerator also timed with device events). For an eager cell the counted step
-is the step itself, so it is the first of the `measure.warmup` warm-up steps. A control
-kernel (a fixed matmul, measure/control.py) is timed just before warmup and just after the
-timed steps: `control_ms`, the machine's speed at the time, for the gate. FLOPs are None for a backend whose
-kernels the counter cannot see (`flops.counts_every_kernel`: mamba-ssm), never a partial
-count. The worker measures peak RSS / allocator memory around the whole cell. `mfu` =
-flops_per_s over this machine's calibrated matmul peak for the dtype (`cell.peak_flops_per_s`,
-from pre-flight). The fairness audit: `roofline_ms` = max(FLOPs / that peak, the family's
-minimal bytes (models/work.py) / the calibrated bandwidth), `roofline_fraction` = roofline_ms /
-time_ms.
+Order: build (models/builder.py: the config pre-flight resolved), then the execution mode
+(`execution.prepare`: compile, one untimed compiling step -> compile_s, parity against
+eager -> max_rel_err / parity_ok, CUDA-graph capture), one counted step (untimed, always the
+eager step: FLOPs are the model's, not the kernels'; `measure.counted_step.count_step` gives
+the peak tensor bytes always and the FLOPs when `measure.flops`, while `SDPAKernels` records
+which attention kernel ran), then warmup and timed steps of the compiled step inside a
+recompile counter (syncing only the cell's own device; on an accelerator also timed with
+device events). For an eager cell the counted step is the step itself, so it is the first of
+the `measure.warmup` warm-up steps. A control kernel (a fixed matmul, measure/control.py) is
+timed just before warmup and just after the timed steps: `control_ms`, the machine's speed
+at the time, for the gate. FLOPs are None for a backend whose kernels the counter cannot see
+(`flops.counts_every_kernel`: mamba-ssm), never a partial count. The worker measures peak
+RSS / allocator memory around the whole cell. `mfu` = flops_per_s over this machine's
+calibrated matmul peak for the dtype (`cell.peak_flops_per_s`, from pre-flight). The
+fairness audit: `roofline_ms` = max(FLOPs / that peak, the family's minimal bytes
+(models/work.py) / the calibrated bandwidth), `roofline_fraction` = roofline_ms / time_ms.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from gam_bench import execution
 from gam_bench.cell import Cell
 from gam_bench.measure.calibrate import mfu, roofline_ms
 from gam_bench.measure.control import Control
@@ -48,28 +49,11 @@ from gam_bench.measure.flops import counts_every_kernel
 from gam_bench.measure.op_count import OpCount
 from gam_bench.measure.provenance import SDPAKernels
 from gam_bench.measure.timing import Timing, time_steps, warm_up
-from gam_bench.models import backends, registry, work
-from gam_bench.tasks import execution
-from gam_bench.tasks import step as lm_step
-from gam_bench.tasks.precision import autocast_for
-
-
-def model_overrides(cell: Cell) -> dict[str, Any]:
-    """The cell's config overrides, with max_seq_len raised to the cell's seq_len if not set."""
-    overrides = dict(cell.overrides)
-    fields = registry.get_spec(cell.model).config_cls.model_fields
-    if "max_seq_len" in fields and "max_seq_len" not in overrides:
-        overrides["max_seq_len"] = cell.seq_len
-    return overrides
-
-
-def build_module(cell: Cell) -> tuple[nn.Module, Any]:
-    """(module on the cell's device, its config) for the cell's level."""
-    overrides = model_overrides(cell)
-    config = registry.make_config(cell.model, **overrides)
-    build = registry.build_block if cell.level == "block" else registry.build
-    module = build(cell.model, **overrides)
-    return module.to(torch.device(cell.device)), config
+from gam_bench.models import backends, work
+from gam_bench.models.builder import build_for
+from gam_bench.precision import autocast_for
+from gam_bench.tasks.base import SILENT, RunContext
+from gam_bench.training import step as lm_step
 
 
 def make_step(cell: Cell, module: nn.Module, config: Any) -> Callable[[], None]:
@@ -148,11 +132,11 @@ def parity_inputs(cell: Cell, config: Any) -> list[torch.Tensor]:
     return [torch.randint(0, config.vocab_size, (cell.batch_size, cell.seq_len), device=device)]  # (B, T)
 
 
-def run(cell: Cell, ctx: Any = None) -> list[dict[str, Any]]:
+def run(cell: Cell, ctx: RunContext = SILENT) -> list[dict[str, Any]]:
     """Measure one throughput cell; returns one row of measurement columns."""
     torch.manual_seed(cell.seed)
     device = torch.device(cell.device)
-    module, config = build_module(cell)
+    module, config = build_for(cell)
     ex = execution.prepare(cell, module, lambda m: make_step(cell, m, config), lambda: parity_inputs(cell, config))
     backend = str(getattr(module, "backend", "") or "")
     count_flops = cell.measure.flops and counts_every_kernel(backend)

@@ -3,7 +3,7 @@
 float32 runs without autocast; bfloat16 and float16 run under `torch.autocast` on the cell's
 device type (weights stay float32), as users run them. A float16 backward needs loss scaling:
 the throughput task's forward_backward and train_step cells scale with torch.amp.GradScaler
-(`tasks.step.make_scaler`); the perplexity task, which trains to convergence, does not,
+(`training.step.make_scaler`); the perplexity task, which trains to convergence, does not,
 so it refuses float16 (`require_trainable`).
 """
 

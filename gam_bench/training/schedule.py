@@ -1,7 +1,8 @@
 """The training budget and the learning-rate schedule that follows it.
 
 `BudgetClock` counts what a run has consumed (optimiser steps, target tokens, training
-seconds) and how far through its budget it is. `warmup_cosine` is the paper's schedule
+seconds) and how far through its budget (of steps, epochs, tokens or seconds) it is.
+`warmup_cosine` is the paper's schedule
 as a LambdaLR: linear warmup over `warmup_steps` (factor step / warmup), then cosine
 decay to zero over the rest of the budget. For an epoch budget this is exactly the
 paper's step-based formula; for a token or wall-clock budget the cosine follows the
@@ -11,19 +12,22 @@ fraction of tokens or seconds used, so every budget ends at learning rate zero.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
-from gam_bench.tasks.perplexity_settings import Budget
-
 
 class BudgetClock:
-    """What a training run has consumed, and the fraction of its budget that is."""
+    """What a training run has consumed, and the fraction of its budget that is.
 
-    def __init__(self, budget: Budget, steps_per_epoch: int, tokens_per_epoch: int):
+    budget: exactly one of `steps`, `epochs`, `tokens` or `seconds` set (the perplexity
+    task's Budget has no steps, the recall task's only steps and seconds)."""
+
+    def __init__(self, budget: Any, steps_per_epoch: int, tokens_per_epoch: int):
         self.budget = budget
         self.tokens_per_epoch = tokens_per_epoch
-        self.total_steps = math.ceil(budget.epochs * steps_per_epoch) if budget.epochs is not None else None
+        epochs, steps = getattr(budget, "epochs", None), getattr(budget, "steps", None)
+        self.total_steps = steps if steps is not None else math.ceil(epochs * steps_per_epoch) if epochs else None
         self.steps = 0
         self.tokens = 0
         self.train_s = 0.0
@@ -37,7 +41,7 @@ class BudgetClock:
         """Fraction of the budget used, in [0, 1] (may pass 1 by the last step's overshoot)."""
         if self.total_steps is not None:
             return self.steps / self.total_steps
-        if self.budget.tokens is not None:
+        if getattr(self.budget, "tokens", None) is not None:
             return self.tokens / self.budget.tokens
         return self.train_s / self.budget.seconds
 

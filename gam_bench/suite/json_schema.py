@@ -7,7 +7,8 @@ editors validate and complete suite files.
 pydantic's own schema describes the *validated* shape. A suite file may say more briefly what
 the validators expand, so the schema is widened where they do:
 - `level`, `mode`, `dtype`, `compile`: one value or a list (a list sweeps it);
-- `models`: a registry name or a mapping {name, overrides, perplexity, recall};
+- `models`: a registry name or a mapping {name, overrides, and a task's own fields};
+- each task with settings adds its section (`perplexity:`, `decode:`, `recall:`, a plugin's);
 - `axes`: every axis one value or a list;
 - `profiles`: per device type, a partial suite merged over the top level (no `name`).
 Checks that need more than the file (model names in the registry, model config fields,
@@ -23,6 +24,7 @@ import json
 from typing import Any
 
 from gam_bench.devices import DEVICE_TYPES
+from gam_bench.tasks import all_tasks
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SWEEPABLE = ("level", "mode", "dtype", "compile")
@@ -59,12 +61,13 @@ FIELD_HELP = {
 
 def suite_json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a suite file."""
-    from gam_bench.suite import SuiteConfig, modes_of
+    from gam_bench.suite import SuiteConfig
 
     schema = SuiteConfig.model_json_schema()
     defs = schema.pop("$defs", {})
-    props = schema["properties"]
-    all_modes = sorted({*modes_of(None), *modes_of("decode")})
+    schema["properties"] = props = _with_task_sections(schema["properties"], defs)
+    all_modes = sorted({mode for task in all_tasks() for mode in task.modes})
+    props["task"]["enum"] = [task.name for task in all_tasks()]
     props["mode"]["items"] = {"enum": all_modes, "type": "string"}
     for name in SWEEPABLE:
         props[name] = _one_or_list(props[name])
@@ -90,6 +93,25 @@ def suite_json_schema() -> dict[str, Any]:
         "Written by `gam-bench schema` from the models that validate suites.",
         "$defs": dict(sorted(defs.items())),
     }
+
+
+def _with_task_sections(props: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """The suite's properties with each task's section (its settings model, validated through the
+    task: gam_bench.suite.loading) before `regression`, and a models entry's own task fields."""
+    sections = {}
+    entry = defs["ModelEntry"]["properties"]
+    entry.pop("task_settings", None)
+    for task in all_tasks():
+        if task.settings is None:
+            continue
+        sub = task.settings.model_json_schema(ref_template="#/$defs/{model}")
+        defs.update(sub.pop("$defs", {}))
+        defs[task.settings.__name__] = sub
+        ref = {"$ref": f"#/$defs/{task.settings.__name__}"}
+        sections[task.name] = {"anyOf": [ref, {"type": "null"}], "default": None}
+        entry[task.name] = {"additionalProperties": True, "title": task.name.title(), "type": "object"}
+    out = {k: v for k, v in props.items() if k != "regression"}
+    return {**out, **sections, "regression": props["regression"]}
 
 
 def schema_text() -> str:

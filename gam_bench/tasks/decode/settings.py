@@ -28,3 +28,8 @@ class DecodeSettings(BaseModel):
         if self.decode_tokens < 1:
             raise ValueError(f"decode_tokens must be >= 1 when mode is {mode!r} (got {self.decode_tokens})")
         return self
+
+
+def max_seq_len_needed(context_len: int, decode_tokens: int, mode: str) -> int:
+    """The positions a decode cell feeds a model: N, plus G when it decodes."""
+    return context_len + (decode_tokens if mode != "prefill" else 0)

@@ -4,7 +4,7 @@ its decode step captured into a CUDA graph.
 The decode task times `module.prefill` (mode prefill, both) and `module.decode` (decode,
 both). `prepare_decode(cell, module, x, N)` returns a `DecodeExecution` whose `prefill` and
 `decode` the task calls in their place, with the same contracts, and the row's execution
-columns (tasks/execution.py's: compile, cuda_graph, compile_s, recompiles, max_rel_err,
+columns (execution.step's: compile, cuda_graph, compile_s, recompiles, max_rel_err,
 parity_ok, parity_note).
 
 - compile: only what the cell times is compiled: prefill with static shapes
@@ -40,9 +40,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from gam_bench import execution
 from gam_bench.models.decode import DecodeState, copy_state_
-from gam_bench.tasks import execution
-from gam_bench.tasks.precision import autocast_for
+from gam_bench.precision import autocast_for
 
 if TYPE_CHECKING:
     from gam_bench.cell import Cell

@@ -2,7 +2,7 @@
 
 A counting worker (started under valgrind by runner/counting.py; `valgrind.counting_folder()`
 is set in it) runs this instead of the throughput task: it builds the cell's model and step
-exactly as the throughput task does (`throughput.build_module`, `throughput.make_step`),
+exactly as the throughput task does (`models.builder.build_for`, `throughput.make_step`),
 runs one untimed warm-up step (lazy initialisation, first-call caches), then counts
 `measure.instruction_steps` steps (measure/instructions.py). Nothing is timed here: under
 valgrind a step runs hundreds of times slower, and the cell's times come from its ordinary
@@ -21,18 +21,19 @@ from gam_bench.cell import Cell
 from gam_bench.measure.instructions import count_steps
 from gam_bench.measure.timing import warm_up
 from gam_bench.measure.valgrind import counting_folder, counting_tool
-from gam_bench.tasks import throughput
+from gam_bench.models.builder import build_for
+from gam_bench.tasks.throughput import measure as throughput
 
 WARMUP = 1
 
 
-def run(cell: Cell, ctx: Any = None) -> list[dict[str, Any]]:
+def run(cell: Cell) -> list[dict[str, Any]]:
     """Count one cell's steps in this (counting) worker; one row of instruction columns."""
     folder = counting_folder()
     if folder is None:
         raise RuntimeError("instruction counting runs only in a counting worker (started under valgrind)")
     torch.manual_seed(cell.seed)
-    module, config = throughput.build_module(cell)
+    module, config = build_for(cell)
     step = throughput.make_step(cell, module, config)
     warm_up(step, WARMUP, torch.device(cell.device))
     counts = count_steps(step, cell.measure.instruction_steps, folder, label=cell.cell_id)

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from gam_bench.tasks.data import DATASETS
+from gam_bench.text.data import DATASETS
 
 Dataset = Literal[tuple(DATASETS)]  # type: ignore[valid-type]
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gam_bench.tasks.batching import eval_windows
+from gam_bench.text.batching import eval_windows
 
 
 @dataclass(frozen=True)
