@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
 from gam_bench.errors import UserError
@@ -61,6 +61,14 @@ class Registry(Generic[T]):
             if attr:
                 self.entries[name] = getattr(loaded, attr)
         return self.entries.get(name)
+
+    def find_loading(self, name: str, load_plugins: Callable[[], None]) -> T | None:
+        """`find`, and once more after `load_plugins()` (entry points) when the name is unknown."""
+        entry = self.find(name)
+        if entry is None:
+            load_plugins()
+            entry = self.find(name)
+        return entry
 
     def get(self, name: str) -> T:
         """The entry `name`, or a one-line UserError with the closest name."""

@@ -133,10 +133,7 @@ def _load_plugins() -> None:
 
 def get_spec(name: str) -> ModelSpec:
     """The spec of a registered model, or a UserError with the closest name, listing them all."""
-    spec = MODELS.find(name)
-    if spec is None:
-        _load_plugins()
-        spec = MODELS.find(name)
+    spec = MODELS.find_loading(name, _load_plugins)
     if spec is None:
         names = available()
         raise UserError(f"unknown model {name!r}{did_you_mean(name, names, None)}; available: {', '.join(names)}")

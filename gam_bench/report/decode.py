@@ -277,6 +277,11 @@ def render_decode_section(rows: pd.DataFrame, out_dir: str | Path, heading: str 
     return "\n".join(parts)
 
 
+def section(rows: pd.DataFrame, out_dir: str | Path, figures: str, colors: object = None) -> str:
+    """The decode section as the decode task's report hook gives it (its own palette)."""
+    return render_decode_section(rows, out_dir, figures=figures)
+
+
 _INTRO = (
     "Per cell: prefill time of N tokens (median of its repeats), per-token decode latency at "
     "context N (median of the decode_tokens steps, each timed on its own), and the decode "

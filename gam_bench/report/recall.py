@@ -168,7 +168,7 @@ def _kv_label(part: pd.DataFrame) -> str:
     return f", {'/'.join(str(int(k)) for k in kv)} kv" if len(kv) <= 3 else ""
 
 
-def section(newest: pd.DataFrame, out_dir: Path, figures_dir: str = "figures") -> str:
+def section(newest: pd.DataFrame, out_dir: Path, figures_dir: str = "figures", colors: object = None) -> str:
     """The report's recall section (Markdown), writing its two figures under out_dir/figures_dir.
     An empty string when there are no ok recall rows."""
     rows = recall_rows(newest)

@@ -80,10 +80,7 @@ def available() -> list[str]:
 
 def get_task(name: str) -> Task:
     """The task `name`, or a one-line UserError with the closest name."""
-    task = TASKS.find(name)
-    if task is None:
-        _load_plugins()
-        task = TASKS.find(name)
+    task = TASKS.find_loading(name, _load_plugins)
     if task is None:
         raise UserError(f"unknown task {name!r}{did_you_mean(name, available())}")
     return task

@@ -18,7 +18,7 @@ ways in). What it declares:
 - `check_suite`, `preflight`: its checks at load time and in the parent before any cell runs.
 - `run(cell, ctx)`: the work, in the worker; returns rows of store columns.
 - `outcome`, `label`, `dry_run_columns`, `summary_columns`: what progress and the dry run show.
-- `report_section`, `method_note`: its part of report.md.
+- `report_section`, `method_note` (or a `report` module): its part of report.md.
 - `gate_metrics`: the metrics `compare` / `check` may judge, each with a direction.
 
 This module does not import torch; a task's `run` imports what it needs when it is called.
@@ -26,6 +26,7 @@ This module does not import torch; a task's `run` imports what it needs when it 
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,18 +227,27 @@ class Task:
 
     # ---------------------------------------------------------------- report
 
+    # A report module with `section(rows, out_dir, figures, colors)` and, optionally,
+    # `labels(rows)` and `METHOD` (e.g. "gam_bench.report.throughput"); the hooks below use it.
+    report: ClassVar[str | None] = None
+
     def report_labels(self, newest: pd.DataFrame) -> list[str]:
         """Series labels of its figures, so that one palette colours a model alike everywhere."""
-        return []
+        labels = getattr(self._report(), "labels", None)
+        return labels(newest) if labels is not None else []
 
     def report_section(self, newest: pd.DataFrame, out_dir: Path, figures: str, colors: dict[str, str]) -> str:
         """Its Markdown section(s) of report.md from its rows (newest attempts only); "" for none.
         Figures go to out_dir / figures."""
-        return ""
+        module = self._report()
+        return module.section(newest, out_dir, figures, colors) if module is not None else ""
 
     def method_note(self) -> str:
         """Its Markdown bullets under "## Method", shown when its section is."""
-        return ""
+        return str(getattr(self._report(), "METHOD", ""))
+
+    def _report(self) -> Any:
+        return importlib.import_module(self.report) if self.report else None
 
     def __repr__(self) -> str:
         return f"<task {self.name}>"

@@ -85,12 +85,11 @@ def test_a_diverged_recall_cell_is_stored_as_diverged(write_suite, tmp_path):
 
 def test_a_task_that_returns_nan_as_ok_is_an_error_row(monkeypatch):
     from gam_bench.runner import worker
-    from gam_bench.tasks import TASKS
 
     def nan_task(cell, ctx):
         return [{"time_ms": 1.5}, {"time_ms": math.nan, "val_ppl": math.inf}]
 
-    monkeypatch.setattr(TASKS, "get", lambda name: nan_task)
-    rows, status, error = worker.run_task(SimpleNamespace(task="nan"), None)
+    cell = SimpleNamespace(task="nan", task_spec=SimpleNamespace(run=nan_task))  # a task whose run returns NaN
+    rows, status, error = worker.run_task(cell, None)
     assert status == "error" and len(rows) == 2
     assert error == "non-finite result in row 2 of 2: time_ms=nan, val_ppl=inf"

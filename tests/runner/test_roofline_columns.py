@@ -8,8 +8,9 @@ from cells import make_cell
 
 from gam_bench.measure.calibrate import roofline_ms
 from gam_bench.models import work
+from gam_bench.models.builder import build_for
 from gam_bench.runner import preflight
-from gam_bench.tasks import throughput
+from gam_bench.tasks.throughput import measure as throughput
 
 PEAKS = {"peak_flops_per_s": 2e9, "peak_bandwidth_bytes_per_s": 1e9}
 
@@ -25,7 +26,7 @@ def test_row_carries_the_roofline_and_its_fraction(model):
     torch.set_num_threads(1)
     cell = _cell(model, **PEAKS)
     (row,) = throughput.run(cell)
-    config = throughput.build_module(cell)[1]
+    config = build_for(cell)[1]
     expected_bytes = work.minimal_bytes(model, config, "block", "forward_backward", 1, 32, "float32", row["params"])
     assert row["min_bytes"] == expected_bytes
     assert row["peak_bandwidth_bytes_per_s"] == 1e9

@@ -12,7 +12,6 @@ No torch here: `measure` holds the work.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gam_bench.errors import UserError
@@ -20,8 +19,6 @@ from gam_bench.tasks.base import SILENT, Capabilities, ModelNeeds, Origin, RunCo
 from gam_bench.tasks.decode.settings import DECODE_MODES, DecodeSettings, max_seq_len_needed
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from gam_bench.cell import Cell
 
 _F64, _I64, _STR = "float64", "int64", "string"
@@ -30,6 +27,7 @@ _F64, _I64, _STR = "float64", "int64", "string"
 class Decode(Task):
     name = "decode"
     description = "prefill time, per-token decode latency and decode-state bytes at context N"
+    report = "gam_bench.report.decode"  # its report section (section, METHOD)
     settings = DecodeSettings
     section_required = False
     modes = DECODE_MODES
@@ -102,11 +100,6 @@ class Decode(Task):
         if row.get("prefill_ms") is not None:
             return f"prefill {row['prefill_ms']:.2f} ms"
         return ""
-
-    def report_section(self, newest: pd.DataFrame, out_dir: Path, figures: str, colors: dict[str, str]) -> str:
-        from gam_bench.report.decode import render_decode_section
-
-        return render_decode_section(newest, out_dir, figures=figures)
 
 
 TASK = Decode()

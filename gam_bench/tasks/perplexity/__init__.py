@@ -11,15 +11,12 @@ No torch here: `measure` holds the work.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gam_bench.tasks.base import SILENT, ModelNeeds, RunContext, Task
 from gam_bench.tasks.perplexity.settings import PerplexitySettings
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from gam_bench.cell import Cell
 
 _F64, _I64, _STR = "float64", "int64", "string"
@@ -43,6 +40,7 @@ TRAINING_COLUMNS = {
 class Perplexity(Task):
     name = "perplexity"
     description = "train an LM on a text data set; validation loss and perplexity as it trains"
+    report = "gam_bench.report.perplexity"  # its report section (labels, section, METHOD)
     settings = PerplexitySettings
     columns = {
         **TRAINING_COLUMNS,
@@ -92,21 +90,6 @@ class Perplexity(Task):
             ("val ppl", "right", lambda row: f"{row['val_ppl']:.1f}" if ok(row) else "-"),
             ("wall s", "right", lambda row: f"{row['duration_s']:.0f}" if row.get("duration_s") is not None else "-"),
         ]
-
-    def report_labels(self, newest: pd.DataFrame) -> list[str]:
-        from gam_bench.report import perplexity
-
-        return perplexity.labels(newest)
-
-    def report_section(self, newest: pd.DataFrame, out_dir: Path, figures: str, colors: dict[str, str]) -> str:
-        from gam_bench.report import perplexity
-
-        return perplexity.section(newest, out_dir, figures, colors)
-
-    def method_note(self) -> str:
-        from gam_bench.report import perplexity
-
-        return perplexity.METHOD
 
 
 TASK = Perplexity()

@@ -12,7 +12,6 @@ No torch here: `measure` holds the work.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gam_bench.errors import UserError
@@ -21,8 +20,6 @@ from gam_bench.tasks.perplexity import TRAINING_COLUMNS
 from gam_bench.tasks.recall.settings import RecallSettings
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from gam_bench.cell import Cell
 
 _F64, _I64, _STR = "float64", "int64", "string"
@@ -31,6 +28,7 @@ _F64, _I64, _STR = "float64", "int64", "string"
 class Recall(Task):
     name = "recall"
     description = "train an LM on multi-query associative recall (MQAR); held-out accuracy"
+    report = "gam_bench.report.recall"  # its report section (section, METHOD)
     settings = RecallSettings
     # Also fills tokens_per_s (core), and from the training columns step (optimiser steps),
     # wall_s (training seconds), tokens_seen, dataset ("mqar") and split ("test").
@@ -124,16 +122,6 @@ class Recall(Task):
         if row.get("accuracy") is not None:
             return f"accuracy {row['accuracy']:.3f}  {row.get('step') or 0} steps  {row.get('duration_s', 0):.0f} s"
         return ""
-
-    def report_section(self, newest: pd.DataFrame, out_dir: Path, figures: str, colors: dict[str, str]) -> str:
-        from gam_bench.report import recall
-
-        return recall.section(newest, out_dir, figures)
-
-    def method_note(self) -> str:
-        from gam_bench.report import recall
-
-        return recall.METHOD
 
 
 TASK = Recall()

@@ -13,14 +13,11 @@ No torch here: `measure` holds the work.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gam_bench.tasks.base import SILENT, Capabilities, GateMetric, RunContext, Task
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from gam_bench.cell import Cell
 
 _PRIMED: set[str] = set()  # budget groups (model settings) primed in this worker
@@ -30,6 +27,7 @@ PRIME_SEQ_LEN = 16
 class Throughput(Task):
     name = "throughput"
     description = "time one step (forward, forward+backward or a train step) of a block or an LM"
+    report = "gam_bench.report.throughput"  # its report section (labels, section, METHOD)
     capabilities = Capabilities(compile=True, processes=True, priming=True, calibration=True, instructions=True)
     # Deterministic costs of one step (measure/instructions.py, measure/op_count.py); null where not counted.
     columns = {
@@ -81,21 +79,6 @@ class Throughput(Task):
         }
         measure.run(cell.model_copy(update=update))
         _PRIMED.add(key)
-
-    def report_labels(self, newest: pd.DataFrame) -> list[str]:
-        from gam_bench.report import throughput
-
-        return throughput.labels(newest)
-
-    def report_section(self, newest: pd.DataFrame, out_dir: Path, figures: str, colors: dict[str, str]) -> str:
-        from gam_bench.report import throughput
-
-        return throughput.section(newest, out_dir, figures, colors)
-
-    def method_note(self) -> str:
-        from gam_bench.report import throughput
-
-        return throughput.METHOD
 
 
 TASK = Throughput()
