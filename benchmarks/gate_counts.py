@@ -8,11 +8,11 @@ and how well instruction ratios predict time ratios.
       run's wall time (a gated `check --against --rounds 1` is two such runs plus the compare).
   PYTHONPATH=$PWD:$PWD/benchmarks python benchmarks/gate_counts.py detect --ops 0 1 3 10 [--tries 2]
       Injected regressions: `gam-probe` (benchmarks/gate_probe_models.py, GAM with K extra
-      projections per step) at one shape, run once per K per try (base first, then each K,
-      interleaved across tries), each regressed run compared with its try's base run by the
-      gate (suite settings as ci.yaml's). Prints per K: the measured share of the step in
-      instructions and in time (control-scaled medians over the timed processes), and how many
-      tries the gate caught it.
+      projections per step) at one shape, one sweep per try whose cells are K = 0 (the base)
+      and each K (counted in one counting pass, timed side by side in the same passes); each
+      regressed cell judged against the base cell by the gate's own verdicts (the suite's
+      settings, ci.yaml's by default). Prints per K: the measured share of the step in
+      instructions and in time (control-scaled), and in how many tries the count caught it.
   PYTHONPATH=$PWD:$PWD/benchmarks python benchmarks/gate_counts.py predict DIR [DIR ...]
       From stored runs: across every pair of ok cells of one run (models, lengths, modes) and
       across the detect runs, log(instruction ratio) against log(time ratio): Pearson r and the
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import math
 import os
 import shutil
@@ -100,10 +101,11 @@ PROBE_SUITE = {
 }
 
 
-def _probe_suite(root: Path, suite: Path) -> Path:
-    """PROBE_SUITE with the gate suite's measure and regression settings."""
+def _probe_suite(root: Path, suite: Path, ops: list[int]) -> Path:
+    """PROBE_SUITE over `probe_ops` = ops, with the gate suite's measure and regression settings."""
     gate = yaml.safe_load(suite.read_text())
     body = {**PROBE_SUITE, "measure": gate["measure"], "regression": gate.get("regression") or {}}
+    body["axes"] = {**body["axes"], "probe_ops": ops}
     path = root / "probe.yaml"
     path.write_text(yaml.safe_dump(body))
     return path
@@ -114,37 +116,42 @@ def _time_ratio(base, cand) -> float:
     return float((cand["time_ms"] / cand["control_ms"]) / (base["time_ms"] / base["control_ms"]))
 
 
-def detect(root: Path, suite: Path, ops: list[int], tries: int) -> None:
-    from gam_bench import store
-    from gam_bench.analysis.compare import compare_paths
+def _probe_ops(row) -> int:
+    return int(json.loads(row["config_json"])["overrides"].get("probe_ops", 0))
 
-    probe = _probe_suite(root, suite)
+
+def detect(root: Path, suite: Path, ops: list[int], tries: int) -> None:
+    """Each try: one sweep whose cells are the probe with each K of `ops` (the first is the base),
+    counted in one counting pass and timed side by side in the same timing passes; each regressed
+    cell judged against the base cell by the gate's own count and time verdicts."""
+    from gam_bench import store
+    from gam_bench.analysis.judge import judge_count, judge_time
+
     settings = _settings(suite)
-    caught: dict[int, list[bool]] = {k: [] for k in ops if k}
-    shares: dict[int, list[tuple[float, float]]] = {k: [] for k in ops if k}
+    results: dict[int, list[tuple[bool, float, float, str]]] = {k: [] for k in ops[1:]}
     for attempt in range(tries):
-        folders = {}
-        for k in ops:
-            os.environ["GAM_BENCH_PROBE_OPS"] = str(k)
-            folders[k] = root / f"try{attempt}-ops{k}"
-            wall = _run(probe, folders[k])
-            print(f"try {attempt + 1}, {k} extra ops: {wall:.0f} s, load {_load()}", flush=True)
-        base = store.load(folders[ops[0]]).iloc[0]
-        for k in caught:
-            cand = store.load(folders[k]).iloc[0]
-            comparison = compare_paths(folders[ops[0]], folders[k], settings)
-            cell = comparison.cells[0]
-            hit = cell.verdict == "regression" and any(r.verdict == "regression" for r in cell.counts)
-            caught[k].append(hit)
-            shares[k].append((cand["instructions"] / base["instructions"] - 1, _time_ratio(base, cand) - 1))
-            print(f"    {k} ops: {cell.verdict} ({cell.note})", flush=True)
-    os.environ.pop("GAM_BENCH_PROBE_OPS", None)
-    for k in caught:
-        instr = np.median([s[0] for s in shares[k]])
-        timed = np.median([s[1] for s in shares[k]])
+        folder = root / f"try{attempt}"
+        wall = _run(_probe_suite(root, suite, ops), folder)
+        rows = {_probe_ops(r): r for _, r in store.load(folder).iterrows()}
+        print(f"try {attempt + 1}: {wall:.0f} s, load {_load()}", flush=True)
+        base = rows[ops[0]]
+        for k in ops[1:]:
+            cand = rows[k]
+            threshold = settings.instructions_threshold
+            count = judge_count("instructions", "instructions", base["instructions"], cand["instructions"], threshold)
+            scale = base["control_ms"] / cand["control_ms"]
+            units = (np.asarray(base["process_medians_ms"]), np.asarray(cand["process_medians_ms"]) * scale)
+            timed = judge_time(*units, settings, "process_medians_ms x control")
+            hit = count is not None and count.verdict == "regression"
+            verdicts = f"instructions {count.verdict if count else 'not counted'}, time {timed.verdict}"
+            results[k].append((hit, count.change if count else float("nan"), _time_ratio(base, cand) - 1, verdicts))
+            print(f"    {k} ops: {verdicts}", flush=True)
+    for k, found in results.items():
+        instr = np.median([f[1] for f in found])
+        timed = np.median([f[2] for f in found])
         print(
-            f"{k} extra ops: {instr:+.2%} instructions, {timed:+.1%} time (control-scaled, median of "
-            f"{tries}); caught {sum(caught[k])} of {tries}",
+            f"{k} extra ops: {instr:+.2%} instructions, {timed:+.1%} time (control-scaled, median of {tries}); "
+            f"caught by instructions in {sum(f[0] for f in found)} of {tries}",
             flush=True,
         )
 

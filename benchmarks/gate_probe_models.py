@@ -1,12 +1,13 @@
 """Benchmark-only model `gam-probe`: the GAM block with an injected code regression.
 
-The regression is a real extra op in the block's step: `GAM_BENCH_PROBE_OPS=K` appends K
-projections `y = y + (y @ W) * 0` after the block (a matmul, a multiply and an add forward,
-their gradients backward; the output is unchanged), the kind of extra work a refactor leaves
-behind. It is read from the environment when the block is built, so the *same* cell (same
-config and cell_id) runs with and without it, exactly as two commits would. Its cost as a
-share of the step is measured, not assumed (benchmarks/gate_counts.py). Loaded through a
-suite's `plugins: [gate_probe_models]` with this folder on PYTHONPATH.
+The regression is a real extra op in the block's step: K projections `y = y + (y @ W) * 0`
+after the block (a matmul, a multiply and an add forward, their gradients backward; the
+output is unchanged), the kind of extra work a refactor leaves behind. K is the config field
+`probe_ops` (so variants are cells of one sweep, counted and timed side by side) plus
+`GAM_BENCH_PROBE_OPS` (read when the block is built, so the *same* cell runs with and without
+it, exactly as two commits would). Its cost as a share of the step is measured, not assumed
+(benchmarks/gate_counts.py). Loaded through a suite's `plugins: [gate_probe_models]` with
+this folder on PYTHONPATH.
 """
 
 from __future__ import annotations
@@ -22,12 +23,16 @@ from gam_bench.models.registry import register_model
 PROBE_ENV = "GAM_BENCH_PROBE_OPS"
 
 
+class ProbeConfig(GAMConfig):
+    probe_ops: int = 0  # extra projections per block (plus GAM_BENCH_PROBE_OPS)
+
+
 class ProbeBlock(GAMBlock):
     """GAMBlock, then K zero-weighted projections; (B, T, D) -> (B, T, D), values unchanged."""
 
-    def __init__(self, config: GAMConfig) -> None:
+    def __init__(self, config: ProbeConfig) -> None:
         super().__init__(config)
-        self.probe_ops = int(os.environ.get(PROBE_ENV, "0"))
+        self.probe_ops = config.probe_ops + int(os.environ.get(PROBE_ENV, "0"))
         d = config.d_model
         self.probe = nn.Parameter(torch.randn(d, d) / d**0.5, requires_grad=False)  # (D, D)
 
@@ -41,7 +46,7 @@ class ProbeBlock(GAMBlock):
 @register_model(
     "gam-probe",
     family="gam",
-    config=GAMConfig,
+    config=ProbeConfig,
     block=ProbeBlock,
     description="benchmark-only: GAM with GAM_BENCH_PROBE_OPS extra projections per block",
 )

@@ -3,10 +3,13 @@
 Before its timing passes, the sweep runs its counting cells once more in workers started
 under valgrind's callgrind (measure/valgrind.py writes the launcher; the local executor
 starts its workers through it; the worker then runs the task's `count_instructions` instead of
-its `run`). One counting worker serves every counting cell of the pass, so valgrind's start
-(the torch import under it: 20-30 s) is paid once. The pass stores nothing itself: each
-cell's counting columns (`instructions`, `instructions_samples`, `instructions_tool`) wait
-in `sweep.counts` and join the cell's row when its timing passes end (runner._Sweep._row).
+its `run`). A counting worker serves every counting cell of its slot, so valgrind's start
+(the torch import under it: 20-30 s of CPU) is paid once per slot. Counts do not depend on
+what else runs on the machine, so the pass runs one worker per usable core (up to one per
+budget group; `counting_slots`), where the timing passes run one at a time. The pass stores
+nothing itself: each cell's counting columns (`instructions`, `instructions_samples`,
+`instructions_tool`) wait in `sweep.counts` and join the cell's row when its timing passes
+end (runner._Sweep._row).
 
 Where no count can be made, every counting cell's row records why in
 `instructions_reason`, and the run prints it once: valgrind missing or too old, an
@@ -19,6 +22,7 @@ slower under callgrind). No torch here.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -74,10 +78,30 @@ def outcome_columns(outcome: Any) -> dict[str, Any]:
     return {**{key: row.get(key) for key in keys}, "instructions_reason": None}
 
 
+def count_cell(executor: Any, cell: Cell, bar: Any) -> dict[str, Any]:
+    """Run `cell` on a counting worker; its counting columns, and a log line saying what came of it."""
+    from gam_bench.runner.progress import cell_label
+
+    columns = outcome_columns(executor.run(counting_cell(cell), on_progress=bar.note))
+    value = columns.get("instructions")
+    result = f"{value / 1e6:,.2f} M instructions a step" if value else columns["instructions_reason"]
+    bar.announce(f"counted {cell_label(cell)}: {result}")
+    return columns
+
+
 def counting_cell(cell: Cell) -> Cell:
     """The cell as sent to a counting worker: its timeout stretched by SLOWDOWN."""
     limits = cell.limits.model_copy(update={"timeout_s": cell.limits.timeout_s * SLOWDOWN})
     return cell.model_copy(update={"limits": limits})
+
+
+def counting_slots(cells: list[Cell], slots: int) -> int:
+    """Workers for the counting pass: one per usable core, at most one per budget group."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return max(slots, min(cores, len({cell.group_key for cell in cells})))
 
 
 def count_pass(sweep: Sweep, cells: list[Cell], bar: SweepProgress, slots: int) -> None:
@@ -95,12 +119,15 @@ def count_pass(sweep: Sweep, cells: list[Cell], bar: SweepProgress, slots: int) 
         sweep.counts.update({cell.cell_id: reason_columns(reason) for cell in todo})
         return
     folder = Path(tempfile.mkdtemp(prefix="gam-bench-callgrind-"))
-    bar.announce(f"counting instructions of {len(todo)} cells under {found.label} (workers started under valgrind)")
-    executor.resize(slots)
+    workers = counting_slots(todo, slots)
+    bar.announce(
+        f"counting instructions of {len(todo)} cells under {found.label} ({workers} workers started under valgrind)"
+    )
+    executor.resize(workers)
     executor.launcher = valgrind.write_launcher(folder, found)
     sweep.counting = True
     try:
-        run_groups(sweep, todo, bar, slots)
+        run_groups(sweep, todo, bar, workers)
     finally:
         sweep.counting = False
         executor.launcher = None

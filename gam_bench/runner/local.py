@@ -22,6 +22,8 @@ from gam_bench.cell import Cell
 from gam_bench.runner import executor as skeleton
 from gam_bench.runner.executor import STARTUP_TIMEOUT_S, Executor, Slot
 
+LAUNCHED_STARTUP_TIMEOUT_S = 1800.0  # a worker started through a launcher (valgrind: torch imports 50x slower)
+
 
 def nvml_index(device: str) -> int | None:
     """NVML's number of this process's CUDA `device` ("cuda", "cuda:1"), through
@@ -134,7 +136,7 @@ class LocalExecutor(Executor):
             slot.worker = _Worker(self._ctx, self.device, self.plugins, self.launcher)
         worker = slot.worker
         slot.pid = worker.process.pid
-        if not worker.conn.poll(STARTUP_TIMEOUT_S):
+        if not worker.conn.poll(STARTUP_TIMEOUT_S if self.launcher is None else LAUNCHED_STARTUP_TIMEOUT_S):
             return "late", None
         try:
             return worker.conn.recv()

@@ -246,9 +246,9 @@ class _Sweep:
         """The cell's rows to store; none while passes of it remain (its outcome is kept)."""
         group, run_id = cell.group_key, uuid.uuid4().hex
         if self.counting:
-            from gam_bench.runner.counting import counting_cell, outcome_columns
+            from gam_bench.runner.counting import count_cell
 
-            self.counts[cell.cell_id] = outcome_columns(self.executor.run(counting_cell(cell), on_progress=bar.note))
+            self.counts[cell.cell_id] = count_cell(self.executor, cell, bar)
             return []
         if group in self.failed:
             seq_len, status = self.failed[group]
