@@ -84,7 +84,7 @@ def count_cell(executor: Any, cell: Cell, bar: Any) -> dict[str, Any]:
 
     columns = outcome_columns(executor.run(counting_cell(cell), on_progress=bar.note))
     value = columns.get("instructions")
-    result = f"{value / 1e6:,.2f} M instructions a step" if value else columns["instructions_reason"]
+    result = f"{value:,.0f} instructions a step" if value else columns["instructions_reason"]
     bar.announce(f"counted {cell_label(cell)}: {result}")
     return columns
 

@@ -72,7 +72,7 @@ def test_counting_cells_are_counted_first_under_the_launcher_then_timed_in_plain
     assert ex.launched[1] is None and ex.launcher is None  # timing workers start plainly
     assert not ex.launched[0].exists()  # the pass's folder is removed afterwards
     assert "counting instructions of 2 cells under callgrind 3.19.0" in text
-    assert "counted gam block forward float32 B=1 T=8: 0.00 M instructions a step" in text
+    assert "counted gam block forward float32 B=1 T=8: 100 instructions a step" in text
 
 
 def test_without_valgrind_every_counting_row_records_why_and_the_run_says_so(tmp_path, monkeypatch):
