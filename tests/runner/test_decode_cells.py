@@ -88,7 +88,9 @@ def test_a_cell_mode_must_be_one_of_its_tasks():
 def test_the_cpu_profile_of_the_shipped_suite():
     cells = expand(load_suite(REPO / "suites" / "decode.yaml"), "cpu", threads=2)
     models = {c.model for c in cells}
-    assert models == {"gam", "transformer-naive", "transformer", "mamba", "mamba-paper"}
+    paper = {"gam", "transformer-naive", "transformer", "mamba", "mamba-paper"}
+    field = {"mamba2", "gated-deltanet", "gated-deltanet-hybrid", "gla", "retnet", "swa", "hyena"}
+    assert models == paper | field
     assert {c.mode for c in cells} == {"both"} and {c.settings.decode_tokens for c in cells} == {64}
     gpu = expand(load_suite(REPO / "suites" / "decode.yaml"), "cuda", threads=2)
     assert {c.batch_size for c in gpu} == {1, 16} and {c.dtype for c in gpu} == {"float16"}
