@@ -105,9 +105,9 @@ def test_committed_results_tables_state_date_machine_load_and_command():
     text = baselines_markdown(REPO / "results" / "baselines")
     assert "gam-bench check suites/ci.yaml --baseline results/baselines/ci --update" in text
     runs = re.findall(r"^### `.*run-\d+`$", text, re.MULTILINE)
-    assert len(runs) == 2
+    assert len(runs) >= 1
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d-\d\d:\d\d UTC .* 1-minute load \d", text)
-    assert text.count("| gam | forward |") == 4  # 2 lengths x 2 runs
+    assert text.count("| gam | forward |") == 2 * len(runs)  # 2 lengths a run
 
 
 HAVE_MKDOCS = importlib.util.find_spec("mkdocs") is not None
