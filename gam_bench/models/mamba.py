@@ -46,9 +46,10 @@ from gam_bench.errors import UserError
 from gam_bench.models import cpu_scan
 from gam_bench.models.backends import causal_conv1d_available, mamba_backend_status, mamba_ssm_available
 from gam_bench.models.config import LMConfig
-from gam_bench.models.decode import DecodeState, LMState, check_one_token
+from gam_bench.models.decode import DecodeState, check_one_token
 from gam_bench.models.lm import PositionalLM
 from gam_bench.models.registry import register_model
+from gam_bench.models.residual_lm import ResidualShell
 from gam_bench.models.selective_scan import (
     chunked_selective_scan,
     fused_cpu_selective_scan,
@@ -398,7 +399,7 @@ def _backends() -> list[str]:
     backends=_backends,
     description="Mamba, pre-norm residual stack (as MambaLMHeadModel)",
 )
-class MambaLM(nn.Module):
+class MambaLM(ResidualShell):
     """Causal LM: forward(idx (B, T)) -> logits (B, T, V). No positions, so no length cap."""
 
     def __init__(self, config: MambaConfig):
@@ -417,40 +418,6 @@ class MambaLM(nn.Module):
             nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
             with torch.no_grad():
                 weight /= math.sqrt(n_layers)
-
-    @property
-    def backend(self) -> str:
-        return self.backbone.layers[0].backend
-
-    @property
-    def decode_backend(self) -> str:
-        return self.backbone.layers[0].decode_backend
-
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        x = self.backbone.embedding(idx)  # (B, T, D)
-        for layer in self.backbone.layers:
-            x = layer(x)  # (B, T, D)
-        return self.lm_head(self.backbone.norm_f(x))  # (B, T, V)
-
-    def prefill(self, idx: torch.Tensor, last_only: bool = False) -> tuple[torch.Tensor, LMState]:
-        """Logits of idx (B, T) (the last position's only with last_only) and the state after it."""
-        x = self.backbone.embedding(idx)  # (B, T, D)
-        states = []
-        for layer in self.backbone.layers:
-            x, s = layer.prefill(x)  # (B, T, D)
-            states.append(s)
-        if last_only:
-            x = x[:, -1:]  # (B, 1, D)
-        return self.lm_head(self.backbone.norm_f(x)), LMState(position=idx.shape[1], layers=states)
-
-    def decode(self, idx: torch.Tensor, state: LMState) -> tuple[torch.Tensor, LMState]:
-        """Logits (B, 1, V) of one more token idx (B, 1)."""
-        check_one_token(idx)
-        x = self.backbone.embedding(idx)  # (B, 1, D)
-        for i, layer in enumerate(self.backbone.layers):
-            x, state.layers[i] = layer.decode(x, state.layers[i])  # (B, 1, D)
-        state.position += 1
-        return self.lm_head(self.backbone.norm_f(x)), state
 
 
 @register_model(

@@ -23,17 +23,9 @@ class _Backbone(nn.Module):
         self.norm_f = nn.RMSNorm(config.d_model, eps=norm_eps)
 
 
-class ResidualLM(nn.Module):
-    """Causal LM: forward(idx (B, T)) -> logits (B, T, V). `layers`: blocks with forward,
-    prefill, decode and a `backend`; embedding ~ N(0, 0.02) as mamba_ssm initialises it."""
-
-    def __init__(self, config: LMConfig, layers: Sequence[nn.Module], norm_eps: float = 1e-5):
-        super().__init__()
-        self.config = config
-        self.backbone = _Backbone(config, layers, norm_eps)
-        nn.init.normal_(self.backbone.embedding.weight, std=0.02)
-        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
-        self.lm_head.weight = self.backbone.embedding.weight  # tied
+class ResidualShell(nn.Module):
+    """forward / prefill / decode / backends of an LM with `backbone.embedding`,
+    `backbone.layers`, `backbone.norm_f` and `lm_head`; the subclass builds those."""
 
     @property
     def backend(self) -> str:
@@ -69,3 +61,16 @@ class ResidualLM(nn.Module):
             x, state.layers[i] = layer.decode(x, state.layers[i])  # (B, 1, D)
         state.position += 1
         return self.lm_head(self.backbone.norm_f(x)), state
+
+
+class ResidualLM(ResidualShell):
+    """Causal LM: forward(idx (B, T)) -> logits (B, T, V). `layers`: blocks with forward,
+    prefill, decode and a `backend`; embedding ~ N(0, 0.02) as mamba_ssm initialises it."""
+
+    def __init__(self, config: LMConfig, layers: Sequence[nn.Module], norm_eps: float = 1e-5):
+        super().__init__()
+        self.config = config
+        self.backbone = _Backbone(config, layers, norm_eps)
+        nn.init.normal_(self.backbone.embedding.weight, std=0.02)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.lm_head.weight = self.backbone.embedding.weight  # tied
