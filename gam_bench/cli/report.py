@@ -1,4 +1,5 @@
-"""`gam-bench report RESULTS [-o OUT]`: write report.md and its figures; print its path.
+"""`gam-bench report RESULTS [-o OUT] [--figures paper|slide]`: write report.md and its figures
+(PNG with SVG beside); print its path.
 
 OUT defaults to reports/<suite name>/. A corrupt or foreign Parquet part is skipped with a
 one-line warning naming it; `--strict` refuses instead (exit 2). No torch is imported.
@@ -11,14 +12,16 @@ from pathlib import Path
 
 from gam_bench.cli.compare import add_strict_option
 
+FIGURE_SIZES = ("paper", "slide")  # gam_bench.report.figure.SIZES (not imported here: matplotlib)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "report",
         help="write a Markdown report with plots from stored results",
         description="Read stored results (a Parquet file or a results folder) and write report.md "
-        "plus the PNG figures it links: complexity plots, fitted scaling exponents, the paper's "
-        "table layouts and, for perplexity suites, learning curves.",
+        "plus the figures it links (PNG, with SVG beside each): complexity plots, fitted scaling "
+        "exponents, the paper's table layouts and, for perplexity suites, learning curves.",
     )
     parser.add_argument("results", type=Path, help="results file or folder, e.g. results/scaling/")
     parser.add_argument(
@@ -34,6 +37,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="NAME",
         help="report only this suite's rows (needed when RESULTS holds several suites, e.g. results/)",
     )
+    parser.add_argument(
+        "--figures",
+        choices=FIGURE_SIZES,
+        default="paper",
+        help="size and type of the figures: paper (3.5 in, one column of a paper; default) or slide "
+        "(10 in, 16:9); every PNG has an SVG beside it",
+    )
     add_strict_option(parser)
     parser.set_defaults(func=run)
 
@@ -43,5 +53,5 @@ def run(args: argparse.Namespace) -> int:
     from gam_bench.report import write_report
 
     check_folder(args.out, "--out")
-    print(write_report(args.results, args.out, strict=args.strict, suite=args.suite))
+    print(write_report(args.results, args.out, strict=args.strict, suite=args.suite, figures=args.figures))
     return 0

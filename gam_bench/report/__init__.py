@@ -1,10 +1,12 @@
-"""Reports from stored results: report.md plus the PNG figures it links. No torch.
+"""Reports from stored results: report.md plus the figures it links (PNG, SVG beside). No torch.
 
     from gam_bench.report import write_report
     write_report("results/scaling", "reports/scaling")  # -> Path("reports/scaling/report.md")
 
-Modules: curves (rows -> groups of model curves with fits), plots (matplotlib figures),
-tables (Markdown tables), perplexity (perplexity tables and figures), markdown (assembly).
+Modules: curves (rows -> groups of model curves with fits), crossings (crossovers judged
+against the noise), figure (sizes, style, PNG + SVG output), plots (the scaling figures),
+tables (Markdown tables), perplexity (perplexity tables and figures), markdown (assembly),
+html/ (the self-contained interactive page, `gam-bench report --html`).
 """
 
 from __future__ import annotations
@@ -69,14 +71,18 @@ def write_report(
     *,
     strict: bool = False,
     suite: str | None = None,
+    figures: str = "paper",
 ) -> Path:
     """Write report.md and its figures for the results under `results_path`; return its path.
 
     out_dir defaults to `default_out_dir`. Rows of several suites need `suite` (`one_suite`).
+    figures: the figures' size and type, "paper" (a paper column) or "slide" (`figure.SIZES`);
+    every PNG has an SVG beside it.
     Raises UserError when there is nothing to report. An
     unreadable or foreign part is skipped with a warning, or with `strict` refused (`store.load`).
     """
-    from gam_bench.report.markdown import render  # matplotlib: only when a report is written
+    from gam_bench.report.figure import figure_size  # matplotlib: only when a report is written
+    from gam_bench.report.markdown import render
 
     df = store.load(results_path, strict=strict)
     if df.empty:
@@ -86,7 +92,8 @@ def write_report(
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: report output must be a folder, and this is a file")
     out.mkdir(parents=True, exist_ok=True)
-    text = render(df, judged_memory(store.latest(df)), out)
+    with figure_size(figures):
+        text = render(df, judged_memory(store.latest(df)), out)
     path = out / REPORT_NAME
     path.write_text(text, encoding="utf-8")
     return path

@@ -1,48 +1,40 @@
 """Complexity figures: time, peak memory and tokens/s against sequence length, log-log.
 
-Figures are built on the Agg canvas without pyplot (no global state, no display), under
-matplotlib's default style plus a few fixed settings, so a user's matplotlibrc cannot
-change the output and the same results give the same PNG bytes. Every function returns
-the `Figure`; tests inspect its artists, found by `gid`:
+Sizes, style, palette and output (PNG with SVG beside it) are `figure`'s. Each curve has its
+own marker and dash pattern (hollow markers), so curves that lie on each other stay visible.
+Crossovers are never text on the plot: a separated crossover (`crossings`) is a dotted line
+with a letter above the axes, named in the legend and the crossover table. Every function
+returns the `Figure`; tests inspect its artists, found by `gid`:
   "series:<label>"       the measured curve of one model (median, IQR error bars)
   "fit:<label>"          the fitted power law over its window
   "failed:<label>"       ✕ markers at lengths where the model's cell did not finish ok
-  "crossover:<a>|<b>"    a vertical line at a measured crossover length
+  "crossover:<a>|<b>"    a vertical line at a separated measured crossover length
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-import matplotlib
-import matplotlib.colors
-import matplotlib.style
 import numpy as np
-import PIL.Image
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, NullLocator
 
 from gam_bench.analysis import ExponentFit
+from gam_bench.report import crossings
 from gam_bench.report.curves import Group, Series
+from gam_bench.report.figure import (
+    current_size,
+    legend_below,
+    new_figure,
+    palette,
+    plot_style,
+    save_png,
+    series_style,
+)
 from gam_bench.report.tables import MIB, fmt_len, status_label
 
-FIGSIZE = (6.0, 4.0)
-DPI = 100
-PNG_COLORS = 128
-MARGINS = {"left": 0.12, "right": 0.97, "bottom": 0.12, "top": 0.88}
-RC = {
-    "font.size": 8,
-    "axes.titlesize": 9,
-    "axes.grid": True,
-    "grid.alpha": 0.3,
-    "legend.fontsize": 7,
-    "svg.hashsalt": "gam-bench",
-}
+__all__ = ["METRICS", "Metric", "new_figure", "palette", "plot_style", "save_png", "scaling_figure"]
 
 
 @dataclass(frozen=True)
@@ -66,56 +58,18 @@ METRICS = {
 }
 
 
-@contextlib.contextmanager
-def plot_style() -> Iterator[None]:
-    """matplotlib defaults + RC, whatever the user's matplotlibrc says."""
-    with matplotlib.style.context("default"), matplotlib.rc_context(RC):
-        yield
-
-
-def new_figure() -> tuple[Figure, object]:
-    fig = Figure(figsize=FIGSIZE, dpi=DPI)
-    fig.subplots_adjust(**MARGINS)  # fixed: constrained layout costs ~40% of the drawing time
-    FigureCanvasAgg(fig)
-    return fig, fig.add_subplot()
-
-
-def save_png(fig: Figure, path: Path) -> Path:
-    """Write `fig` as a small, byte-stable PNG: a 128-colour palette, no metadata.
-
-    Line plots use few colours, so the palette loses nothing visible and cuts the file
-    to a fraction of Agg's RGBA output."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with plot_style():
-        fig.canvas.draw()
-    rgb = PIL.Image.fromarray(np.asarray(fig.canvas.buffer_rgba())).convert("RGB")
-    indexed = rgb.quantize(PNG_COLORS, method=PIL.Image.Quantize.MEDIANCUT, dither=PIL.Image.Dither.NONE)
-    indexed.save(path, format="png", optimize=True)
-    return path
-
-
-def palette(labels: Sequence[str]) -> dict[str, str]:
-    """A fixed colour per label (sorted), shared by every figure of a report: tab10's ten, then
-    tab20's light shades of them, so up to 20 labels (the O(N) field's suite draws 12) never
-    share a colour; beyond 20 the colours repeat."""
-    dark = matplotlib.colormaps["tab10"].colors
-    light = matplotlib.colormaps["tab20"].colors[1::2]
-    colors = [*dark, *light]
-    return {label: matplotlib.colors.to_hex(colors[i % 20]) for i, label in enumerate(sorted(set(labels)))}
-
-
 def scaling_figure(group: Group, metric: str, colors: dict[str, str]) -> Figure:
-    """One metric of one group against sequence length, a curve per model."""
+    """One metric of one group against sequence length, a curve per model, the legend below."""
     m = METRICS[metric]
+    marks = crossings.letters(group) if metric == "time" else {}
     with plot_style():
         fig, ax = new_figure()
         for i, s in enumerate(group.series):
             fit = {"time": s.time_fit, "memory": s.mem_fit}.get(metric)
-            _draw_series(ax, s, m, fit, colors[s.label])
+            _draw_series(ax, s, m, fit, colors[s.label], i)
             _draw_failed(ax, s, m, colors[s.label], i)
-        if metric == "time":
-            _draw_crossovers(ax, group)
-        _finish_axes(ax, group, m)
+        handles = _draw_crossovers(ax, group, marks)
+        _finish_axes(fig, ax, group, m, handles)
         if not any(len(_values(s, m)[0]) for s in group.series):
             ax.set_ylim(1, 10)  # a log axis needs a positive range even with nothing measured
             ax.text(0.5, 0.5, "no cell finished ok", transform=ax.transAxes, ha="center", color="0.4")
@@ -132,23 +86,26 @@ def _values(s: Series, m: Metric) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     return x, y, np.where(np.isnan(low), y, low), np.where(np.isnan(high), y, high)
 
 
-def _draw_series(ax, s: Series, m: Metric, fit: ExponentFit | None, color: str) -> None:
+def _draw_series(ax, s: Series, m: Metric, fit: ExponentFit | None, color: str, index: int) -> None:
     x, y, low, high = _values(s, m)
     label = s.label if fit is None else f"{s.label} (slope {fit.slope:.2f})"
     yerr = [np.clip(y - low, 0, None), np.clip(high - y, 0, None)] if m.low else None  # IQR
-    bars = ax.errorbar(x, y, yerr=yerr, marker="o", markersize=4, capsize=2, linewidth=1.2, color=color, label=label)
+    style = series_style(index)
+    bars = ax.errorbar(x, y, yerr=yerr, capsize=2, color=color, label=label, zorder=3, **style)
     bars.lines[0].set_gid(f"series:{s.label}")
-    if fit is not None:
+    if fit is not None:  # a broad pale stroke under the curve: the trend, not a second curve
         wx = np.array([fit.window[0], fit.window[-1]], dtype=float)
         ax.plot(
             wx,
             fit.predict(wx) * m.scale,
-            linestyle="--",
-            linewidth=0.9,
+            linestyle="-",
+            linewidth=current_size().font / 1.5,
             color=color,
-            alpha=0.8,
+            alpha=0.18,
+            solid_capstyle="butt",
             gid=f"fit:{s.label}",
             label="_nolegend_",
+            zorder=2,
         )
 
 
@@ -196,50 +153,67 @@ def _extrapolate(x: np.ndarray, y: np.ndarray, fx: np.ndarray) -> np.ndarray:
     return y[-1] * (fx / x[-1]) ** slope
 
 
-# With more curves than this (the O(N) field's suite draws 12), only crossovers with GAM, the
-# benchmark's subject, are drawn: every pair's would bury the plot. The table lists them all.
-CROSSOVER_LINES_MAX_SERIES = 5
-
-
 def drawn_crossovers(group: Group) -> list:
-    """The measured crossovers the time plot marks (all, or GAM's when there are many curves)."""
-    measured = [c for c in group.crossovers if c.kind == "measured"]
-    if len(group.series) <= CROSSOVER_LINES_MAX_SERIES:
-        return measured
-    return [c for c in measured if "gam" in (c.a, c.b)]
+    """The crossovers the time plot marks (`crossings.drawn`)."""
+    return crossings.drawn(group)
 
 
-def _draw_crossovers(ax, group: Group) -> None:
-    for c in drawn_crossovers(group):
-        ax.axvline(c.seq_len, color="0.4", linestyle=":", linewidth=0.9, gid=f"crossover:{c.a}|{c.b}")
-        ax.text(
-            c.seq_len,
-            0.03,
-            f" {c.a} = {c.b} at ≈{fmt_len(round(c.seq_len))}",
-            rotation=90,
-            transform=ax.get_xaxis_transform(),
-            fontsize=6,
-            color="0.3",
+# Letters of crossovers closer than this factor in length share one label ("A,B").
+LETTER_CLUSTER = 1.3
+
+
+def _draw_crossovers(ax, group: Group, marks: dict[tuple[str, str], str]) -> list[Line2D]:
+    """A dotted line per marked crossover, its letter above the axes; legend handles for them."""
+    marked = sorted((c for c in group.crossovers if (c.a, c.b) in marks), key=lambda c: marks[(c.a, c.b)])
+    handles = []
+    for c in marked:
+        letter = marks[(c.a, c.b)]
+        ax.axvline(c.seq_len, color="0.35", linestyle=":", linewidth=1.0, gid=f"crossover:{c.a}|{c.b}", zorder=1)
+        label = f"{letter}: {c.a} = {c.b} at ≈ {fmt_len(round(c.seq_len))}"
+        handles.append(Line2D([], [], color="0.35", linestyle=":", linewidth=1.0, label=label))
+    for x, text in _letter_clusters([(c.seq_len, marks[(c.a, c.b)]) for c in marked]):
+        ax.annotate(
+            text,
+            (x, 1.0),
+            xycoords=ax.get_xaxis_transform(),
+            textcoords="offset points",
+            xytext=(0, 1.5),
+            ha="center",
             va="bottom",
-            ha="right",
-            bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 0.5},
+            fontsize=current_size().font * 0.85,
+            fontweight="bold",
+            color="0.25",
+            gid="crossover-letters",
         )
+    return handles
 
 
-def _finish_axes(ax, group: Group, m: Metric) -> None:
+def _letter_clusters(points: list[tuple[float, str]]) -> list[tuple[float, str]]:
+    """(x, letter) sorted by x -> (x, "A,B") with letters closer than LETTER_CLUSTER merged."""
+    clusters: list[list[tuple[float, str]]] = []
+    for x, letter in sorted(points):
+        if clusters and x / clusters[-1][0][0] < LETTER_CLUSTER:
+            clusters[-1].append((x, letter))
+        else:
+            clusters.append([(x, letter)])
+    return [(float(np.exp(np.mean(np.log([x for x, _ in c])))), ",".join(t for _, t in c)) for c in clusters]
+
+
+def _finish_axes(fig: Figure, ax, group: Group, m: Metric, crossing_handles: list[Line2D]) -> None:
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     lengths = sorted({int(n) for s in group.series for n in s.points["seq_len"]})
     if lengths:
-        ax.set_xlim(lengths[0] / 1.25, lengths[-1] * 1.5)  # room for status labels at the ends
+        failed = any(not s.failed.empty for s in group.series)
+        ax.set_xlim(lengths[0] / 1.25, lengths[-1] * (2.0 if failed else 1.3))  # room for status labels
         ticks = lengths[:: max(1, len(lengths) // 8)]
         ax.xaxis.set_major_locator(FixedLocator(ticks))
         ax.set_xticklabels([fmt_len(n) for n in ticks])
         ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xlabel("Sequence length (tokens)")
     ax.set_ylabel(m.ylabel)
-    ax.set_title(f"{m.title} vs sequence length\n{group.key.title}")
-    handles, labels = ax.get_legend_handles_labels()
+    ax.set_title(f"{m.title} vs sequence length\n{group.key.title}", pad=current_size().font * 1.4)
+    handles, _ = ax.get_legend_handles_labels()
     if any(not s.failed.empty for s in group.series):
         handles.append(Line2D([], [], linestyle="none", marker="x", color="0.2", label="failed cell (status)"))
-    ax.legend(handles=handles, loc="best", frameon=True)
+    legend_below(fig, ax, handles + crossing_handles)

@@ -11,6 +11,7 @@ import pandas as pd
 
 from gam_bench.analysis import ExponentFit
 from gam_bench.analysis.scaling import Crossover
+from gam_bench.report import crossings
 from gam_bench.report.curves import Group
 from gam_bench.store import STATUSES
 
@@ -122,38 +123,43 @@ def status_summary(df: pd.DataFrame) -> str:
     return markdown_table(["Task", "Model", *STATUSES, "total"], rows, align="ll" + "r" * (len(STATUSES) + 1))
 
 
-def table2(group: Group, mfu: bool = False) -> str:
-    """The paper's Table 2 layout: a row per length, time and peak memory per model.
+# The paper's Table 2 puts time and memory of every model side by side (16 columns for five
+# models with fraction of peak): too wide to read. The report gives one table per quantity
+# instead, a row per model and a column per length.
+LENGTH_TABLES = {
+    "time": ("Median time per call (ms)", "time_ms", 1.0),
+    "memory": ("Peak memory (MiB)", "peak_mem_bytes", 1 / MIB),
+    "mfu": ("Fraction of the matmul peak", "mfu", 1.0),
+}
 
-    mfu: also each model's fraction of the calibrated matmul peak (the roofline)."""
-    headers = ["Seq. length"]
-    for s in group.series:
-        headers += [f"{s.label} time (ms)", f"{s.label} memory (MiB)"] + ([f"{s.label} MFU"] if mfu else [])
+
+def by_length(group: Group, quantity: str) -> str:
+    """One quantity of the paper's Table 2 (a key of LENGTH_TABLES): a row per model, a column
+    per length; a failed cell shows its status, a length outside the model's sweep is empty."""
+    _, column, scale = LENGTH_TABLES[quantity]
     lengths = sorted({int(n) for s in group.series for n in s.points["seq_len"]})
     rows = []
-    for n in lengths:
-        row: list[object] = [n]
-        for s in group.series:
-            point = s.points[s.points["seq_len"] == n]
-            row += _time_and_memory(point) + (_mfu(point) if mfu else [])
-        rows.append(row)
-    return markdown_table(headers, rows)
+    for s in group.series:
+        points = {int(p["seq_len"]): p for _, p in s.points.iterrows()}
+        rows.append([s.label, *(_cell_value(points.get(n), column, scale) for n in lengths)])
+    return markdown_table(["Model", *(fmt_len(n) for n in lengths)], rows)
 
 
-def _mfu(point: pd.DataFrame) -> list[str]:
-    if point.empty:
-        return [""]
-    p = point.iloc[0]
-    return [status_label(p["status"]) if p["status"] != "ok" else fmt_num(p["mfu"])]
+def table2(group: Group, mfu: bool = False) -> str:
+    """The paper's Table 2, split: time, peak memory and (mfu) fraction of peak, each its own
+    table under a bold caption."""
+    parts = []
+    for quantity in ("time", "memory", "mfu") if mfu else ("time", "memory"):
+        parts.append(f"**{LENGTH_TABLES[quantity][0]}**\n\n{by_length(group, quantity)}")
+    return "\n".join(parts)
 
 
-def _time_and_memory(point: pd.DataFrame) -> list[str]:
-    if point.empty:
-        return ["", ""]  # not in the sweep
-    p = point.iloc[0]
-    if p["status"] != "ok":
-        return [status_label(p["status"])] * 2
-    return [fmt_num(p["time_ms"]), fmt_num(p["peak_mem_bytes"] / MIB)]
+def _cell_value(point: pd.Series | None, column: str, scale: float) -> str:
+    if point is None:
+        return ""  # not in the sweep
+    if point["status"] != "ok":
+        return status_label(point["status"])
+    return fmt_num(point[column] * scale)
 
 
 def exponents(group: Group) -> str:
@@ -171,19 +177,32 @@ def exponents(group: Group) -> str:
 
 
 def crossovers(group: Group) -> str:
-    """Where each pair of models swaps order in time."""
-    return crossover_table(group.crossovers)
+    """Where each pair of models swaps order in time; a measured crossover whose curves'
+    intervals do not separate on both sides is "within noise" (`crossings`). The letter marks
+    the crossover on the time figure."""
+    return crossover_table(group.crossovers, noise=crossings.judged(group), marks=crossings.letters(group))
 
 
-def crossover_table(found: Iterable[Crossover], length: str = "length") -> str:
-    """A table of crossovers; `length` names the length axis."""
+def crossover_table(
+    found: Iterable[Crossover],
+    length: str = "length",
+    noise: dict[tuple[str, str], bool] | None = None,
+    marks: dict[tuple[str, str], str] | None = None,
+) -> str:
+    """A table of crossovers; `length` names the length axis. noise: (a, b) -> separated, for
+    measured crossovers judged against the noise; marks: (a, b) -> the figure's letter."""
     rows = []
     for c in found:
         where = MISSING if c.seq_len is None else f"≈ {fmt_len(round(c.seq_len))}"
         at_longest = f"{c.faster_at_longest} ({fmt_len(c.longest_common)})"
-        rows.append([f"{c.a} vs {c.b}", where, c.kind, c.faster_beyond or MISSING, at_longest])
+        kind = crossings.basis(c, noise)
+        beyond = MISSING if kind == "within noise" else (c.faster_beyond or MISSING)
+        mark = [(marks or {}).get((c.a, c.b), "")] if marks is not None else []
+        rows.append([f"{c.a} vs {c.b}", where, kind, beyond, at_longest, *mark])
     headers = ["Pair", f"Crossover {length}", "Basis", "Faster beyond it", f"Faster at longest common {length}"]
-    return markdown_table(headers, rows, align="lrlll")
+    if marks is not None:
+        headers.append("On the figure")
+    return markdown_table(headers, rows, align="lrlll" + ("l" if marks is not None else ""))
 
 
 def failures(df: pd.DataFrame) -> str:

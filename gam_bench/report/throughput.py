@@ -39,12 +39,14 @@ def _group(group: Group, out_dir: Path, figures: str, colors: dict[str, str]) ->
     mfu = roofline.has_mfu(group)  # fraction of peak, when the rows carry it
     if mfu:
         images.append(roofline.figure_markdown(group, out_dir, figures, colors))
+    shown = [*METRIC_TITLES, *(["mfu"] if mfu else [])]
+    images.append(_vector_links(group, figures, shown))
     return "\n".join(
         [
             f"## Throughput: {group.key.title}\n",
             "\n".join(images) + "\n",
-            "### Time and peak memory (paper Table 2 layout)\n",
-            "Median time per call (ms) and peak memory (MiB); a failed cell shows its status.\n",
+            "### Time and peak memory by length (paper Table 2, split)\n",
+            "A row per model, a column per sequence length; a failed cell shows its status.\n",
             tables.table2(group, mfu=mfu),
             "### Scaling exponents\n",
             "Slope of log time and of log peak memory against log length over the window (see [method](#method)).\n",
@@ -54,6 +56,13 @@ def _group(group: Group, out_dir: Path, figures: str, colors: dict[str, str]) ->
             *([audit.audit_markdown(group)] if audit.has_audit(group) else []),
         ]
     )
+
+
+def _vector_links(group: Group, figures: str, metrics: list[str]) -> str:
+    """A line linking the SVG beside each PNG (for papers and slides)."""
+    names = {**METRIC_TITLES, "mfu": "fraction of peak"}
+    links = " · ".join(f"[{names[m].lower()}]({figures}/{group.key.slug}-{m}.svg)" for m in metrics)
+    return f"\nVector (SVG) versions: {links}\n"
 
 
 def _wrap(text: str) -> str:
@@ -71,7 +80,10 @@ METHOD = f"""- **Time** is the median of a cell's timed repeats; error bars and 
 - **Crossover**: the last length where the order of two models' median times changes,
   interpolated linearly in log-log between the two measured lengths around it ("measured");
   otherwise where the two fitted power laws meet beyond the longest length both ran
-  ("extrapolated"), if they do.
+  ("extrapolated"), if they do. A measured crossover is a finding only where the two
+  curves' interquartile ranges are disjoint at some common length on each side of it;
+  otherwise it is "within noise" and not drawn. The time figure marks the others with a
+  dotted line and a letter (A, B, ...) that the legend and the crossover table name.
 - **Failed cells** (✕ with their status, e.g. OOM) are drawn at their length, on the
   curve's trend continued from its last two successful lengths: the height is a guide for
   the eye, not a measurement.

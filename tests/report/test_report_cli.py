@@ -7,6 +7,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from gam_bench.cli.main import main
 
 
@@ -101,3 +103,19 @@ def test_the_report_shows_tensor_bytes_where_every_ok_row_has_them():
     assert set(shown["mem_source"]) == {"peak_tensor_bytes (live tensor storage)"}
     partial = rows.assign(peak_tensor_bytes=[1.0, None, None], mem_source="rss_hwm")
     assert list(judged_memory(partial)["peak_mem_bytes"][:2]) == [9.0, 9.0]  # not all ok rows: the measured peak
+
+
+def test_figures_slide_writes_slide_sized_figures(fixture_path, tmp_path, capsys):
+    import PIL.Image
+
+    from gam_bench.cli.report import FIGURE_SIZES
+    from gam_bench.report.figure import SIZES
+
+    assert set(FIGURE_SIZES) == set(SIZES)
+    assert main(["report", str(fixture_path), "-o", str(tmp_path / "out"), "--figures", "slide"]) == 0
+    png = tmp_path / "out" / "figures" / "cpu-block-forward-float32-b1-time.png"
+    assert PIL.Image.open(png).width == round(SIZES["slide"].width * SIZES["slide"].dpi) == 1000
+    assert png.with_suffix(".svg").is_file()
+    with pytest.raises(SystemExit) as refused:
+        main(["report", str(fixture_path), "-o", str(tmp_path / "bad"), "--figures", "poster"])
+    assert refused.value.code == 2

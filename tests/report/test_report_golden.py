@@ -31,10 +31,10 @@ def test_report_matches_golden(report_md):
 def test_same_results_give_same_bytes(report_md, fixture_path, tmp_path):
     again = write_report(fixture_path, tmp_path)
     assert again.read_bytes() == report_md.read_bytes()
-    first = sorted((report_md.parent / "figures").glob("*.png"))
-    second = sorted((tmp_path / "figures").glob("*.png"))
+    first = sorted((report_md.parent / "figures").glob("*.*"))
+    second = sorted((tmp_path / "figures").glob("*.*"))
     assert [p.name for p in first] == [p.name for p in second]
-    assert len(first) == 9  # 2 throughput groups x 3 metrics + 3 perplexity figures
+    assert len(first) == 2 * 9  # (2 throughput groups x 3 metrics + 3 perplexity figures) x (PNG, SVG)
     for a, b in zip(first, second):
         assert a.read_bytes() == b.read_bytes(), a.name
 
@@ -47,6 +47,8 @@ def test_every_linked_figure_exists_and_is_small(report_md):
         png = report_md.parent / link
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert png.stat().st_size < 60_000
+        svg = png.with_suffix(".svg").read_text()
+        assert svg.startswith("<?xml") and "<svg" in svg and "<dc:date>" not in svg  # vector beside it, no date
 
 
 def test_fixture_matches_its_generator(fixture_path):

@@ -7,6 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
+from gam_bench.report import crossings
+from gam_bench.report.figure import figure_size
 from gam_bench.report.plots import palette, scaling_figure
 
 MODELS = ["gam", "mamba", "transformer", "transformer-naive"]
@@ -35,7 +37,10 @@ def test_axes_are_log_log_with_units_title_and_legend(groups, colors, metric, yl
     assert "forward" in ax.get_title() and "batch 1" in ax.get_title()
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert [t.split(" (")[0] for t in legend[:4]] == MODELS
-    assert legend[-1] == "failed cell (status)"
+    assert legend[4] == "failed cell (status)"
+    crossings = [t for t in legend[5:] if t.startswith(("A:", "B:", "C:"))]
+    assert len(legend) == 5 + len(crossings) and (metric == "time" or not crossings)
+    assert not any(t.get_rotation() for t in ax.texts)  # no rotated text on the plot
 
 
 def test_one_measured_series_per_model_with_markers_and_iqr(groups, colors):
@@ -44,7 +49,10 @@ def test_one_measured_series_per_model_with_markers_and_iqr(groups, colors):
     assert sorted(series) == MODELS and all(len(v) == 1 for v in series.values())
     naive = series["transformer-naive"][0]
     assert list(naive.get_xdata()) == [256, 512, 1024]  # only the lengths that ran ok
-    assert naive.get_marker() == "o"
+    markers = {label: lines[0].get_marker() for label, lines in series.items()}
+    dashes = {label: lines[0].get_linestyle() for label, lines in series.items()}
+    assert len(set(markers.values())) == 4 and len(set(dashes.values())) == 4  # overlaps stay visible
+    assert naive.get_markerfacecolor() == "none"  # hollow: a marker under another shows through
     assert len(ax.collections) == 4  # one IQR error-bar collection per model
     bars = ax.collections[0].get_segments()[0]  # gam at 256: from q25 to q75
     gam = next(s for s in groups["forward"].series if s.label == "gam").points.iloc[0]
@@ -78,12 +86,18 @@ def test_failed_cells_are_marked_where_they_happened(groups, colors, metric):
     assert labels == ["OOM", "skipped", "timeout"]
 
 
-def test_measured_crossovers_are_drawn_on_the_time_plot(groups, colors):
+def test_separated_crossovers_are_drawn_with_a_letter_and_a_legend_entry(groups, colors):
     group = groups["forward"]
     ax = scaling_figure(group, "time", colors).axes[0]
     drawn = lines_by_gid(ax, "crossover:")
-    measured = {f"{c.a}|{c.b}" for c in group.crossovers if c.kind == "measured"}
-    assert "gam|transformer-naive" in measured and set(drawn) == measured
+    separated = {f"{a}|{b}" for (a, b), ok in crossings.judged(group).items() if ok}
+    assert separated == {"gam|transformer", "transformer|transformer-naive"} and set(drawn) == separated
+    letters = crossings.letters(group)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    for (a, b), letter in letters.items():
+        assert any(t.startswith(f"{letter}: {a} = {b} at ≈ ") for t in legend)
+    marks = ",".join(t.get_text() for t in ax.texts if t.get_gid() == "crossover-letters").split(",")
+    assert sorted(marks) == sorted(letters.values())
     assert not lines_by_gid(scaling_figure(group, "memory", colors).axes[0], "crossover:")
 
 
@@ -91,9 +105,19 @@ def test_with_many_curves_only_gam_s_crossovers_are_drawn(groups, colors):
     group = groups["forward"]
     many = dataclasses.replace(group, series=group.series * 6)  # more curves than the plot marks pairs for
     drawn = set(lines_by_gid(scaling_figure(many, "time", colors).axes[0], "crossover:"))
-    measured = {f"{c.a}|{c.b}" for c in group.crossovers if c.kind == "measured"}
-    assert drawn == {pair for pair in measured if "gam" in pair.split("|")}
-    assert drawn and drawn < measured  # the fixture has crossovers without gam too
+    separated = {f"{a}|{b}" for (a, b), ok in crossings.judged(group).items() if ok}
+    assert drawn == {pair for pair in separated if "gam" in pair.split("|")}
+    assert drawn and drawn < separated  # the fixture has crossovers without gam too
+
+
+def test_sizes_give_a_paper_column_and_a_slide(groups, colors):
+    with figure_size("paper"):
+        paper = scaling_figure(groups["forward"], "time", colors)
+    with figure_size("slide"):
+        slide = scaling_figure(groups["forward"], "time", colors)
+    assert paper.get_figwidth() == pytest.approx(3.5) and slide.get_figwidth() == pytest.approx(10.0)
+    assert paper.axes[0].get_legend().get_texts()[0].get_fontsize() < 7  # paper type: ~6-7 pt
+    assert slide.axes[0].get_legend().get_texts()[0].get_fontsize() >= 11
 
 
 def test_group_without_failures_has_no_failed_markers(groups, colors):

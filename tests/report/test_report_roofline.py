@@ -67,20 +67,20 @@ def test_fraction_of_peak_figure_plots_each_series_mfu(swept):
 def test_table2_shows_mfu_only_when_asked(swept):
     (group,) = build_groups(swept)
     plain, with_mfu = tables.table2(group), tables.table2(group, mfu=True)
-    assert "MFU" not in plain
-    header = with_mfu.splitlines()[0]
-    assert header.count(" MFU |") == 4 and "gam (compile=default) MFU" in header
+    assert "matmul peak" not in plain and plain.count("| Model |") == 2
+    assert with_mfu.count("| Model |") == 3 and "**Fraction of the matmul peak**" in with_mfu
     s = group.series[0]
     first = s.ok.iloc[0]
-    row = next(line for line in with_mfu.splitlines() if line.startswith(f"| {int(first['seq_len'])} |"))
-    assert tables.fmt_num(first["mfu"]) in row
+    table = tables.by_length(group, "mfu")
+    row = next(line for line in table.splitlines() if line.startswith(f"| {s.label} |"))
+    assert row.split(" | ")[1] == tables.fmt_num(first["mfu"])
 
 
 def test_report_has_the_roofline_figure_only_with_mfu(swept, tmp_path):
     text = render(swept, swept, tmp_path)
-    assert "Fraction of peak vs sequence length" in text and "| gam (compile=eager) MFU |" in text
+    assert "Fraction of peak vs sequence length" in text and "**Fraction of the matmul peak**" in text
     assert (tmp_path / "figures" / "cpu-block-forward-float32-b1-mfu.png").is_file()
     no_mfu = swept.assign(mfu=np.nan)
     text = render(no_mfu, no_mfu, tmp_path / "plain")
-    assert "Fraction of peak" not in text and "MFU" not in text
+    assert "Fraction of peak" not in text and "matmul peak" not in text
     assert not roofline.has_mfu(build_groups(no_mfu)[0])

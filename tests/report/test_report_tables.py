@@ -22,27 +22,27 @@ def header_of(table: str) -> list[str]:
     return [c.strip() for c in table.splitlines()[0].strip("|").split(" | ")]
 
 
-def test_table2_has_a_row_per_length_and_status_in_failed_cells(groups):
-    table = tables.table2(groups["forward"])
-    header = header_of(table)
-    assert header[0] == "Seq. length"
-    assert header[1:3] == ["gam time (ms)", "gam memory (MiB)"]
-    assert len(header) == 1 + 2 * 4  # four models
-    rows = {int(r[0]): dict(zip(header, r)) for r in cells_of(table)}
-    assert sorted(rows) == [256, 512, 1024, 2048, 4096]
-    assert rows[2048]["transformer-naive time (ms)"] == "OOM"
-    assert rows[2048]["transformer-naive memory (MiB)"] == "OOM"
-    assert rows[4096]["transformer-naive time (ms)"] == "skipped"
-    assert rows[4096]["mamba time (ms)"] == "timeout"
-    assert rows[1024]["gam time (ms)"] not in ("error", "OOM")  # the re-run ok attempt wins
+def test_table2_is_split_into_a_table_per_quantity_with_a_row_per_model(groups):
+    time = tables.by_length(groups["forward"], "time")
+    memory = tables.by_length(groups["forward"], "memory")
+    assert header_of(time) == header_of(memory) == ["Model", "256", "512", "1k", "2k", "4k"]
+    rows = {r[0]: dict(zip(header_of(time), r)) for r in cells_of(time)}
+    assert list(rows) == ["gam", "mamba", "transformer", "transformer-naive"]
+    assert rows["transformer-naive"]["2k"] == "OOM"
+    assert rows["transformer-naive"]["4k"] == "skipped"
+    assert rows["mamba"]["4k"] == "timeout"
+    assert rows["gam"]["1k"] not in ("error", "OOM")  # the re-run ok attempt wins
+    assert {r[0]: r for r in cells_of(memory)}["transformer-naive"][4] == "OOM"
+    both = tables.table2(groups["forward"])
+    assert both.count("| Model |") == 2 and "**Median time per call (ms)**" in both and "**Peak memory (MiB)**" in both
 
 
 def test_table2_values_are_the_stored_medians_and_peaks(groups, newest):
     row = newest[(newest["model"] == "gam") & (newest["seq_len"] == 512) & (newest["mode"] == "forward")].iloc[0]
-    table = tables.table2(groups["forward"])
-    body = {int(r[0]): r for r in cells_of(table)}
-    assert body[512][1] == tables.fmt_num(row["time_ms"])
-    assert body[512][2] == tables.fmt_num(row["peak_mem_bytes"] / 2**20)
+    time = {r[0]: r for r in cells_of(tables.by_length(groups["forward"], "time"))}
+    memory = {r[0]: r for r in cells_of(tables.by_length(groups["forward"], "memory"))}
+    assert time["gam"][2] == tables.fmt_num(row["time_ms"])  # column 2: 512
+    assert memory["gam"][2] == tables.fmt_num(row["peak_mem_bytes"] / 2**20)
 
 
 def test_status_summary_counts_newest_attempts(newest):
@@ -72,10 +72,14 @@ def test_exponents_table_shows_slopes_intervals_and_window(groups):
 def test_crossover_table_names_pairs_and_basis(groups):
     rows = {r[0]: r for r in cells_of(tables.crossovers(groups["forward"]))}
     assert len(rows) == 6  # every pair of four models
-    where, basis, beyond, _ = rows["gam vs transformer-naive"][1:]
-    assert basis == "measured" and beyond == "gam"
+    where, basis, beyond, _, mark = rows["gam vs transformer-naive"][1:]
     # gam: 0.002 L + 0.3 ms, naive: 2e-6 L^2 + 0.2 ms -> equal near L = 1,000
     assert 800 < int(where.strip("≈ ").replace(",", "")) < 1200
+    # ... but at 1k, the only length above it, the two IQRs overlap: not a finding, not drawn
+    assert basis == "within noise" and beyond == "–" and mark == ""
+    where, basis, beyond, _, mark = rows["gam vs transformer"][1:]
+    assert basis == "measured" and beyond == "gam" and mark == "B"  # B: after transformer vs naive at ≈ 623
+    assert rows["transformer vs transformer-naive"][1:4] == ["≈ 623", "measured", "transformer"]
 
 
 def test_failures_table_lists_every_failed_cell(newest):
@@ -162,4 +166,5 @@ def test_pooled_seeds_and_all_failed_series():
     assert gam.points.loc[0, "time_ms"] == pytest.approx(3.5)  # median of the pooled six
     assert gam.points.loc[0, "peak_mem_bytes"] == pytest.approx(200)
     assert list(mamba.points["status"]) == ["error"] and mamba.time_fit is None
-    assert cells_of(tables.table2(group))[0][3:] == ["error", "error"]
+    assert cells_of(tables.by_length(group, "time"))[1] == ["mamba", "error"]
+    assert cells_of(tables.by_length(group, "memory"))[1] == ["mamba", "error"]
