@@ -42,7 +42,7 @@ import pyarrow.parquet as pq
 from gam_bench.atomic import atomic_write
 from gam_bench.errors import UserError
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 SUITE_META = "suite.json"
 REQUIRED_COLUMNS = ("cell_id", "status")  # a Parquet file without these is not a results part
 
@@ -99,6 +99,10 @@ CORE_COLUMNS: list[tuple[str, pa.DataType]] = [
     ("hostname", _STR),
     ("gam_bench_version", _STR),
     ("git_sha", _STR),
+    # The commit's own time (committer date) and whether tracked files differed from it (v7):
+    # what `gam-bench history` orders commits by without a git repository at hand.
+    ("git_commit_time", pa.timestamp("us", tz="UTC")),
+    ("git_dirty", _BOOL),
     # accelerator provenance (measure/provenance.py, measure/memory.py, measure/timing.py)
     ("backend_reason", _STR),  # which kernel path ran and why (e.g. mamba-ssm import error)
     ("sdpa_kernel", _STR),  # SDPA kernels that ran: flash, efficient, cudnn, flash_cpu, math; "" none
@@ -286,7 +290,8 @@ def migrate(table: pa.Table, source: Path | str = "<table>") -> pa.Table:
     the status `diverged` and its columns `diverged_step`, `diverged_tokens`, `last_finite_loss`,
     `diverged_where`, and the deterministic step costs (`instructions`, op counts); version 6,
     the fairness audit's `peak_bandwidth_bytes_per_s`, `min_bytes`, `roofline_ms` and
-    `roofline_fraction`. Every migration so far only adds columns, which the loop below fills
+    `roofline_fraction`; version 7, the commit's time and state, `git_commit_time` and
+    `git_dirty` (for `gam-bench history`). Every migration so far only adds columns, which the loop below fills
     with nulls.
     """
     versions = set(table.column("schema_version").to_pylist()) if "schema_version" in table.column_names else set()

@@ -21,7 +21,7 @@ import sys
 from gam_bench import __version__
 from gam_bench.errors import UserError
 
-SUBCOMMANDS = ("run", "models", "env", "report", "compare", "check", "doctor", "calibrate", "schema")
+SUBCOMMANDS = ("run", "models", "env", "report", "compare", "check", "history", "doctor", "calibrate", "schema")
 
 
 def build_parser() -> argparse.ArgumentParser:

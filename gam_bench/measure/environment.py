@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import functools
 import os
 import platform
@@ -26,17 +27,35 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _git(*args: str) -> str | None:
+    """The output of `git ARGS` in the gam-bench checkout, or None outside one (or on any failure)."""
+    root = Path(gam_bench.__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=5, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
 @functools.cache
 def git_sha() -> str | None:
     """The commit of the gam-bench checkout, or None outside a git checkout."""
-    root = Path(gam_bench.__file__).resolve().parent.parent
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=True
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
+    return _git("rev-parse", "HEAD") or None
+
+
+@functools.cache
+def git_commit_time() -> datetime.datetime | None:
+    """The committer time of `git_sha()` (UTC), or None outside a git checkout."""
+    stamp = _git("show", "-s", "--format=%ct", "HEAD")
+    return datetime.datetime.fromtimestamp(int(stamp), datetime.timezone.utc) if stamp and stamp.isdigit() else None
+
+
+@functools.cache
+def git_dirty() -> bool | None:
+    """Whether tracked files of the checkout differ from `git_sha()` (None outside a git checkout):
+    a row measured on a modified tree is not that commit's."""
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return None if status is None else bool(status)
 
 
 def usable_cores() -> int:
@@ -92,4 +111,6 @@ def environment(device: str) -> dict[str, object]:
         "hostname": socket.gethostname(),
         "gam_bench_version": gam_bench.__version__,
         "git_sha": git_sha(),
+        "git_commit_time": git_commit_time(),
+        "git_dirty": git_dirty(),
     }
