@@ -38,9 +38,9 @@ def config(model: str, seq_len: int = 128) -> dict:
 
 def write_commit(root: Path, i: int, factors: dict[tuple[str, str], float], rng: np.random.Generator,
                  *, noise: float = 0.02, dirty: bool = False, models=tuple(MODELS), with_revision: bool = True,
-                 commit_time: bool = True) -> Path:  # fmt: skip
-    """One commit's results folder, root/commit-<i>; factors[(model, metric)] scales a value."""
-    folder = root / f"commit-{i:02d}{'-dirty' if dirty else ''}"
+                 commit_time: bool = True, folder: Path | None = None) -> Path:  # fmt: skip
+    """One commit's results folder (default root/commit-<i>); factors[(model, metric)] scales a value."""
+    folder = folder or root / f"commit-{i:02d}{'-dirty' if dirty else ''}"
     rows = []
     level = float(np.exp(rng.normal(0, noise)))  # the machine's level during this commit's run
     for model in models:

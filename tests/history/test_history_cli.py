@@ -7,6 +7,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gam_bench.cli.main import main
@@ -32,6 +33,21 @@ def test_builds_a_site(tmp_path, capsys):
     assert (tmp_path / "site" / "index.html").is_file()
 
 
+def test_check_against_folders_feed_it(tmp_path, capsys):
+    """`check --against --out perf` keeps perf/base/run-N and perf/head/run-N: passed as they are."""
+    pytest.importorskip("plotly")
+    pytest.importorskip("ruptures")
+    rng = np.random.default_rng(0)
+    for run in (1, 2):
+        fake.write_commit(tmp_path, 0, {}, rng, folder=tmp_path / "perf" / "base" / f"run-{run}")
+        fake.write_commit(tmp_path, 1, {("gam", "ops"): 1.5}, rng, folder=tmp_path / "perf" / "head" / f"run-{run}")
+    perf = tmp_path / "perf"
+    assert main(["history", str(perf / "base"), str(perf / "head"), "--out", str(tmp_path / "site")]) == 0
+    assert "2 commits, 3 cells, 9 trends, 1 change points" in capsys.readouterr().out
+    index = (tmp_path / "site" / "index.html").read_text()
+    assert fake.sha_of(1)[:10] in index.split('id="steps"')[1] and "+48.4%" in index  # 31 -> 46 ops
+
+
 def test_missing_folder(tmp_path, capsys):
     assert main(["history", str(tmp_path / "nope"), "--out", str(tmp_path / "site")]) == 2
     assert "nope: no such results file or folder" in _error(capsys)
@@ -44,7 +60,7 @@ def test_no_rows(tmp_path, capsys):
 
 
 def test_no_revision(tmp_path, capsys):
-    folder = fake.write_commit(tmp_path, 0, {}, __import__("numpy").random.default_rng(0), with_revision=False)
+    folder = fake.write_commit(tmp_path, 0, {}, np.random.default_rng(0), with_revision=False)
     assert main(["history", str(folder), "--out", str(tmp_path / "site")]) == 2
     line = _error(capsys)
     assert str(folder) in line and "no row records its git revision (git_sha" in line
@@ -54,7 +70,7 @@ def test_no_revision(tmp_path, capsys):
 def test_rows_without_revision_beside_others_are_skipped_with_a_warning(tmp_path, capsys):
     pytest.importorskip("plotly")
     pytest.importorskip("ruptures")
-    rng = __import__("numpy").random.default_rng(0)
+    rng = np.random.default_rng(0)
     folder = fake.write_commit(tmp_path / "r", 0, {}, rng)
     fake.store.append([{"cell_id": "x", "status": "ok", "run_id": "orphan"}], folder)
     assert main(["history", str(folder), "--out", str(tmp_path / "site")]) == 0
