@@ -9,7 +9,8 @@ hit all models alike. Per model it reports
       every length); at the longest length, the ratio to --baseline;
   peak tensor memory of one untimed step (gam_bench.measure.counted_step) and its slope;
   decode at the longest length: prefill the block, then --decode-tokens single-token steps,
-      each timed on its own (median); the state's bytes (gam_bench.models.decode.state_bytes).
+      each timed on its own (median); the state's bytes (gam_bench.models.decode.state_bytes);
+  the path each ran: the block's `backend` (training step) and `decode_backend` (decode step).
 
   PYTHONPATH=$PWD python benchmarks/field_blocks.py --models gam mamba2 "gated-deltanet:num_heads=1"
 
@@ -33,7 +34,7 @@ import yaml
 
 from gam_bench.measure.counted_step import count_step
 from gam_bench.models import build_block
-from gam_bench.models.decode import state_bytes
+from gam_bench.models.decode import decode_backend, state_bytes
 
 
 def parse_model(spec: str) -> tuple[str, dict]:
@@ -66,14 +67,16 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def measure_training(models, lengths, d_model, repeats):
-    """{label: {length: (seconds per step: list, peak tensor bytes)}}, interleaved per length."""
+def measure_training(models, lengths, d_model, repeats, paths):
+    """{label: {length: (seconds per step: list, peak tensor bytes)}}, interleaved per length;
+    paths[label] = (backend, decode_backend) of the block."""
     results = {label: {} for label, _, _ in models}
     for T in lengths:
         steps = {}
         for label, name, overrides in models:
             torch.manual_seed(0)
             block = make_block(name, overrides, d_model, T)
+            paths[label] = (str(getattr(block, "backend", "")), decode_backend(block))
             x = torch.randn(1, T, d_model, requires_grad=True)  # (B, T, D)
             steps[label] = step_fn(block, x)
             steps[label]()  # warmup
@@ -115,11 +118,12 @@ def _length(T: int) -> str:
     return f"{T // 1024}k" if T % 1024 == 0 else str(T)
 
 
-def report(models, lengths, training, decode, baseline) -> str:
+def report(models, lengths, training, decode, baseline, paths) -> str:
     longest = lengths[-1]
     base = statistics.median(training[baseline][longest][0]) if baseline in training else None
     at = f"@{_length(longest)}"
-    head = ["model", *(f"ms @{_length(T)}" for T in lengths), "time slope", "memory slope", f"MiB {at}"]
+    head = ["model", "backend / decode path", *(f"ms @{_length(T)}" for T in lengths)]
+    head += ["time slope", "memory slope", f"MiB {at}"]
     head += [f"x {baseline} {at}", f"decode ms {at}", "state KiB"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, _, _ in models:
@@ -128,7 +132,7 @@ def report(models, lengths, training, decode, baseline) -> str:
         peaks = [rows[T][1] for T in lengths]
         ratio = f"{medians[-1] / base:.2f}" if base else "-"
         step, size = decode[label]
-        cells = [label, *(f"{m * 1e3:.0f}" for m in medians)]
+        cells = [label, " / ".join(paths[label]), *(f"{m * 1e3:.0f}" for m in medians)]
         cells += [_slope(lengths, medians), _slope(lengths, peaks)]
         cells += [f"{peaks[-1] / 2**20:.1f}", ratio, f"{step * 1e3:.2f}", f"{size / 1024:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
@@ -150,7 +154,8 @@ def main(argv=None) -> int:
     lengths = sorted(args.lengths)
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = os.getloadavg()
-    training = measure_training(models, lengths, args.d_model, args.repeats)
+    paths = {}
+    training = measure_training(models, lengths, args.d_model, args.repeats, paths)
     decode = {
         label: measure_decode(name, ov, args.d_model, lengths[-1], args.decode_tokens) for label, name, ov in models
     }
@@ -161,7 +166,7 @@ def main(argv=None) -> int:
     )
     command = " ".join(sys.argv[1:] if argv is None else argv)
     print(f"command: PYTHONPATH=$PWD python benchmarks/field_blocks.py {command}\n")
-    print(report(models, lengths, training, decode, args.baseline))
+    print(report(models, lengths, training, decode, args.baseline, paths))
     return 0
 
 

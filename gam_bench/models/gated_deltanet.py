@@ -9,11 +9,15 @@ per head, then * silu(gate)); o_proj. It sits in the field's shared pre-norm blo
 paper's FFN (gam_bench.models.mixer_block) and the paper's LM shell (learned positions, tied
 head), like GLA and RetNet, so only the mixer differs from the paper's models.
 
-Backends (`backend: auto | torch | fla`):
-  torch: `chunk_gated_delta_rule`, the chunked WY form with a triangular solve per chunk;
-  fla:   flash-linear-attention's `chunk_gated_delta_rule` (triton, CUDA), the same arguments.
-auto picks fla for CUDA inputs when it imports; asking for fla where it cannot run is a
-UserError, never a fallback; `backend_reason` says which ran and why.
+Backends (`backend: auto | torch | cpu-fused | fla`):
+  torch:     `chunk_gated_delta_rule`, the chunked WY form with a triangular solve per chunk, and
+             nn.Conv1d + SiLU for the short convs;
+  cpu-fused: the same op, the short convs + SiLU by Mamba's fused CPU kernel
+             (gam_bench.models.short_conv: the same math, several times faster on the CPU);
+  fla:       flash-linear-attention's `chunk_gated_delta_rule` (triton, CUDA), the same arguments.
+auto picks fla for CUDA inputs when it imports, cpu-fused for CPU inputs when the kernel builds,
+else torch; asking for a backend where it cannot run is a UserError, never a fallback;
+`backend_reason` says which ran and why.
 
 Decoding: per layer a `GatedDeltaNetState`: the three conv windows (B, dim, conv_size-1) and
 the (B, H, K, V) float32 state; a step is `recurrent_gated_delta_rule` for one position (both
@@ -40,7 +44,7 @@ from pydantic import Field
 from torch import nn
 
 from gam_bench.errors import UserError
-from gam_bench.models import backends
+from gam_bench.models import backends, cpu_scan
 from gam_bench.models.config import LMConfig
 from gam_bench.models.decode import DecodeState, check_one_token
 from gam_bench.models.gated_norm import GatedRMSNorm
@@ -48,10 +52,11 @@ from gam_bench.models.lm import PositionalLM
 from gam_bench.models.mixer_block import MixerBlock
 from gam_bench.models.ops.gated_delta_rule import chunk_gated_delta_rule, recurrent_gated_delta_rule
 from gam_bench.models.registry import register_model
+from gam_bench.models.short_conv import conv_silu
 from gam_bench.models.transformer import TransformerBlock, TransformerConfig
 
 FLA_MODULE = "fla.ops.gated_delta_rule"
-BACKEND_NAMES = {"torch": "torch-chunked", "fla": "fla-chunk"}
+BACKEND_NAMES = {"torch": "torch-chunked", "cpu-fused": "cpu-conv+chunked", "fla": "fla-chunk"}
 
 
 class GatedDeltaNetConfig(LMConfig):
@@ -64,7 +69,7 @@ class GatedDeltaNetConfig(LMConfig):
     ffn_mult: int = Field(4, ge=1, description="FFN hidden width / d_model (the paper's 4)")
     attn_every: int = Field(0, ge=0, description="hybrid: every attn_every-th layer is attention (0: none)")
     attn_heads: int = Field(8, ge=1, description="hybrid: heads of its attention layers (the paper's 8)")
-    backend: Literal["auto", "torch", "fla"] = "auto"
+    backend: Literal["auto", "torch", "cpu-fused", "fla"] = "auto"
 
 
 @dataclasses.dataclass
@@ -93,6 +98,11 @@ class GatedDeltaNet(nn.Module):
                 f"Gated DeltaNet config field backend='fla' is not available on this machine "
                 f"({backends.fla_reason(FLA_MODULE)}; it needs `pip install 'gam-bench[fla]'`); use 'torch' or 'auto'"
             )
+        if config.backend == "cpu-fused" and not cpu_scan.available():
+            raise UserError(
+                f"Gated DeltaNet config field backend='cpu-fused' is not available on this machine "
+                f"({cpu_scan.unavailable_reason()}); use 'torch' or 'auto'"
+            )
         D, H, K = config.d_model, config.num_heads, config.head_dim
         V = int(K * config.expand_v)
         self.requested, self.num_heads, self.head_k_dim, self.head_v_dim = config.backend, H, K, V
@@ -113,9 +123,11 @@ class GatedDeltaNet(nn.Module):
         self.o_proj = nn.Linear(H * V, D, bias=False)
 
     def _resolve(self, device: torch.device) -> str:
-        if self.requested == "auto":
-            return "fla" if device.type == "cuda" and _fla_usable() else "torch"
-        return self.requested
+        if self.requested != "auto":
+            return self.requested
+        if device.type == "cuda":
+            return "fla" if _fla_usable() else "torch"
+        return "cpu-fused" if device.type == "cpu" and cpu_scan.available() else "torch"
 
     @property
     def backend(self) -> str:
@@ -126,8 +138,13 @@ class GatedDeltaNet(nn.Module):
     def backend_reason(self) -> str:
         """Which path runs for inputs on the weights' device, and why (the `backend_reason` column)."""
         device = self.q_proj.weight.device
-        if self.requested == "torch":
-            return "torch-chunked: backend 'torch' requested"
+        if self.requested in ("torch", "cpu-fused"):
+            return f"{BACKEND_NAMES[self.requested]}: backend '{self.requested}' requested"
+        if device.type == "cpu":
+            reason = cpu_scan.unavailable_reason()
+            if reason is None:
+                return "cpu-conv+chunked: inputs on cpu (fla kernels are CUDA-only)"
+            return f"torch-chunked: inputs on cpu (fla kernels are CUDA-only), fused CPU conv unavailable ({reason})"
         if device.type != "cuda":
             return f"torch-chunked: inputs on {device.type} (fla kernels are CUDA-only)"
         reason = backends.fla_reason(FLA_MODULE)
@@ -141,16 +158,14 @@ class GatedDeltaNet(nn.Module):
         return self._mix(x, keep_state=True)
 
     def _mix(self, x: torch.Tensor, keep_state: bool):
-        T = x.shape[1]
         raw = [proj(x) for proj in (self.q_proj, self.k_proj, self.v_proj)]  # (B, T, dim) each
         convs = (self.q_conv1d, self.k_conv1d, self.v_conv1d)
-        # contiguous conv input and silu input: on strided ones their backward is several times slower on CPU
-        q, k, v = (
-            F.silu(conv(r.transpose(1, 2).contiguous())[..., :T].transpose(1, 2).contiguous())
-            for conv, r in zip(convs, raw)
-        )
+        backend = self._resolve(x.device)
+        if backend == "cpu-fused" and x.device.type != "cpu":
+            raise UserError(f"Gated DeltaNet config field backend='cpu-fused' needs CPU inputs, got {x.device}")
+        q, k, v = (conv_silu(r, conv, fused=backend == "cpu-fused") for conv, r in zip(convs, raw))  # (B, T, dim)
         q, k, v, g, beta = self._heads_and_gates(x, q, k, v)
-        op = self._fla_op() if self._resolve(x.device) == "fla" else chunk_gated_delta_rule
+        op = self._fla_op() if backend == "fla" else chunk_gated_delta_rule
         o, state = op(q, k, v, g, beta, None, None, keep_state, True)  # (B, T, H, V)
         out = self._out(x, o)
         if not keep_state:
@@ -300,7 +315,7 @@ def hybrid_backend(layers) -> str:
 
 
 def _backends() -> list[str]:
-    return ["torch", "fla"] if _fla_usable() else ["torch"]
+    return ["torch", *(["cpu-fused"] if cpu_scan.available() else []), *(["fla"] if _fla_usable() else [])]
 
 
 @register_model(

@@ -27,9 +27,11 @@ class GatedRMSNorm(nn.Module):
         x, gate = x.float(), F.silu(z.float())
         if not self.norm_before_gate:
             x = x * gate
-        groups = x.unflatten(-1, (-1, self.group_size))  # (..., D / group, group)
-        x = (groups * torch.rsqrt(groups.square().mean(-1, keepdim=True) + self.eps)).flatten(-2)
-        x = x * self.weight.float()
+        if self.group_size == x.shape[-1]:
+            x = F.rms_norm(x, (self.group_size,), self.weight.float(), self.eps)  # one fused op, fwd and bwd
+        else:
+            groups = x.unflatten(-1, (-1, self.group_size))  # (..., D / group, group)
+            x = F.rms_norm(groups, (self.group_size,), None, self.eps).flatten(-2) * self.weight.float()
         if self.norm_before_gate:
             x = x * gate
         return x.to(dtype)

@@ -5,10 +5,14 @@ dt_bias, A_log, D, norm, out_proj; rmsnorm=True, norm_before_gate=False, no bias
 conv's), so mamba_ssm checkpoints of the same shape load. in_proj gives [z | x B C | dt]; the
 depthwise causal conv and SiLU act on x B C; the scan is SSD with a scalar decay per head,
 y = SSD(q=C, k=B, v=x dt, g=A dt) + D x; then y = norm(y, z) and out_proj. Backends:
-  torch:     `gam_bench.models.ops.ssd.chunk_ssd`, the chunked dual form, pure PyTorch;
+  torch:     `gam_bench.models.ops.ssd.chunk_ssd`, the chunked dual form, and nn.Conv1d + SiLU,
+             pure PyTorch;
+  cpu-fused: the same scan, with the conv + SiLU of Mamba's fused CPU kernel
+             (gam_bench.models.short_conv: the same math, several times faster on the CPU);
   mamba-ssm: mamba_ssm's `mamba_chunk_scan_combined` (triton, CUDA) for the scan.
-backend="auto" picks mamba-ssm for CUDA inputs when it imports, else torch, and records why
-(`backend_reason`); asking for mamba-ssm where it cannot run is a UserError, never a fallback.
+backend="auto" picks mamba-ssm for CUDA inputs when it imports, cpu-fused for CPU inputs when the
+kernel builds, else torch, and records why (`backend_reason`); asking for a backend where it
+cannot run is a UserError, never a fallback.
 
 Decoding: per layer a `Mamba2State`: the conv window (B, conv_dim, d_conv-1) of x B C inputs
 and the SSM state (B, H, N, P) in float32 (fla's (K, V) layout; mamba_ssm keeps (B, H, P, N)).
@@ -33,15 +37,16 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from gam_bench.errors import UserError
-from gam_bench.models import backends
+from gam_bench.models import backends, cpu_scan
 from gam_bench.models.config import LMConfig
 from gam_bench.models.decode import DecodeState, check_one_token
 from gam_bench.models.gated_norm import GatedRMSNorm
 from gam_bench.models.ops.ssd import chunk_ssd, recurrent_ssd
 from gam_bench.models.registry import register_model
 from gam_bench.models.residual_lm import ResidualLM
+from gam_bench.models.short_conv import conv_silu
 
-BACKEND_NAMES = {"torch": "torch-chunked-ssd", "mamba-ssm": backends.MAMBA_SSM_SSD}
+BACKEND_NAMES = {"torch": "torch-chunked-ssd", "cpu-fused": "cpu-conv+chunked-ssd", "mamba-ssm": backends.MAMBA_SSM_SSD}
 KERNEL_CHUNK_SIZE = 256  # mamba_ssm's Mamba2 default
 
 
@@ -53,7 +58,7 @@ class Mamba2Config(LMConfig):
     expand: float = Field(3.5, gt=0)
     headdim: int = Field(32, ge=1)
     ngroups: int = Field(1, ge=1)
-    backend: Literal["auto", "torch", "mamba-ssm"] = "auto"
+    backend: Literal["auto", "torch", "cpu-fused", "mamba-ssm"] = "auto"
 
     @model_validator(mode="after")
     def _whole_heads(self) -> Mamba2Config:
@@ -78,6 +83,11 @@ def _check_backend(requested: str) -> None:
         raise UserError(
             f"Mamba2 config field backend='mamba-ssm' is not available on this machine "
             f"({backends.ssd_kernel_reason()}); use backend='torch' or 'auto'"
+        )
+    if requested == "cpu-fused" and not cpu_scan.available():
+        raise UserError(
+            f"Mamba2 config field backend='cpu-fused' is not available on this machine "
+            f"({cpu_scan.unavailable_reason()}); use backend='torch' or 'auto'"
         )
 
 
@@ -114,8 +124,13 @@ class Mamba2Mixer(nn.Module):
     def backend_reason(self) -> str:
         """Which path runs for inputs on the weights' device and why (the `backend_reason` column)."""
         device = self.in_proj.weight.device
-        if self.requested == "torch":
-            return "torch-chunked-ssd: backend 'torch' requested"
+        if self.requested in ("torch", "cpu-fused"):
+            return f"{BACKEND_NAMES[self.requested]}: backend '{self.requested}' requested"
+        if device.type == "cpu":
+            reason = cpu_scan.unavailable_reason()
+            if reason is None:
+                return "cpu-conv+chunked-ssd: inputs on cpu (mamba-ssm kernels are CUDA-only)"
+            return f"torch-chunked-ssd: inputs on cpu, fused CPU conv unavailable ({reason})"
         if device.type != "cuda":
             return f"torch-chunked-ssd: inputs on {device.type} (mamba-ssm kernels are CUDA-only)"
         reason = backends.ssd_kernel_reason()
@@ -126,24 +141,33 @@ class Mamba2Mixer(nn.Module):
         return "torch-step"
 
     def _resolve(self, device: torch.device) -> str:
-        if self.requested == "auto":
-            return "mamba-ssm" if device.type == "cuda" and backends.ssd_kernel_reason() is None else "torch"
-        return self.requested
+        if self.requested != "auto":
+            return self.requested
+        if device.type == "cuda":
+            return "mamba-ssm" if backends.ssd_kernel_reason() is None else "torch"
+        return "cpu-fused" if device.type == "cpu" and cpu_scan.available() else "torch"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.prefill(x, keep_state=False)[0]
 
     def prefill(self, x: torch.Tensor, keep_state: bool = True) -> tuple[torch.Tensor, Mamba2State | None]:
         """forward(x) for x (B, L, D), and (keep_state) the conv and SSM states after it."""
-        L = x.shape[1]
-        z, xbc, dt = self.in_proj(x).split([self.d_inner, self.conv_dim, self.nheads], dim=-1)  # (B, L, *)
+        z, xbc, dt = self._in_proj(x)  # (B, L, *)
         conv = _last_inputs(xbc, self.conv1d.kernel_size[0] - 1) if keep_state else None
-        # contiguous conv input and silu input: on strided ones their backward is several times slower on CPU
-        xbc = F.silu(self.conv1d(xbc.transpose(1, 2).contiguous())[..., :L].transpose(1, 2).contiguous())  # (B, L, C)
-        scan = self._kernel_scan if self._resolve(x.device) == "mamba-ssm" else self._torch_scan
+        backend = self._resolve(x.device)
+        if backend == "cpu-fused" and x.device.type != "cpu":
+            raise UserError(f"Mamba2 config field backend='cpu-fused' needs CPU inputs, got {x.device}")
+        xbc = conv_silu(xbc, self.conv1d, fused=backend == "cpu-fused")  # (B, L, C)
+        scan = self._kernel_scan if backend == "mamba-ssm" else self._torch_scan
         y, ssm = scan(xbc, dt, None, keep_state)  # (B, L, E)
         out = self.out_proj(self.norm(y, z))  # (B, L, D)
         return out, (Mamba2State(conv, ssm) if keep_state else None)
+
+    def _in_proj(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """z (B, L, E), x B C (B, L, conv_dim), dt (B, L, H): in_proj as three products, whose
+        gradients add into x's (one product split in three would join them with a copy)."""
+        sizes = [self.d_inner, self.conv_dim, self.nheads]
+        return tuple(F.linear(x, w) for w in self.in_proj.weight.split(sizes))
 
     def decode(self, x: torch.Tensor, state: Mamba2State) -> tuple[torch.Tensor, Mamba2State]:
         """One position x (B, 1, D): a conv step and one SSD step."""
@@ -234,13 +258,20 @@ class Mamba2Block(nn.Module):
         out, state = self.mixer.prefill(self.norm(x))
         return x + out, state
 
+    def _in_proj(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """z (B, L, E), x B C (B, L, conv_dim), dt (B, L, H): in_proj as three products, whose
+        gradients add into x's (one product split in three would join them with a copy)."""
+        sizes = [self.d_inner, self.conv_dim, self.nheads]
+        return tuple(F.linear(x, w) for w in self.in_proj.weight.split(sizes))
+
     def decode(self, x: torch.Tensor, state: Mamba2State) -> tuple[torch.Tensor, Mamba2State]:
         out, state = self.mixer.decode(self.norm(x), state)
         return x + out, state  # (B, 1, D)
 
 
 def _backends() -> list[str]:
-    return ["torch", "mamba-ssm"] if backends.ssd_kernel_reason() is None else ["torch"]
+    names = ["torch", *(["cpu-fused"] if cpu_scan.available() else [])]
+    return names + (["mamba-ssm"] if backends.ssd_kernel_reason() is None else [])
 
 
 @register_model(

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from gam_bench.errors import UserError
-from gam_bench.models import backends, build, build_block
+from gam_bench.models import backends, build, build_block, cpu_scan
 from gam_bench.models.ops import gated_delta_rule, ssd
 
 # model -> (module whose chunked op is swapped, chunked op name, its recurrent reference)
@@ -155,7 +155,7 @@ def test_hybrid_has_one_attention_layer_in_every_four(tiny):
     for i in range(8):
         mixer = ATTENTION if i in attention else [f"attn.{k}" for k in GDN_MIXER]
         assert {k for k in keys if k.startswith(f"blocks.{i}.")} == {f"blocks.{i}.{k}" for k in mixer + SHARED_BLOCK}
-    assert model.backend == "torch-chunked+sdpa"
+    assert model.backend == ("cpu-conv+chunked" if cpu_scan.available() else "torch-chunked") + "+sdpa"
     block = build_block("gated-deltanet-hybrid", **tiny("gated-deltanet-hybrid", attn_every=4))
     assert [type(layer).__name__ for layer in block.layers] == ["GatedDeltaNetBlock"] * 3 + ["TransformerBlock"]
     with pytest.raises(UserError, match="attn_every must be >= 1"):
@@ -198,13 +198,60 @@ def _fresh_import_cache():
 
 def test_mamba2_records_why_the_kernel_does_not_run(tiny):
     block = build_block("mamba2", **tiny("mamba2"))
-    assert block.backend == "torch-chunked-ssd"
-    assert backends.backend_reason(block) == "torch-chunked-ssd: inputs on cpu (mamba-ssm kernels are CUDA-only)"
+    if cpu_scan.available():
+        assert block.backend == "cpu-conv+chunked-ssd"
+        reason = "cpu-conv+chunked-ssd: inputs on cpu (mamba-ssm kernels are CUDA-only)"
+    else:
+        assert block.backend == "torch-chunked-ssd"
+        reason = f"torch-chunked-ssd: inputs on cpu, fused CPU conv unavailable ({cpu_scan.unavailable_reason()})"
+    assert backends.backend_reason(block) == reason
     forced = build_block("mamba2", **tiny("mamba2", backend="torch"))
     assert backends.backend_reason(forced) == "torch-chunked-ssd: backend 'torch' requested"
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="backend='mamba-ssm' is not available.*no CUDA device"):
             build_block("mamba2", **tiny("mamba2", backend="mamba-ssm"))
+
+
+# model -> (its backend name with the fused CPU conv, without it)
+CPU_CONV = {
+    "mamba2": ("cpu-conv+chunked-ssd", "torch-chunked-ssd"),
+    "gated-deltanet": ("cpu-conv+chunked", "torch-chunked"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CPU_CONV))
+def test_without_the_fused_cpu_conv_the_reason_says_why(name, tiny, monkeypatch):
+    """No C++ compiler: auto runs the torch conv and the reason names the missing kernel;
+    asking for cpu-fused is a one-line UserError."""
+    monkeypatch.setitem(cpu_scan._REASON, "reason", "no C++ compiler found (test)")
+    block = build_block(name, **tiny(name))
+    assert block.backend == CPU_CONV[name][1]
+    reason = backends.backend_reason(block)
+    assert reason.startswith(f"{CPU_CONV[name][1]}: inputs on cpu")
+    assert reason.endswith("fused CPU conv unavailable (no C++ compiler found (test))")
+    with pytest.raises(UserError, match="backend='cpu-fused' is not available.*no C\\+\\+ compiler"):
+        build_block(name, **tiny(name, backend="cpu-fused"))
+
+
+@pytest.mark.skipif(not cpu_scan.available(), reason="the fused CPU conv does not build here")
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("name", [*sorted(CPU_CONV), "gated-deltanet-hybrid"])
+def test_cpu_fused_conv_equals_the_torch_conv(name, dtype, tiny):
+    """backend='cpu-fused' (the fused conv + SiLU) equals backend='torch', forward, backward and prefill."""
+    torch_block = build_block(name, **tiny(name, backend="torch")).to(dtype)
+    fused = build_block(name, **tiny(name, backend="cpu-fused")).to(dtype)
+    fused.load_state_dict(torch_block.state_dict())
+    assert fused.backend.startswith("cpu-conv+chunked") and torch_block.backend.startswith("torch-chunked")
+    x = torch.randn(2, 70, 32, dtype=dtype)
+    y, grads = _grads(fused, x)
+    y_ref, grads_ref = _grads(torch_block, x)
+    tol = {"rtol": 1e-10, "atol": 1e-10} if dtype == torch.float64 else {"rtol": 1e-4, "atol": 1e-5}
+    torch.testing.assert_close(y, y_ref, **tol)
+    for (key, _), a, b in zip([("x", None), *fused.named_parameters()], grads, grads_ref):
+        torch.testing.assert_close(a, b, **tol, msg=key)
+    with torch.no_grad():
+        for a, b in zip(fused.prefill(x)[1].tensors(), torch_block.prefill(x)[1].tensors()):
+            torch.testing.assert_close(a, b, **tol)
 
 
 def _fake_mamba_chunk_scan_combined(calls):
@@ -234,6 +281,7 @@ def test_mamba2_kernel_branch_through_a_fake_kernel(tiny, monkeypatch):
     kernel_block.load_state_dict(torch_block.state_dict())
     monkeypatch.setattr(kernel_block.mixer, "_resolve", lambda device: "mamba-ssm")
     assert kernel_block.backend == backends.MAMBA_SSM_SSD
+    assert kernel_block.decode_backend == "torch-step"  # decode runs the torch step, and says so
     x = torch.randn(2, 30, 32)
     with torch.no_grad():
         torch.testing.assert_close(kernel_block(x), torch_block(x), rtol=1e-5, atol=1e-6)
@@ -248,8 +296,12 @@ def test_mamba2_kernel_branch_through_a_fake_kernel(tiny, monkeypatch):
 def test_gated_deltanet_records_why_the_kernel_does_not_run(tiny):
     for name in ("gated-deltanet", "gated-deltanet-hybrid"):
         model = build(name, **tiny(name))
-        assert model.backend.startswith("torch-chunked")
-        assert backends.backend_reason(model) == "torch-chunked: inputs on cpu (fla kernels are CUDA-only)"
+        if cpu_scan.available():
+            assert model.backend.startswith("cpu-conv+chunked")
+            assert backends.backend_reason(model) == "cpu-conv+chunked: inputs on cpu (fla kernels are CUDA-only)"
+        else:
+            assert model.backend.startswith("torch-chunked")
+            assert backends.backend_reason(model).startswith("torch-chunked: inputs on cpu (fla kernels are CUDA-only)")
     forced = build_block("gated-deltanet", **tiny("gated-deltanet", backend="torch"))
     assert backends.backend_reason(forced) == "torch-chunked: backend 'torch' requested"
     if not torch.cuda.is_available():
@@ -273,6 +325,7 @@ def test_gated_deltanet_kernel_branch_through_a_fake_kernel(tiny, monkeypatch):
     kernel_block.load_state_dict(torch_block.state_dict())
     monkeypatch.setattr(kernel_block.attn, "_resolve", lambda device: "fla")
     assert kernel_block.backend == "fla-chunk"
+    assert kernel_block.decode_backend == "torch-step"  # decode runs the torch step, and says so
     x = torch.randn(2, 30, 32)
     with torch.no_grad():
         torch.testing.assert_close(kernel_block(x), torch_block(x), rtol=1e-5, atol=1e-6)
@@ -282,3 +335,18 @@ def test_gated_deltanet_kernel_branch_through_a_fake_kernel(tiny, monkeypatch):
     for a, b in zip(state.tensors(), ref_state.tensors()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     assert calls == [((2, 30, 2, 8), True, False), ((2, 30, 2, 8), True, True)]
+
+
+@pytest.mark.skipif(not cpu_scan.available(), reason="the fused CPU conv does not build here")
+@pytest.mark.parametrize("name", sorted(CPU_CONV))
+def test_cpu_fused_conv_counts_the_same_flops(name, tiny):
+    """The fused conv's registered formula counts what nn.Conv1d counts: the two backends' rows agree."""
+    from gam_bench.measure.flops import count_flops, counts_every_kernel
+
+    x = torch.randn(1, 70, 32)
+    counts = {}
+    for backend in ("torch", "cpu-fused"):
+        block = build_block(name, **tiny(name, backend=backend))
+        assert counts_every_kernel(block.backend)
+        counts[backend] = count_flops(lambda block=block: block(x.requires_grad_()).sum().backward())
+    assert counts["cpu-fused"] == counts["torch"] > 0

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from gam_bench.measure.flops import count_flops
+from gam_bench.models.ops import ssd as ssd_op
 from gam_bench.models.ops.gated_delta_rule import chunk_gated_delta_rule, recurrent_gated_delta_rule
 from gam_bench.models.ops.ssd import chunk_ssd, recurrent_ssd
 
@@ -74,6 +75,36 @@ def test_chunked_equals_recurrent_forward_and_backward(op, T, dtype):
     for key, grad in grads.items():
         assert grad.dtype == dtype, key
         assert _relative(grad, ref_grads[key]) < tol * 5, key
+
+
+def _spy_forms(monkeypatch) -> list[str]:
+    """Record which of chunk_ssd's intra-chunk forms runs."""
+    used = []
+    for form in ("_factorised", "_pairwise"):
+        real = getattr(ssd_op, form)
+        monkeypatch.setattr(ssd_op, form, lambda *a, real=real, form=form: used.append(form) or real(*a))
+    return used
+
+
+@pytest.mark.parametrize("dtype", list(TOL), ids=str)
+@pytest.mark.parametrize("T", LENGTHS)
+def test_ssd_pairwise_form_equals_recurrent_forward_and_backward(T, dtype, monkeypatch):
+    """Decays too strong to factor (here: any, SAFE_LOG_DECAY 0) take the pairwise form, with the same parity."""
+    monkeypatch.setattr(ssd_op, "SAFE_LOG_DECAY", 0.0)
+    used = _spy_forms(monkeypatch)
+    test_chunked_equals_recurrent_forward_and_backward("ssd", T, dtype)
+    assert set(used) == {"_pairwise"}
+
+
+@pytest.mark.parametrize(("decay", "form"), [(1.0, "_factorised"), (50.0, "_pairwise")])
+def test_ssd_factors_the_decay_only_while_it_is_safe(decay, form, monkeypatch):
+    """A chunk decay within 2 * SAFE_LOG_DECAY (16 steps of at most 1 here) is factored; -50 a
+    step is not (the factors would overflow), and both stay equal to the reference."""
+    used = _spy_forms(monkeypatch)
+    inputs, h0 = _inputs("ssd", 40, torch.float64, decay=decay)
+    o, _ = chunk_ssd(**inputs, initial_state=h0, chunk_size=CHUNK)
+    assert used == [form]
+    assert _relative(o, recurrent_ssd(**inputs, initial_state=h0)[0]) < TOL[torch.float64]
 
 
 @pytest.mark.parametrize("op", sorted(OPS))
@@ -144,7 +175,9 @@ def test_compiled_op_matches_eager_forward_and_backward(op):
     chunked, _, kw = OPS[op]
     inputs, h0 = _inputs(op, 40, torch.float32)
     torch._dynamo.reset()
-    compiled = torch.compile(lambda **a: chunked(**a, chunk_size=CHUNK, **kw), backend="aot_eager", fullgraph=True)
+    # SSD breaks the graph once, at its check of the chunks' decay (a host value), as GLA does
+    fullgraph = op != "ssd"
+    compiled = torch.compile(lambda **a: chunked(**a, chunk_size=CHUNK, **kw), backend="aot_eager", fullgraph=fullgraph)
     o, final, grads = _run(compiled, inputs, h0)
     ref_o, ref_final, ref_grads = _run(lambda **a: chunked(**a, chunk_size=CHUNK, **kw), inputs, h0)
     torch.testing.assert_close(o, ref_o, rtol=1e-6, atol=1e-6)

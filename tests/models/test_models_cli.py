@@ -20,4 +20,5 @@ def test_models_command_lists_every_model(capsys):
     assert cells["mamba"][3] == ", ".join(get_spec("mamba").backends())
     assert cells["mamba"][3] in ("torch", "torch, cpu-fused", "torch, mamba-ssm", "torch, cpu-fused, mamba-ssm")
     assert cells["mamba2"][3] == ", ".join(get_spec("mamba2").backends())
-    assert cells["mamba2"][3] in ("torch", "torch, mamba-ssm")
+    assert cells["mamba2"][3] in ("torch", "torch, cpu-fused", "torch, mamba-ssm", "torch, cpu-fused, mamba-ssm")
+    assert cells["gated-deltanet"][3] in ("torch", "torch, cpu-fused", "torch, fla", "torch, cpu-fused, fla")
