@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from gam_bench.history.commits import Commit
 from gam_bench.history.trends import Trend
 
@@ -61,10 +63,21 @@ def trend_figure(go: Any, trend: Trend, commits: Sequence[Commit]) -> Any:
                                  name="interquartile range", hoverinfo="skip", legendgroup="iqr"))  # fmt: skip
     fig.add_trace(go.Scatter(x=x, y=median, mode="lines+markers", name="median", line=dict(color=LINE),
                              hovertext=text, hoverinfo="text"))  # fmt: skip
+    if trend.steps and not trend.deterministic:
+        fig.add_trace(go.Scatter(x=x, y=_levels(trend) * scale, mode="lines", name="fitted level", hoverinfo="skip",
+                                 line=dict(color="#555", dash="dash", shape="hv", width=1.5)))  # fmt: skip
     if trend.steps:
         fig.add_trace(_steps_trace(go, trend, scale))
     _layout(fig, commits, axis_title(trend))
     return fig
+
+
+def _levels(trend: Trend) -> np.ndarray:
+    """The piecewise-constant level the change points imply, at each commit of the trend."""
+    levels = np.full(len(trend.commits), trend.steps[0].before)
+    for step in trend.steps:
+        levels[step.index :] = step.after
+    return levels
 
 
 def _steps_trace(go: Any, trend: Trend, scale: float) -> Any:

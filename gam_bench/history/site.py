@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from gam_bench.atomic import atomic_write
 from gam_bench.errors import UserError
 from gam_bench.history import figures
@@ -123,7 +125,8 @@ def _index(trends, commits, ordering, recent, recent_steps, pages, by_metric) ->
     position = {c.key: i for i, c in enumerate(commits)}
     step_rows = [_step_row(t, s, pages, position) for t, s in steps]
     heading = f"<h2>Largest steps in the last {recent} commits</h2>"
-    steps_html = table(("size", "commit", "metric", "cell", "before → after", "way", "rule"), step_rows, "steps")
+    headers = ("size", "commit", "metric", "cell", "before → after", "way", "rule", "load before → after")
+    steps_html = table(headers, step_rows, "steps")
     if not step_rows:
         steps_html = '<p class="note">No change point in these commits.</p>'
     cell_rows = [_cell_row(series, [t for t in trends if t.series == series], page) for series, page in pages.items()]
@@ -146,7 +149,18 @@ def _step_row(trend: Trend, step, pages, position) -> list[str]:
         num(f"{step.before * scale:.4g} → {step.after * scale:.4g} {unit}".strip()),
         f'<span class="{"worse" if worse else "better"}">{"worse" if worse else "better"}</span>',
         "exact" if trend.deterministic else "timed",
+        num(_loads(trend, step)),
     ]
+
+
+def _loads(trend: Trend, step) -> str:
+    """The machine's mean load average over the commits just before and from the step (a timed step
+    that coincides with a change of load is suspect)."""
+    before = trend.load[max(0, step.index - 3) : step.index]
+    after = trend.load[step.index : step.index + 3]
+    if np.isnan(before).all() or np.isnan(after).all():
+        return "unknown"
+    return f"{np.nanmean(before):.1f} → {np.nanmean(after):.1f}"
 
 
 def _cell_row(series: str, trends: list[Trend], page: str) -> list[str]:

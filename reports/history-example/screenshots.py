@@ -2,7 +2,8 @@
 
     python reports/history-example/screenshots.py SITE OUTDIR PAGE=PNG ...
 
-PAGE is a path inside SITE, optionally with a #fragment to scroll to (e.g. cells/<id>.html#time).
+PAGE is a path inside SITE, optionally with a #fragment to scroll to (e.g. cells/<id>.html#time);
+PNG may end in :HEIGHT, the window's height in pixels for that page (default 900; width 1280).
 """
 
 import sys
@@ -23,6 +24,8 @@ def main(site: Path, outdir: Path, shots: list[str]) -> None:
     try:
         for shot in shots:
             page, png = shot.split("=")
+            png, _, height = png.partition(":")
+            driver.set_window_size(1280, int(height or 900))
             path, _, fragment = page.partition("#")
             driver.get((site / path).resolve().as_uri() + (f"#{fragment}" if fragment else ""))
             time.sleep(2)  # plotly draws after load

@@ -64,7 +64,8 @@ def test_cell_page_plots_are_drawn(site, chrome, open_page, is_blank):
         _wait_drawn(chrome, f"plot-{i}")
         assert not is_blank(_plot_png(chrome, f"plot-{i}"))
     drawn = chrome.execute_script("return document.getElementById('plot-2').data.map(t => t.name)")
-    assert drawn == [None, "interquartile range", "median", "change point"]  # time: band (2 edges), median, step
+    # time: the band (two edges), the median, the fitted level and its change point
+    assert drawn == [None, "interquartile range", "median", "fitted level", "change point"]
 
 
 def test_clicking_a_legend_entry_hides_that_cell(site, chrome, open_page, is_blank):
