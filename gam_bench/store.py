@@ -142,6 +142,7 @@ CORE_COLUMNS: list[tuple[str, pa.DataType]] = [
     ("release_wait_s", _F64),  # how long the runner waited for a failed worker's device memory before this cell
     ("release_ok", _BOOL),  # False: that memory was not back within the wait (an oom here may be false)
     ("executor", _STR),
+    ("search", _STR),  # a search probe (v7; gam_bench.search): the suite's search settings, JSON; null in a grid
     ("started_at", pa.timestamp("us", tz="UTC")),
     ("duration_s", _F64),
 ]
@@ -291,7 +292,8 @@ def migrate(table: pa.Table, source: Path | str = "<table>") -> pa.Table:
     `diverged_where`, and the deterministic step costs (`instructions`, op counts); version 6,
     the fairness audit's `peak_bandwidth_bytes_per_s`, `min_bytes`, `roofline_ms` and
     `roofline_fraction`; version 7, the commit's time and state, `git_commit_time` and
-    `git_dirty` (for `gam-bench history`). Every migration so far only adds columns, which the loop below fills
+    `git_dirty` (for `gam-bench history`); version 8, `search` (the settings of the search a
+    probe row belongs to, gam_bench.search). Every migration so far only adds columns, which the loop below fills
     with nulls.
     """
     versions = set(table.column("schema_version").to_pylist()) if "schema_version" in table.column_names else set()

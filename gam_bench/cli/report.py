@@ -23,7 +23,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "plus the figures it links (PNG, with SVG beside each): complexity plots, fitted scaling "
         "exponents, the paper's table layouts and, for perplexity suites, learning curves.",
     )
-    parser.add_argument("results", type=Path, help="results file or folder, e.g. results/scaling/")
+    parser.add_argument(
+        "results",
+        type=Path,
+        nargs="+",
+        help="results file or folder, e.g. results/scaling/; several (one suite each) make one report, "
+        "e.g. results/recall results/frontier for the quality-cost frontier",
+    )
     parser.add_argument(
         "-o",
         "--out",
@@ -53,5 +59,6 @@ def run(args: argparse.Namespace) -> int:
     from gam_bench.report import write_report
 
     check_folder(args.out, "--out")
-    print(write_report(args.results, args.out, strict=args.strict, suite=args.suite, figures=args.figures))
+    results = args.results[0] if len(args.results) == 1 else args.results
+    print(write_report(results, args.out, strict=args.strict, suite=args.suite, figures=args.figures))
     return 0

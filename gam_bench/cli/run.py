@@ -89,8 +89,14 @@ def _dry_run(args: argparse.Namespace) -> int:
     from gam_bench import store
     from gam_bench.runner.runner import plan, results_dir
 
-    suite, _config, cells = plan(args.suite, args.device, args.only)
+    suite, config, cells = plan(args.suite, args.device, args.only)
     folder = results_dir(suite, args.out)
+    if config.search is not None:
+        from gam_bench.runner.search import dry_run
+
+        Console().print(dry_run(config, suite.source, cells, folder, fresh=args.fresh))
+        print(f"{len(cells)} searches; nothing run (--dry-run)")
+        return 0
     done = set() if args.fresh else store.done_cell_ids(folder)
     table = Table(title=f"{suite.name}: {len(cells)} cells on {cells[0].device} -> {folder}")
     extra = cells[0].task_spec.dry_run_columns()  # header -> the cell's text

@@ -66,14 +66,15 @@ def one_suite(df: pd.DataFrame, results_path: str | os.PathLike[str], suite: str
 
 
 def write_report(
-    results_path: str | os.PathLike[str],
+    results_path: str | os.PathLike[str] | list[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str] | None = None,
     *,
     strict: bool = False,
     suite: str | None = None,
     figures: str = "paper",
 ) -> Path:
-    """Write report.md and its figures for the results under `results_path`; return its path.
+    """Write report.md and its figures for the results under `results_path` (or several results
+    folders, one suite each, reported together); return its path.
 
     out_dir defaults to `default_out_dir`. Rows of several suites need `suite` (`one_suite`).
     figures: the figures' size and type, "paper" (a paper column) or "slide" (`figure.SIZES`);
@@ -84,11 +85,18 @@ def write_report(
     from gam_bench.report.figure import figure_size  # matplotlib: only when a report is written
     from gam_bench.report.markdown import render
 
-    df = store.load(results_path, strict=strict)
-    if df.empty:
-        raise UserError(f"{results_path}: no result rows to report")
-    df = one_suite(df, results_path, suite)
-    out = Path(out_dir) if out_dir is not None else default_out_dir(df, results_path)
+    paths = [results_path] if isinstance(results_path, (str, os.PathLike)) else list(results_path)
+    if len(paths) > 1 and suite is not None:
+        raise UserError(f"--suite: {suite}: chooses among the suites of one results folder; give one RESULTS with it")
+    frames = []
+    for path in paths:  # several folders: one suite each, reported together (sections that span tasks)
+        df = store.load(path, strict=strict)
+        if df.empty:
+            raise UserError(f"{path}: no result rows to report")
+        frames.append(one_suite(df, path, suite))
+    df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    named = paths[0] if len(paths) == 1 else "+".join(Path(p).resolve().name for p in paths)
+    out = Path(out_dir) if out_dir is not None else default_out_dir(df, named)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: report output must be a folder, and this is a file")
     out.mkdir(parents=True, exist_ok=True)

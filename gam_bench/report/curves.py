@@ -90,7 +90,7 @@ def _int(value: object) -> int:
 
 def _series(part: pd.DataFrame) -> list[Series]:
     """One series per model and config overrides (seeds are pooled, not split)."""
-    part = part.assign(_variant=[_variant(r) for r in part.itertuples()])
+    part = part.assign(_variant=[variant(r) for r in part.itertuples()])
     labels = variant_labels(
         ((model, variant), str(model), json.loads(variant))
         for model, variant in part[["model", "_variant"]].drop_duplicates().itertuples(index=False)
@@ -101,7 +101,7 @@ def _series(part: pd.DataFrame) -> list[Series]:
     return sorted(out, key=lambda s: s.label)
 
 
-def _variant(row: object) -> str:
+def variant(row: object) -> str:
     """The cell's model overrides and execution mode as canonical JSON (d_model / n_layers when not on record)."""
     config = parse_config(row.config_json)
     if "overrides" in config:

@@ -1,6 +1,8 @@
 """Assemble report.md: header, environment, status counts, then each task's section(s) from
-its rows (`Task.report_section`, in the order tasks are registered: throughput groups,
-perplexity data sets, decode, recall, then plugins), failed cells and the method notes of
+its grid rows (`Task.report_section`, in the order tasks are registered: throughput groups,
+perplexity data sets, decode, recall, then plugins), the sections that span tasks (the longest
+context that fits, from search probes: report/fit.py; the quality-cost frontier: report/frontier.py),
+failed cells and the method notes of
 the tasks shown (`Task.method_note`). One palette colours a model alike in every section
 (`Task.report_labels`).
 
@@ -14,8 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from gam_bench.report import tables
+from gam_bench.report import fit, frontier, tables
 from gam_bench.report.plots import palette
+from gam_bench.search.answers import grid_rows
 from gam_bench.tasks import all_tasks, get_task
 
 FIGURES = "figures"
@@ -23,7 +26,8 @@ FIGURES = "figures"
 
 def render(df: pd.DataFrame, newest: pd.DataFrame, out_dir: Path) -> str:
     """df: every stored row; newest: the newest attempt of each cell (`store.latest(df)`)."""
-    tasks = [(task, newest[newest["task"] == task.name]) for task in all_tasks()]
+    grid = grid_rows(newest)  # a task's section draws its grid; search probes have their own section
+    tasks = [(task, grid[grid["task"] == task.name]) for task in all_tasks()]
     colors = palette([label for task, rows in tasks for label in task.report_labels(rows)])
     parts = [_header(df, newest), _environment(newest), _status(newest)]
     shown = []
@@ -32,8 +36,10 @@ def render(df: pd.DataFrame, newest: pd.DataFrame, out_dir: Path) -> str:
         if section:
             parts.append(section)
             shown.append(task.name)
+    for spanning in (fit, frontier):  # report-level sections: they span tasks
+        parts.append(spanning.section(newest, out_dir, FIGURES, colors))
     parts += [_failures(newest), method(shown)]
-    return "\n".join(p.rstrip("\n") + "\n" for p in parts)
+    return "\n".join(p.rstrip("\n") + "\n" for p in parts if p)
 
 
 def _header(df: pd.DataFrame, newest: pd.DataFrame) -> str:

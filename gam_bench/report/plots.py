@@ -9,6 +9,7 @@ returns the `Figure`; tests inspect its artists, found by `gid`:
   "fit:<label>"          the fitted power law over its window
   "failed:<label>"       ✕ markers at lengths where the model's cell did not finish ok
   "crossover:<a>|<b>"    a vertical line at a separated measured crossover length
+  "fits:<label>"         a dotted vertical line at the longest length that fits (report/fit.py)
 """
 
 from __future__ import annotations
@@ -58,8 +59,9 @@ METRICS = {
 }
 
 
-def scaling_figure(group: Group, metric: str, colors: dict[str, str]) -> Figure:
-    """One metric of one group against sequence length, a curve per model, the legend below."""
+def scaling_figure(group: Group, metric: str, colors: dict[str, str], fits: dict[str, int] | None = None) -> Figure:
+    """One metric of one group against sequence length, a curve per model, the legend below.
+    fits: series label -> its longest length that fits under a cap (a search's answer, report/fit.py)."""
     m = METRICS[metric]
     marks = crossings.letters(group) if metric == "time" else {}
     with plot_style():
@@ -68,8 +70,11 @@ def scaling_figure(group: Group, metric: str, colors: dict[str, str]) -> Figure:
             fit = {"time": s.time_fit, "memory": s.mem_fit}.get(metric)
             _draw_series(ax, s, m, fit, colors[s.label], i)
             _draw_failed(ax, s, m, colors[s.label], i)
-        handles = _draw_crossovers(ax, group, marks)
+        handles = _draw_crossovers(ax, group, marks) + _draw_fits(ax, fits or {}, colors)
         _finish_axes(fig, ax, group, m, handles)
+        if fits:  # the x range shows every marker
+            low, high = ax.get_xlim()
+            ax.set_xlim(low, max(high, max(fits.values()) * 1.3))
         if not any(len(_values(s, m)[0]) for s in group.series):
             ax.set_ylim(1, 10)  # a log axis needs a positive range even with nothing measured
             ax.text(0.5, 0.5, "no cell finished ok", transform=ax.transAxes, ha="center", color="0.4")
@@ -197,6 +202,15 @@ def _letter_clusters(points: list[tuple[float, str]]) -> list[tuple[float, str]]
         else:
             clusters.append([(x, letter)])
     return [(float(np.exp(np.mean(np.log([x for x, _ in c])))), ",".join(t for _, t in c)) for c in clusters]
+
+
+def _draw_fits(ax, fits: dict[str, int], colors: dict[str, str]) -> list[Line2D]:
+    """A dotted vertical line per model at its longest length that fits; the legend entry for them."""
+    for label, seq_len in sorted(fits.items()):
+        ax.axvline(seq_len, color=colors.get(label, "0.3"), linestyle=(0, (1, 2)), linewidth=1.4, gid=f"fits:{label}")
+    if not fits:
+        return []
+    return [Line2D([], [], color="0.2", linestyle=(0, (1, 2)), label="longest length that fits")]
 
 
 def _finish_axes(fig: Figure, ax, group: Group, m: Metric, crossing_handles: list[Line2D]) -> None:

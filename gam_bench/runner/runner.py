@@ -117,21 +117,16 @@ def run_suite(
         console = console or _console()
         _gate_warnings(config, console)
         cells = with_peaks(cells, enabled=config.calibrate, note=console.print)  # calibrates on first use
-        done = set() if fresh else store.done_cell_ids(folder)
-        todo = [c for c in cells if c.cell_id not in done]
-        if done and todo:
-            console.print(
-                f"resuming: {len(cells) - len(todo)} of {len(cells)} cells already stored ok in {folder} "
-                "(--fresh measures them again)"
-            )
-        if early is None or early.device != cells[0].device or early.plugins != list(config.plugins):
-            if early is not None:
-                early.close()
-            early = make_executor(executor, device=cells[0].device, plugins=config.plugins, **options)
-        runner = _Sweep(suite.name, folder, early)
-        runs = sum(c.measure.processes + int(c.measure.instructions) for c in todo)
-        with SweepProgress(len(todo), console, enabled=progress, runs=runs) as bar:
-            rows = runner.run(todo, bar)
+        if config.search is not None:  # the longest length that fits, searched (gam_bench.search)
+            early = _ensure_executor(early, executor, cells, config, options)
+            from gam_bench.runner.search import search_suite
+
+            search_suite(config, suite.source, cells, _Sweep(suite.name, folder, early), fresh, console, progress)
+        else:
+            done = set() if fresh else store.done_cell_ids(folder)
+            todo = [c for c in cells if c.cell_id not in done]
+            early = _ensure_executor(early, executor, cells, config, options)
+            _grid(cells, todo, _Sweep(suite.name, folder, early), console, progress, folder, suite.name)
     except KeyboardInterrupt:
         if folder is None or cells is None:
             raise
@@ -139,6 +134,34 @@ def run_suite(
     finally:
         if early is not None:
             early.close()
+    if report:
+        _write_report(folder, report_dir(suite, out), console)
+    return folder
+
+
+def _ensure_executor(
+    early: Executor | None, executor: str, cells: list[Cell], config: SuiteConfig, options: dict[str, Any]
+) -> Executor:
+    """The early executor if it suits the planned cells, else a new one (the early one closed)."""
+    if early is None or early.device != cells[0].device or early.plugins != list(config.plugins):
+        if early is not None:
+            early.close()
+        early = make_executor(executor, device=cells[0].device, plugins=config.plugins, **options)
+    return early
+
+
+def _grid(
+    cells: list[Cell], todo: list[Cell], runner: _Sweep, console: Console, progress: bool, folder: Path, name: str
+) -> None:
+    """Run the sweep's cells not stored ok yet (`todo`), with progress and the summary table."""
+    if len(todo) < len(cells) and todo:
+        console.print(
+            f"resuming: {len(cells) - len(todo)} of {len(cells)} cells already stored ok in {folder} "
+            "(--fresh measures them again)"
+        )
+    runs = sum(c.measure.processes + int(c.measure.instructions) for c in todo)
+    with SweepProgress(len(todo), console, enabled=progress, runs=runs) as bar:
+        rows = runner.run(todo, bar)
     if not todo:
         console.print(
             f"nothing to run: all {len(cells)} cells are already stored ok in {folder}; "
@@ -146,13 +169,10 @@ def run_suite(
             highlight=False,
         )
     elif progress:
-        console.print(summary_table(rows, f"{suite.name}: {len(rows)} cells run, results in {folder}"))
+        console.print(summary_table(rows, f"{name}: {len(rows)} cells run, results in {folder}"))
         warning = busy_warning(rows)
         if warning:
             console.print(warning, style="yellow")
-    if report:
-        _write_report(folder, report_dir(suite, out), console)
-    return folder
 
 
 def _console() -> Console:
@@ -241,6 +261,15 @@ class _Sweep:
             for row in run_groups(self, todo, bar, slots):
                 rows[row["cell_id"]] = row
         return [rows[c.cell_id] for c in cells if c.cell_id in rows]
+
+    def run_probe(self, cell: Cell, bar: SweepProgress, columns: dict[str, Any]) -> dict[str, Any]:
+        """One search probe (gam_bench.search): in a fresh worker, never skipped by the budget rule
+        (a search probes shorter lengths after a failure); its row stored with `columns`."""
+        self.failed.pop(cell.group_key, None)
+        self.executor.resize(1)
+        rows = [{**row, **columns} for row in self.run_cell(cell, bar)]
+        self.store_rows(rows)
+        return rows[-1]
 
     def run_cell(self, cell: Cell, bar: SweepProgress) -> list[dict[str, Any]]:
         """The cell's rows to store; none while passes of it remain (its outcome is kept)."""

@@ -59,6 +59,7 @@ from pydantic import BaseModel, ValidationError
 from gam_bench.devices import DEVICE_TYPES
 from gam_bench.errors import UserError, first_error, location_text
 from gam_bench.registry import did_you_mean
+from gam_bench.search.settings import check_search
 from gam_bench.suite.hints import error_hint
 from gam_bench.suite.schema import Suite, SuiteConfig, task_names
 from gam_bench.tasks import get_task
@@ -163,6 +164,8 @@ def _validate(raw: dict[str, Any], source: Any, prefix: str, override: dict | No
     for i, entry in enumerate(config.models):
         _check_entry(config, i, entry, raw, source, prefix, override)
     task.check_suite(config, raw, where)
+    if config.search is not None:
+        check_search(config, raw, where)
     return config
 
 

@@ -31,6 +31,7 @@ from pydantic_core import PydanticCustomError
 
 from gam_bench.analysis.compare_settings import RegressionSettings
 from gam_bench.registry import did_you_mean
+from gam_bench.search.settings import SearchSettings
 from gam_bench.settings import Compile, Device, DType, Level, Limits, Measure, Strict
 
 CELL_AXES = ("seq_len", "batch_size", "seed")  # axes that are cell fields, not model config
@@ -171,6 +172,7 @@ class SuiteConfig(Strict):
     measure: Measure = Field(default_factory=Measure)
     limits: Limits = Field(default_factory=Limits)
     regression: RegressionSettings | None = None  # thresholds of `gam-bench check` (not part of cells)
+    search: SearchSettings | None = None  # search the longest seq_len that fits instead of a grid (gam_bench.search)
     _settings: Any = PrivateAttr(None)
 
     @model_validator(mode="before")
@@ -182,6 +184,19 @@ class SuiteConfig(Strict):
 
             return {**data, "mode": get_task(data.get("task", "throughput")).default_mode}
         return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _searched_length(cls, data: Any) -> Any:
+        """A suite with `search:` has no seq_len axis: its cells start at `search.start` (the
+        runner searches on from there; the loader refuses an `axes.seq_len` given with it)."""
+        if not (isinstance(data, dict) and isinstance(data.get("search"), dict) and isinstance(data.get("axes"), dict)):
+            return data
+        if "seq_len" in data["axes"]:
+            return data
+        start = data["search"].get("start", SearchSettings.model_fields["start"].default)
+        first = start if isinstance(start, int) and not isinstance(start, bool) and start > 0 else 1
+        return {**data, "axes": {**data["axes"], "seq_len": [first]}}
 
     @field_validator("level", "mode", "dtype", "compile", mode="before")
     @classmethod

@@ -54,13 +54,16 @@ class Capabilities:
     `Task.prime(cell)` once per model setting before the first such cell. calibration: its
     cells get this machine's matmul peak (`peak_flops_per_s`, for the rows' mfu).
     instructions: `measure.instructions` (a counting pass under callgrind runs
-    `Task.count_instructions`, runner/counting.py)."""
+    `Task.count_instructions`, runner/counting.py). search: a suite's `search:` section (its
+    cells' lengths are searched, gam_bench.search: one cell per length, settings that do not
+    depend on it)."""
 
     compile: bool = False
     processes: bool = False
     priming: bool = False
     calibration: bool = False
     instructions: bool = False
+    search: bool = False
 
 
 @dataclass(frozen=True)

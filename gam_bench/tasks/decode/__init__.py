@@ -32,7 +32,7 @@ class Decode(Task):
     section_required = False
     modes = DECODE_MODES
     default_mode = "both"
-    capabilities = Capabilities(compile=True)
+    capabilities = Capabilities(compile=True, search=True)
     # Context N = seq_len, G = decode_tokens decode steps after a prefill of N tokens; null
     # where the mode measures no such thing.
     columns = {

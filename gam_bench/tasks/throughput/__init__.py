@@ -28,7 +28,9 @@ class Throughput(Task):
     name = "throughput"
     description = "time one step (forward, forward+backward or a train step) of a block or an LM"
     report = "gam_bench.report.throughput"  # its report section (labels, section, METHOD)
-    capabilities = Capabilities(compile=True, processes=True, priming=True, calibration=True, instructions=True)
+    capabilities = Capabilities(
+        compile=True, processes=True, priming=True, calibration=True, instructions=True, search=True
+    )
     # Deterministic costs of one step (measure/instructions.py, measure/op_count.py); null where not counted.
     columns = {
         "dispatched_ops": "int64",  # aten ops dispatched in the counted step (forward and backward)
