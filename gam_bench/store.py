@@ -42,7 +42,7 @@ import pyarrow.parquet as pq
 from gam_bench.atomic import atomic_write
 from gam_bench.errors import UserError
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 SUITE_META = "suite.json"
 REQUIRED_COLUMNS = ("cell_id", "status")  # a Parquet file without these is not a results part
 
@@ -142,7 +142,7 @@ CORE_COLUMNS: list[tuple[str, pa.DataType]] = [
     ("release_wait_s", _F64),  # how long the runner waited for a failed worker's device memory before this cell
     ("release_ok", _BOOL),  # False: that memory was not back within the wait (an oom here may be false)
     ("executor", _STR),
-    ("search", _STR),  # a search probe (v7; gam_bench.search): the suite's search settings, JSON; null in a grid
+    ("search", _STR),  # a search probe (v8; gam_bench.search): the suite's search settings, JSON; null in a grid
     ("started_at", pa.timestamp("us", tz="UTC")),
     ("duration_s", _F64),
 ]

@@ -75,6 +75,9 @@ def suite_json_schema() -> dict[str, Any]:
         "anyOf": [{"type": "string", "description": "a registry name"}, {"$ref": "#/$defs/ModelEntry"}]
     }
     defs["Axes"] = _axes(defs["Axes"])
+    # seq_len is searched, not listed, in a suite with `search:` (gam_bench.search): required otherwise
+    schema["if"] = {"not": {"required": ["search"]}}
+    schema["then"] = {"properties": {"axes": {"required": ["seq_len"]}}}
     for name, text in FIELD_HELP.items():
         if name in props:
             props[name]["description"] = text
@@ -134,6 +137,9 @@ def _axes(axes: dict[str, Any]) -> dict[str, Any]:
     for name, prop in axes["properties"].items():
         axes["properties"][name] = _one_or_list(prop)
     axes["additionalProperties"] = {"description": "a model config field: one value or a list of values"}
+    axes["required"] = [name for name in axes.get("required", []) if name != "seq_len"]  # see suite_json_schema
+    if not axes["required"]:
+        del axes["required"]
     return axes
 
 
