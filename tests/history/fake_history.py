@@ -38,7 +38,8 @@ def config(model: str, seq_len: int = 128) -> dict:
 
 def write_commit(root: Path, i: int, factors: dict[tuple[str, str], float], rng: np.random.Generator,
                  *, noise: float = 0.02, dirty: bool = False, models=tuple(MODELS), with_revision: bool = True,
-                 commit_time: bool = True, folder: Path | None = None) -> Path:  # fmt: skip
+                 commit_time: bool = True, folder: Path | None = None, tensor_bytes: bool = True,
+                 task: str = "throughput") -> Path:  # fmt: skip
     """One commit's results folder (default root/commit-<i>); factors[(model, metric)] scales a value."""
     folder = folder or root / f"commit-{i:02d}{'-dirty' if dirty else ''}"
     rows = []
@@ -49,12 +50,13 @@ def write_commit(root: Path, i: int, factors: dict[tuple[str, str], float], rng:
         samples = MODELS[model] * time_f * level * np.exp(rng.normal(0, noise / 2, 5))
         rows.append({
             "suite": "fake", "cell_id": hashlib.sha1(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16],
-            "run_id": f"{i}-{model}-{'d' if dirty else 'c'}-{rng.integers(1 << 30)}", "task": "throughput",
+            "run_id": f"{i}-{model}-{'d' if dirty else 'c'}-{rng.integers(1 << 30)}", "task": task,
             "model": model, "family": model, "level": "block", "mode": "forward", "device": "cpu", "dtype": "float32",
             "batch_size": 2, "seq_len": 128, "threads": 1, "config_json": json.dumps(cfg, sort_keys=True),
             "status": "ok", "time_ms": float(np.median(samples)), "time_samples_ms": samples.tolist(),
             "dispatched_ops": int(round(OPS[model] * factors.get((model, "ops"), 1.0))),
-            "peak_tensor_bytes": int(1_000_000 * factors.get((model, "memory"), 1.0)),
+            "peak_tensor_bytes": int(1_000_000 * factors.get((model, "memory"), 1.0)) if tensor_bytes else None,
+            "peak_mem_bytes": int(3_000_000 * factors.get((model, "memory"), 1.0) * level),
             "git_sha": sha_of(i) if with_revision else None,
             "git_commit_time": T0 + pd.Timedelta(hours=i) if commit_time else None,
             "git_dirty": dirty,

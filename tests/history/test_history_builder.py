@@ -7,6 +7,7 @@ import importlib.util
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gam_bench.history import build_history
@@ -29,6 +30,12 @@ def history(tmp_path_factory):
     root = tmp_path_factory.mktemp("history")
     folders = fake.write_history(root / "results", 12, STEPS)
     return folders, root
+
+
+@pytest.fixture(scope="module")
+def built(history):
+    folders, root = history
+    return build_history(folders, root / "site", recent=5), root / "site"
 
 
 def test_trends_follow_each_cell_and_gate_metric_in_commit_order(history):
@@ -62,10 +69,8 @@ def test_runs_of_one_commit_pool_and_the_same_folder_twice_counts_once(tmp_path)
     assert all(t.rows.tolist() == [2] * 5 for t in trends)
 
 
-def test_site_pages_and_summary(history):
-    folders, root = history
-    built = build_history(folders, root / "site", recent=5)
-    site = root / "site"
+def test_site_pages_and_summary(built):
+    built, site = built
     assert (built.commits, built.cells, built.trends, built.steps, built.recent_steps) == (12, 3, 9, 3, 2)
     pages = sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html"))
     assert pages[:1] == ["cells/" + Path(pages[0]).name] and len([p for p in pages if p.startswith("cells/")]) == 3
@@ -84,13 +89,14 @@ def test_site_pages_and_summary(history):
     assert fake.sha_of(5)[:10] not in steps_table  # older than the newest 5
 
 
-def test_rebuild_in_place_and_refuse_a_foreign_folder(history, tmp_path):
+def test_rebuild_in_place_and_refuse_a_foreign_folder(history, built, tmp_path):
+    import shutil
+
     from gam_bench.errors import UserError
     from gam_bench.history.site import MARKER, prepare
 
-    folders, root = history
-    site = tmp_path / "site"
-    build_history(folders, site)
+    folders, _ = history
+    site = shutil.copytree(built[1], tmp_path / "site")  # a site built earlier
     stale = site / "cells" / "stale.html"
     stale.write_text("old")
     prepare(site)  # what a rebuild does first
@@ -101,3 +107,23 @@ def test_rebuild_in_place_and_refuse_a_foreign_folder(history, tmp_path):
     with pytest.raises(UserError, match="not empty and holds no history site"):
         build_history(folders, other)
     assert (other / "notes.txt").read_text() == "mine"
+
+
+def test_memory_without_tensor_bytes_trends_the_measured_peak_as_a_timed_metric(tmp_path):
+    rng = np.random.default_rng(0)
+    folders = [fake.write_commit(tmp_path, i, {}, rng, tensor_bytes=i != 2) for i in range(5)]
+    rows = load_rows(folders)
+    commits, _ = order_commits(rows, None)
+    memory = {t.model: t for t in build_trends(rows, commits) if t.name == "memory"}
+    assert {t.column for t in memory.values()} == {"peak_mem_bytes"}  # one commit lacks tensor bytes
+    assert not any(t.deterministic for t in memory.values())
+
+
+def test_rows_of_tasks_without_gate_metrics_are_not_trended(tmp_path):
+    from gam_bench.errors import UserError
+    from gam_bench.tasks import all_tasks
+
+    ungated = next(task.name for task in all_tasks() if not task.gate_metrics)
+    folder = fake.write_commit(tmp_path, 0, {}, np.random.default_rng(0), task=ungated)
+    with pytest.raises(UserError, match="no ok rows of a task with gate metrics"):
+        load_rows([folder])
