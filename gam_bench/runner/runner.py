@@ -14,6 +14,9 @@ For each cell of the suite (in `expand` order: seq_len ascending within a group)
 - counting (`measure.instructions`): before the timing passes, one pass over the counting
   cells in workers started under valgrind (runner/counting.py); its columns join each
   cell's row.
+A suite with a `search:` section has no grid: runner/search.py searches each model setting's
+longest length that fits, every probe a cell run once in a fresh worker (`_Sweep.run_probe`:
+no budget skipping, since a search probes shorter lengths after a failure).
 The loop that hands out cells and stores their rows is `runner.parallel.run_groups`, for
 any executor: one with one slot (local) runs the budget groups one after another.
 An executor that `starts_early` (local) is built, and its first worker started, before the

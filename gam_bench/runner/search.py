@@ -38,7 +38,14 @@ def search_suite(
             return runner.run_probe(cell, bar, {"search": settings.key()})
 
         found = sweep.run_searches(
-            settings, cells, resolve=resolve, run_probe=run_probe, stored=stored, say=bar.announce, label=search_label
+            settings,
+            cells,
+            resolve=resolve,
+            run_probe=run_probe,
+            stored=stored,
+            say=bar.announce,
+            label=search_label,
+            searched=bar.passed,
         )
     if progress:
         console.print(

@@ -51,8 +51,10 @@ def run_searches(
     stored: dict[str, Probe],
     say: Callable[[str], None],
     label: Callable[[Cell], str],
+    searched: Callable[[Cell], None] = lambda cell: None,
 ) -> list[Found]:
-    """Search every template's model setting in turn; `say` gets one line per probe and per answer."""
+    """Search every template's model setting in turn; `say` gets one line per probe and per answer,
+    `searched` each template once its search ended (the progress bar's step)."""
     results = []
     for number, template in enumerate(templates, 1):
         name = f"search {number}/{len(templates)} {label(template)}"
@@ -70,6 +72,7 @@ def run_searches(
 
         found = search(settings, probe)
         say(f"{name}: {answer_text(found)}")
+        searched(template)
         results.append(Found(template, found))
     return results
 

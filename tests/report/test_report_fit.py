@@ -124,3 +124,15 @@ def test_the_report_keeps_probes_out_of_the_task_sections(tmp_path, monkeypatch)
     assert seen["task"]["search"].isna().all() and len(seen["task"]) == 1  # a task draws its grid
     assert len(seen["fit"]) == len(PROBES) + 1  # the spanning section sees every row
     assert "## fit" in text
+
+
+def test_a_gpu_search_names_the_device_memory_it_ran_under():
+    """mem_cap_fraction of the device's memory (a GPU profile): the cap in bytes from the rows."""
+    probes = []
+    for r in PROBES[:2]:
+        config = json.loads(r["config_json"])
+        config["limits"] = {"mem_cap_fraction": 1.0, "timeout_s": 120.0}
+        probes.append({**r, "device": "cuda", "config_json": json.dumps(config), "device_mem_total_bytes": 80 * 2**30})
+    (found,) = stored_searches(frame(probes))
+    assert found.cap_bytes == 80 * 2**30
+    assert found.cap_text == "1 × device memory = 80.0 GiB"
