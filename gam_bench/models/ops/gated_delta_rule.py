@@ -54,25 +54,28 @@ def chunk_gated_delta_rule(
         q, k, v = (to_chunks(pad_time(t, chunk_size), chunk_size) for t in (q, k, v))  # (B, H, n, C, *)
         gc, beta = (to_chunks(pad_time(t, chunk_size), chunk_size) for t in (g, beta))  # (B, H, n, C)
         gc = gc.cumsum(-1)
-        u, w = _wy(k, v, gc, beta)  # (B, H, n, C, V), (B, H, n, C, K)
+        L = decay_matrix(gc, 0)  # (B, H, n, C, C): exp(gc_i - gc_j) for j <= i, else 0
+        u, w = _wy(k, v, gc, beta, L)  # (B, H, n, C, V), (B, H, n, C, K)
         last = gc[..., -1:]  # (B, H, n, 1)
         k_out = k * (last - gc).exp().unsqueeze(-1)  # (B, H, n, C, K): decayed to the chunk's end
         entry, final = _pass_states(u, w, k_out, last.squeeze(-1).exp(), initial_state, dtype)
         d = u - w @ entry  # (B, H, n, C, V): what each step writes
         q = q * scale
-        o = (q * gc.exp().unsqueeze(-1)) @ entry + ((q @ k.transpose(-1, -2)) * decay_matrix(gc, 0)) @ d
+        o = (q * gc.exp().unsqueeze(-1)) @ entry + ((q @ k.transpose(-1, -2)) * L) @ d
     return from_chunks(o, T).to(out_dtype), (final if output_final_state else None)
 
 
-def _wy(k, v, gc, beta):
+def _wy(k, v, gc, beta, L):
     """The WY representation of one chunk (all chunks at once): u, w with (I + A)[u | w] =
-    [beta v | beta exp(gc) k]. k (B, H, n, C, K), v (B, H, n, C, V), gc, beta (B, H, n, C)."""
-    C, V = k.shape[-2], v.shape[-1]
-    A = (k @ k.transpose(-1, -2)) * decay_matrix(gc, 1) * beta.unsqueeze(-1)  # (B, H, n, C, C), strictly lower
-    eye = torch.eye(C, dtype=k.dtype, device=k.device)
+    [beta v | beta exp(gc) k]. k (B, H, n, C, K), v (B, H, n, C, V), gc, beta (B, H, n, C),
+    L (B, H, n, C, C) the decays exp(gc_i - gc_j), j <= i. The solve reads only A's strictly
+    lower part (unitriangular: the diagonal is taken as 1, and gets no gradient), so A's
+    diagonal and I need not be formed."""
+    V = v.shape[-1]
+    A = (k @ k.transpose(-1, -2)) * L * beta.unsqueeze(-1)  # (B, H, n, C, C); used: strictly lower
     rhs = torch.cat([v, k * gc.exp().unsqueeze(-1)], dim=-1) * beta.unsqueeze(-1)  # (B, H, n, C, V + K)
-    uw = torch.linalg.solve_triangular(A + eye, rhs, upper=False, unitriangular=True)
-    return uw[..., :V], uw[..., V:]
+    uw = torch.linalg.solve_triangular(A, rhs, upper=False, unitriangular=True)
+    return uw.split([V, uw.shape[-1] - V], dim=-1)  # split, not sliced: its backward is one cat, not zero-fills
 
 
 def _pass_states(u, w, k_out, chunk_decay, initial_state, dtype):
