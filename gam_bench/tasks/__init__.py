@@ -31,6 +31,7 @@ TASKS: Registry[Task] = Registry(
         "perplexity": "gam_bench.tasks.perplexity:TASK",
         "decode": "gam_bench.tasks.decode:TASK",
         "recall": "gam_bench.tasks.recall:TASK",
+        "recall_distance": "gam_bench.tasks.recall_distance:TASK",
     },
 )
 _plugins_loaded = False

@@ -17,7 +17,7 @@ from gam_bench.errors import UserError
 from gam_bench.settings import Limits, Measure
 from gam_bench.tasks import get_task
 from gam_bench.tasks.recall import measure as recall
-from gam_bench.tasks.recall import mqar
+from gam_bench.tasks.recall import mqar, trainer
 from gam_bench.tasks.recall.settings import RecallSettings
 from gam_bench.training.step import make_scaler
 
@@ -63,10 +63,10 @@ def test_masked_loss_ignores_every_non_answer_position():
     targets[0, 3], targets[1, 1] = 4, 6
     picked = torch.stack([logits[0, 3], logits[1, 1]])
     expected = torch.nn.functional.cross_entropy(picked, torch.tensor([4, 6]))
-    assert torch.allclose(recall.masked_loss(logits, targets), expected)
+    assert torch.allclose(trainer.masked_loss(logits, targets), expected)
     logits2 = logits.clone()
     logits2[0, 0] += 100.0  # a non-answer position changes nothing
-    assert torch.allclose(recall.masked_loss(logits2, targets), expected)
+    assert torch.allclose(trainer.masked_loss(logits2, targets), expected)
 
 
 def test_the_oracle_scores_one_and_a_constant_scores_its_share_of_answers():
@@ -103,10 +103,10 @@ def test_loss_decreases_from_its_start():
     settings = _settings(budget={"steps": 60})
     model = recall.build_model("gam", settings, seq_len=16, d_model=32)
     data = mqar.generate(2, 16, 16, 0.01, 256, 0)
-    trainer = recall._Trainer(model, settings, 3e-3, data, torch.device("cpu"), contextlib.nullcontext)
-    trainer.run(None, 1.0)
-    start, end = np.mean(trainer.losses[:5]), np.mean(trainer.losses[-10:])
-    assert trainer.clock.steps == 60 and end < start - 0.5
+    run = trainer.Trainer(model, settings, 3e-3, data, torch.device("cpu"), contextlib.nullcontext)
+    run.run(None, 1.0)
+    start, end = np.mean(run.losses[:5]), np.mean(run.losses[-10:])
+    assert run.clock.steps == 60 and end < start - 0.5
 
 
 def test_a_seconds_budget_stops_after_its_time():

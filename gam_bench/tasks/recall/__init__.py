@@ -12,12 +12,13 @@ No torch here: `measure` holds the work.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from gam_bench.errors import UserError
 from gam_bench.tasks.base import SILENT, ModelNeeds, Origin, RunContext, Task
 from gam_bench.tasks.perplexity import TRAINING_COLUMNS
-from gam_bench.tasks.recall.settings import RecallSettings
+from gam_bench.tasks.recall.settings import RecallSettings, TrainingSettings
 
 if TYPE_CHECKING:
     from gam_bench.cell import Cell
@@ -55,16 +56,16 @@ class Recall(Task):
         """Level lm, batch size and seed from `recall:` (not from axes), a seconds budget below
         the cell timeout, and a possible MQAR setting (`mqar.check_setting`) at every length."""
         if config.level != ["lm"]:
-            raise UserError(f"{where(['level'])}: the recall task trains language models: use level: lm")
+            raise UserError(f"{where(['level'])}: the {self.name} task trains language models: use level: lm")
         for axis in ("batch_size", "seed"):
             if axis in raw["axes"]:
-                raise UserError(f"{where(['axes', axis])}: a recall suite sets it in its section: recall.{axis}")
+                raise UserError(
+                    f"{where(['axes', axis])}: a {self.name} suite sets it in its section: {self.name}.{axis}"
+                )
         for i, entry in enumerate(config.models):
             self._check_entry(config, i, entry, where)
 
     def _check_entry(self, config: Any, i: int, entry: Any, where: Any) -> None:
-        from gam_bench.tasks.recall import mqar
-
         settings = config.settings_for(entry)
         own = entry.task_settings.get(self.name, {})
 
@@ -75,12 +76,18 @@ class Recall(Task):
         if seconds is not None and seconds >= timeout:
             raise UserError(f"{at('budget')}: seconds={seconds:g} leaves no time in limits.timeout_s={timeout:g}")
         for seq_len in sorted(config.axes.seq_len):
-            try:
-                for k in settings.kv_pairs_for(seq_len):
-                    mqar.check_setting(k, seq_len, settings.vocab_size, settings.power_a)
-            except UserError as exc:
-                field = "vocab_size" if str(exc).startswith("MQAR: vocab_size") else "num_kv_pairs"
-                raise UserError(f"{at(field)}: {str(exc).removeprefix('recall.')}") from None
+            self.check_data(settings, seq_len, at)
+
+    def check_data(self, settings: RecallSettings, seq_len: int, at: Callable[[str], str]) -> None:
+        """A possible MQAR setting at `seq_len` (`mqar.check_setting`); at(field) locates a field."""
+        from gam_bench.tasks.recall import mqar
+
+        try:
+            for k in settings.kv_pairs_for(seq_len):
+                mqar.check_setting(k, seq_len, settings.vocab_size, settings.power_a)
+        except UserError as exc:
+            field = "vocab_size" if str(exc).startswith("MQAR: vocab_size") else "num_kv_pairs"
+            raise UserError(f"{at(field)}: {str(exc).removeprefix('recall.')}") from None
 
     def points(self, settings: Any, seq_len: int, mode: str) -> list[tuple[Any, dict]]:
         """One cell per (num_kv_pairs, lr) at the length; each sets its batch size and seed."""
@@ -91,24 +98,24 @@ class Recall(Task):
         return {k: v for k, v in settings.items() if k != "num_kv_pairs"}
 
     def model_needs(self, cell: Cell) -> ModelNeeds:
-        return self.needs(cell.settings, cell.seq_len)
+        return self.needs(cell.settings, cell.seq_len, self.name)
 
     @staticmethod
-    def needs(settings: RecallSettings, seq_len: int) -> ModelNeeds:
+    def needs(settings: TrainingSettings, seq_len: int, task: str = "recall") -> ModelNeeds:
         """seq_len positions, the settings' vocabulary and dropout."""
         return ModelNeeds(
             seq_len,
-            f"a recall cell at seq_len={seq_len}",
+            f"a {task} cell at seq_len={seq_len}",
             vocab_size=settings.vocab_size,
-            vocab_from=f"recall.vocab_size={settings.vocab_size} (the recall task sets vocab_size itself)",
+            vocab_from=f"{task}.vocab_size={settings.vocab_size} (the {task} task sets vocab_size itself)",
             defaults={"dropout": settings.dropout},
         )
 
     def preflight(self, cell: Cell, config: Any, origin: Origin) -> None:
         """The task sets vocab_size and max_seq_len itself and trains at a width and a depth."""
-        for field, given in (("vocab_size", "recall.vocab_size"), ("max_seq_len", "seq_len")):
+        for field, given in (("vocab_size", f"{self.name}.vocab_size"), ("max_seq_len", "seq_len")):
             if field in cell.overrides:
-                raise UserError(f"{origin.at(field)}: the recall task sets {field} itself (from {given})")
+                raise UserError(f"{origin.at(field)}: the {self.name} task sets {field} itself (from {given})")
         missing = [f for f in ("d_model", "n_layers") if getattr(config, f, None) is None]
         if missing:
             raise UserError(f"{origin.model}.name: model {cell.model!r} has no {' or '.join(missing)} to train at")

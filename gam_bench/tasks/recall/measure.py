@@ -8,10 +8,10 @@ in store columns (`row`), with `step` = optimiser steps and `wall_s` = training 
 
 `build_model` makes a registered LM for the task (learned position embeddings re-drawn
 N(0, pos_init_std), see RecallSettings). `train_and_evaluate(model, settings, seq_len,
-device)` draws a training and a disjoint test set, trains with the shared AdamW
-(`step.make_optimizer`) and the shared step (training/loop.py: the GradScaler in float16,
-warmup then cosine decay to zero over the steps or seconds budget), with the cross-entropy
-taken only at the answer positions, and returns one dict of results.
+device)` draws a training and a disjoint test set, trains (trainer.fit: the shared step,
+warmup then cosine decay over the steps or seconds budget, the loss at the answer positions
+only) and returns one dict of results. `build_cell_model`, `predict_hits` and
+`trained_columns` serve the recall_distance task too.
 
 Scoring: a prediction is the argmax over the whole vocabulary at an answer position.
 `accuracy` = correct / n_answers over every answer of every test example. The answers of
@@ -32,7 +32,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from gam_bench.cell import Cell
@@ -43,12 +42,8 @@ from gam_bench.models.lm import PositionalLM
 from gam_bench.precision import autocast_for
 from gam_bench.tasks.base import SILENT, RunContext
 from gam_bench.tasks.recall import mqar
-from gam_bench.tasks.recall.settings import RecallSettings
-from gam_bench.training.loop import TrainingRun
-from gam_bench.training.schedule import BudgetClock
-from gam_bench.training.step import make_optimizer, make_scaler
-
-TRAIN_LOSS_WINDOW = 20  # train_loss is the mean over the last this many steps
+from gam_bench.tasks.recall.settings import RecallSettings, TrainingSettings
+from gam_bench.tasks.recall.trainer import fit
 
 
 def build_model(name: str, settings: RecallSettings, seq_len: int, d_model: int, n_layers: int = 2, **overrides: Any):
@@ -62,7 +57,7 @@ def build_model(name: str, settings: RecallSettings, seq_len: int, d_model: int,
     return init_positions(build_module(name, "lm", config), settings)
 
 
-def init_positions(model: nn.Module, settings: RecallSettings) -> nn.Module:
+def init_positions(model: nn.Module, settings: TrainingSettings) -> nn.Module:
     """Learned position embeddings (a PositionalLM's `pos_embedding`) re-drawn N(0,
     settings.pos_init_std) unless that is None; `position_init` names what was done."""
     if settings.pos_init_std is not None and isinstance(model, PositionalLM):
@@ -70,7 +65,7 @@ def init_positions(model: nn.Module, settings: RecallSettings) -> nn.Module:
     return model
 
 
-def position_init(model: nn.Module, settings: RecallSettings) -> str:
+def position_init(model: nn.Module, settings: TrainingSettings) -> str:
     """How `build_model` initialised the position embeddings of `model` under `settings`."""
     if not isinstance(model, PositionalLM):
         return "none (no learned positions)"
@@ -125,27 +120,26 @@ def build_cell_model(cell: Cell) -> nn.Module:
 
 def row(result: dict[str, Any], model: nn.Module, cell: Cell) -> dict[str, Any]:
     """Store columns of one `train_and_evaluate` result for the cell's `model` (`build_cell_model`)."""
-    tokens = result["steps"] * cell.settings.batch_size * result["seq_len"]
+    trained = trained_columns(result["steps"], result["train_s"], result["seq_len"], model, cell)
+    return {**{k: result[k] for k in RESULT_COLUMNS}, "dataset": "mqar", **trained}
+
+
+def trained_columns(steps: int, train_s: float, seq_len: int, model: nn.Module, cell: Cell) -> dict[str, Any]:
+    """The training columns of a recall-style row: steps done and seconds spent (`step`, `wall_s`),
+    tokens, parameters, backend, and the width and depth `build_cell_model` built."""
+    tokens = steps * cell.settings.batch_size * seq_len
     return {
-        **{k: result[k] for k in RESULT_COLUMNS},
-        "dataset": "mqar",
         "split": "test",
-        "step": result["steps"],
-        "wall_s": result["train_s"],
+        "step": steps,
+        "wall_s": train_s,
         "tokens_seen": tokens,
-        "tokens_per_s": tokens / result["train_s"] if result["train_s"] > 0 else None,
+        "tokens_per_s": tokens / train_s if train_s > 0 else None,
         "params": sum(p.numel() for p in model.parameters()),
         "backend": str(getattr(model, "backend", "") or ""),
         "backend_reason": backend_reason(model),
-        "d_model": cell.d_model,  # what build_cell_model built
+        "d_model": cell.d_model,
         "n_layers": cell.n_layers,
     }
-
-
-def masked_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over the answer positions only. logits (B, T, V), targets (B, T) -> scalar (fp32)."""
-    B, T, V = logits.shape
-    return F.cross_entropy(logits.reshape(B * T, V).float(), targets.reshape(B * T), ignore_index=mqar.IGNORE_INDEX)
 
 
 def train_and_evaluate(
@@ -170,10 +164,7 @@ def train_and_evaluate(
     s = settings
     splits = mqar.train_test(K, seq_len, s.vocab_size, s.power_a, s.train_examples, s.test_examples, s.seed)
     device = torch.device(device)
-    model = model.to(device)
-    scaler = make_scaler(dtype, device)
-    train = _Trainer(model, settings, lr, splits.train, device, autocast or contextlib.nullcontext, scaler)
-    train.run(progress, progress_every_s)
+    train = fit(model, settings, lr, splits.train, device, progress, progress_every_s, autocast, dtype)
     scores = evaluate(model, splits.test, settings.eval_batch_size, device, seed=settings.seed, autocast=autocast)
     result = {
         **scores,
@@ -190,7 +181,7 @@ def train_and_evaluate(
         "train_loss": train.final_loss,
         "steps": train.clock.steps,
         "train_s": train.clock.train_s,
-        "budget": f"{settings.budget.kind}={getattr(settings.budget, settings.budget.kind)}",
+        "budget": settings.budget_text,
     }
     if progress is not None:
         accuracy, n, chance = result["accuracy"], result["n_answers"], result["chance"]
@@ -198,57 +189,30 @@ def train_and_evaluate(
     return result
 
 
-class _Trainer:
-    """One training run: shuffled batches of the training set, the shared step (training/loop.py)
-    with the loss at the answer positions, the steps-or-seconds budget."""
-
-    def __init__(self, model, settings: RecallSettings, lr: float, data: mqar.MQARData, device, autocast, scaler=None):
-        self.model, self.settings, self.device = model, settings, device
-        self.inputs = torch.from_numpy(data.inputs)  # (N, T)
-        self.targets = torch.from_numpy(data.targets)  # (N, T)
-        n, T = self.inputs.shape
-        self.clock = BudgetClock(
-            settings.budget, steps_per_epoch=max(n // settings.batch_size, 1), tokens_per_epoch=n * T
-        )
-        self.training = TrainingRun(
-            model,
-            make_optimizer(model, lr, tuple(settings.betas), settings.weight_decay),
-            self.clock,
-            warmup_steps=settings.warmup_steps,
-            autocast=autocast,
-            grad_clip=settings.grad_clip,
-            scaler=scaler,
-            loss_fn=masked_loss,
-        )
-        self.generator = torch.Generator().manual_seed(settings.seed)
-        self.losses: list[float] = []
-
-    @property
-    def final_loss(self) -> float:
-        recent = self.losses[-TRAIN_LOSS_WINDOW:]
-        return sum(recent) / len(recent) if recent else math.nan
-
-    def batches(self):
-        n, b = self.inputs.shape[0], self.settings.batch_size
-        while True:
-            order = torch.randperm(n, generator=self.generator)
-            for start in range(0, n - min(b, n) + 1, b):
-                idx = order[start : start + b]
-                yield self.inputs[idx].to(self.device), self.targets[idx].to(self.device)
-
-    def run(self, progress: Callable[[str], None] | None, every_s: float) -> None:
-        self.model.train()
-        last_report = 0.0
-        for inputs, targets in self.batches():
-            if self.clock.done():
-                break
-            self.losses.append(self.training.step(inputs, targets))
-            if progress is not None and self.clock.train_s - last_report >= every_s:
-                last_report = self.clock.train_s
-                progress(f"recall: step {self.clock.steps} loss {self.final_loss:.4f} ({self.clock.train_s:.0f} s)")
-
-
 @torch.no_grad()
+def predict_hits(
+    model: nn.Module,
+    data: mqar.MQARData,
+    batch_size: int,
+    device: str | torch.device = "cpu",
+    autocast: Callable[[], ContextManager] | None = None,
+) -> np.ndarray:
+    """(N, T) bool: where the argmax over the whole vocabulary equals the target (never where
+    the target is IGNORE_INDEX). The model is left in the training mode it had."""
+    was_training = model.training
+    model.eval()
+    device = torch.device(device)
+    hits = []
+    for start in range(0, len(data), batch_size):
+        inputs = torch.from_numpy(data.inputs[start : start + batch_size]).to(device)  # (B, T)
+        targets = torch.from_numpy(data.targets[start : start + batch_size]).to(device)  # (B, T)
+        with (autocast or contextlib.nullcontext)():
+            predicted = model(inputs).argmax(dim=-1)  # (B, T)
+        hits.append((predicted == targets).cpu().numpy())  # (B, T)
+    model.train(was_training)
+    return np.concatenate(hits) if hits else np.zeros(data.inputs.shape, dtype=bool)  # (N, T)
+
+
 def evaluate(
     model: nn.Module,
     data: mqar.MQARData,
@@ -261,18 +225,7 @@ def evaluate(
     """Argmax accuracy at the answer positions of `data`, and of one seeded probe answer per example.
 
     Returns accuracy, correct, n_answers, probe_correct, n_examples."""
-    was_training = model.training
-    model.eval()
-    device = torch.device(device)
-    hits = []
-    for start in range(0, len(data), batch_size):
-        inputs = torch.from_numpy(data.inputs[start : start + batch_size]).to(device)  # (B, T)
-        targets = torch.from_numpy(data.targets[start : start + batch_size]).to(device)  # (B, T)
-        with (autocast or contextlib.nullcontext)():
-            predicted = model(inputs).argmax(dim=-1)  # (B, T)
-        hits.append((predicted == targets).cpu().numpy())  # (B, T); never true where targets is IGNORE_INDEX
-    model.train(was_training)
-    hit = np.concatenate(hits) if hits else np.zeros(data.inputs.shape, dtype=bool)  # (N, T)
+    hit = predict_hits(model, data, batch_size, device, autocast)  # (N, T)
     mask = data.answer_mask  # (N, T)
     n, k = len(data), data.num_kv_pairs
     answer_hits = hit[mask].reshape(n, k)  # (N, K), answers in position order

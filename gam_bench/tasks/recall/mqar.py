@@ -26,7 +26,9 @@ vectorised over examples with numpy (no loop per token); no torch here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
+from typing import Self
 
 import numpy as np
 
@@ -58,6 +60,28 @@ class MQARData:
     def num_values(self) -> int:
         """Size of the value half: guessing a value token uniformly is right 1 / num_values of the time."""
         return self.vocab_size - self.vocab_size // 2
+
+    @property
+    def structure_mask(self) -> np.ndarray:
+        """(N, T) bool: the positions that make the problem (pairs and queries), fillers aside."""
+        structural = self.answer_mask.copy()  # (N, T)
+        structural[:, : 2 * self.num_kv_pairs] = True
+        return structural
+
+    def take(self, rows: np.ndarray) -> Self:
+        """The examples `rows` (an index or a boolean mask over examples), every per-example array alike."""
+        return replace(self, **{f.name: getattr(self, f.name)[rows] for f in _arrays(self)})
+
+    @classmethod
+    def concat(cls, parts: list[Self]) -> Self:
+        """The examples of `parts` (at least one, all of one setting) one after another."""
+        arrays = {f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in _arrays(parts[0])}
+        return replace(parts[0], **arrays)
+
+
+def _arrays(data: MQARData) -> list:
+    """The dataclass fields of `data` that hold one entry per example."""
+    return [f for f in fields(data) if isinstance(getattr(data, f.name), np.ndarray)]
 
 
 @dataclass(frozen=True)
@@ -114,15 +138,29 @@ def train_test(
     test_examples: int,
     seed: int,
 ) -> MQARSplits:
-    """A training set and a test set from independent streams of `seed`, with no shared problem.
+    """A training set and a test set from independent streams of `seed`, with no shared problem
+    (`disjoint_splits`)."""
+    check_setting(num_kv_pairs, seq_len, vocab_size, power_a)
+    args = (num_kv_pairs, seq_len, vocab_size, power_a)
+    what = f"num_kv_pairs={num_kv_pairs}, seq_len={seq_len}, vocab_size={vocab_size}"
+    return disjoint_splits(lambda rng, n: _draw(rng, *args, n), train_examples, test_examples, seed, what)
+
+
+def disjoint_splits(
+    draw: Callable[[np.random.Generator, int], MQARData],
+    train_examples: int,
+    test_examples: int,
+    seed: int,
+    what: str,
+) -> MQARSplits:
+    """Training and test sets of `draw(rng, n)` from the streams [seed, 0] and [seed, 1], with no
+    shared problem.
 
     A test draw whose problem (`problem_hashes`) equals a training problem's is rejected and
     redrawn; equal hashes of different problems only cause a needless redraw, so the
-    guarantee is exact. A setting with too few distinct problems is an error.
+    guarantee is exact. A setting with too few distinct problems (`what` names it) is an error.
     """
-    check_setting(num_kv_pairs, seq_len, vocab_size, power_a)
-    args = (num_kv_pairs, seq_len, vocab_size, power_a)
-    train = _draw(np.random.default_rng([seed, 0]), *args, train_examples)
+    train = draw(np.random.default_rng([seed, 0]), train_examples)
     seen = problem_hashes(train)
     rng = np.random.default_rng([seed, 1])
     kept: list[MQARData] = []
@@ -130,36 +168,25 @@ def train_test(
     for _ in range(_MAX_REDRAW_ROUNDS):
         if need == 0:
             break
-        draw = _draw(rng, *args, need)
-        fresh = ~np.isin(problem_hashes(draw), seen)
-        kept.append(MQARData(draw.inputs[fresh], draw.targets[fresh], num_kv_pairs, vocab_size))
+        batch = draw(rng, need)
+        fresh = ~np.isin(problem_hashes(batch), seen)
+        kept.append(batch.take(fresh))
         need -= int(fresh.sum())
         rejected += int((~fresh).sum())
     if need:
         raise UserError(
             f"MQAR: cannot draw test_examples={test_examples} disjoint from train_examples={train_examples} "
-            f"(num_kv_pairs={num_kv_pairs}, seq_len={seq_len}, vocab_size={vocab_size}): too few distinct problems"
+            f"({what}): too few distinct problems"
         )
-    test = MQARData(
-        np.concatenate([k.inputs for k in kept]) if kept else _empty(seq_len),
-        np.concatenate([k.targets for k in kept]) if kept else _empty(seq_len),
-        num_kv_pairs,
-        vocab_size,
-    )
+    test = type(train).concat(kept) if kept else train.take(np.zeros(0, dtype=np.int64))
     return MQARSplits(train, test, rejected)
-
-
-def _empty(seq_len: int) -> np.ndarray:
-    return np.zeros((0, seq_len), dtype=np.int64)
 
 
 def problem_hashes(data: MQARData) -> np.ndarray:
     """(N,) uint64: a hash of each example's problem, i.e. its tokens with the fillers blanked.
 
     Equal problems always hash equal (the hash is a fixed function of the blanked row)."""
-    K = data.num_kv_pairs
-    structural = data.answer_mask.copy()  # (N, T)
-    structural[:, : 2 * K] = True
+    structural = data.structure_mask  # (N, T)
     blanked = np.where(structural, data.inputs + 1, 0).astype(np.uint64)  # (N, T)
     weights = np.random.default_rng(0x6D716172).integers(1, 2**63, size=blanked.shape[1], dtype=np.uint64) | 1
     with np.errstate(over="ignore"):
@@ -171,8 +198,8 @@ def _draw(
 ) -> MQARData:
     K, T, V, H = num_kv_pairs, seq_len, vocab_size, vocab_size // 2
     num_slots = (T - 2 * K) // 2
-    keys = _distinct(rng, n, H, K)  # (n, K) in [0, H)
-    values = H + _distinct(rng, n, V - H, K)  # (n, K) in [H, V)
+    keys = distinct(rng, n, H, K)  # (n, K) in [0, H)
+    values = H + distinct(rng, n, V - H, K)  # (n, K) in [H, V)
     slots = _ranked_choice(rng, n, np.log(slot_weights(num_slots, power_a)), K)  # (n, K)
     inputs = rng.integers(H, V, size=(n, T), dtype=np.int64)  # (n, T) fillers from the value half
     inputs[:, 0 : 2 * K : 2] = keys
@@ -184,7 +211,7 @@ def _draw(
     return MQARData(inputs, targets, K, V)
 
 
-def _distinct(rng: np.random.Generator, n: int, m: int, k: int) -> np.ndarray:
+def distinct(rng: np.random.Generator, n: int, m: int, k: int) -> np.ndarray:
     """(n, k) int64: per row, k distinct integers of [0, m) in uniformly random order.
 
     Sparse draws (k * k <= m) redraw the rows that repeat a value, a few rounds at most;

@@ -6,6 +6,9 @@ test examples, learning rates logspace(-4, -2, 4), the number of pairs tied to t
 (64: 4, 128: 8, 256: 16, 512: 64), position embeddings initialised N(0, 0.02) as in
 Zoology's models. `seq_len`, `d_model` and the model are suite axes, not settings here;
 `num_kv_pairs` and `lr` may be lists, which the suite sweeps (`points`).
+
+`TrainingSettings` holds what the recall trainer needs (shared with the recall_distance task);
+`RecallSettings` adds MQAR's own fields.
 """
 
 from __future__ import annotations
@@ -38,15 +41,13 @@ class RecallBudget(BaseModel):
         return "steps" if self.steps is not None else "seconds"
 
 
-class RecallSettings(BaseModel):
-    """Data, budget and optimiser settings of a recall cell."""
+class TrainingSettings(BaseModel):
+    """What a recall-style task trains with (recall's `trainer.fit`, `build_model`): data sizes,
+    budget, optimiser, dropout, position init and seed; each task adds its data's own fields."""
 
     model_config = ConfigDict(extra="forbid")
 
-    # One count, a list (swept), or {seq_len: count} (the paper's coupling of pairs to length).
-    num_kv_pairs: int | list[int] | dict[int, int] = Field(default_factory=lambda: dict(PAPER_KV_PAIRS))
     vocab_size: int = Field(default=8192, ge=2)
-    power_a: float = Field(default=0.01, gt=0)
     train_examples: int = Field(default=100_000, gt=0)
     test_examples: int = Field(default=3_000, gt=0)
     budget: RecallBudget = Field(default_factory=lambda: RecallBudget(steps=2000))
@@ -73,6 +74,23 @@ class RecallSettings(BaseModel):
             raise ValueError(f"learning rates must be a non-empty list of numbers > 0 (got {value})")
         return value
 
+    @property
+    def lrs(self) -> list[float]:
+        return list(self.lr) if isinstance(self.lr, list) else [self.lr]
+
+    @property
+    def budget_text(self) -> str:
+        """The budget as rows record it: "steps=N" or "seconds=S"."""
+        return f"{self.budget.kind}={getattr(self.budget, self.budget.kind)}"
+
+
+class RecallSettings(TrainingSettings):
+    """Data, budget and optimiser settings of a recall cell."""
+
+    # One count, a list (swept), or {seq_len: count} (the paper's coupling of pairs to length).
+    num_kv_pairs: int | list[int] | dict[int, int] = Field(default_factory=lambda: dict(PAPER_KV_PAIRS))
+    power_a: float = Field(default=0.01, gt=0)
+
     @field_validator("num_kv_pairs")
     @classmethod
     def _positive_pairs(cls, value: int | list[int] | dict[int, int]) -> int | list[int] | dict[int, int]:
@@ -80,10 +98,6 @@ class RecallSettings(BaseModel):
         if not values or any(v < 1 for v in values):
             raise ValueError(f"num_kv_pairs must be >= 1 (got {value})")
         return value
-
-    @property
-    def lrs(self) -> list[float]:
-        return list(self.lr) if isinstance(self.lr, list) else [self.lr]
 
     def kv_pairs_for(self, seq_len: int) -> list[int]:
         """The pair counts swept at `seq_len`; a {seq_len: count} map must name every length."""
