@@ -34,6 +34,7 @@ from gam_bench.errors import UserError
 from gam_bench.tasks.recall import mqar
 
 _MAX_PLACEMENT_ROUNDS = 64
+_TRIAL_EXAMPLES = 64  # check_setting places this many examples' pairs to find a layout with no room
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ def check_setting(edges: list[int], seq_len: int, vocab_size: int) -> None:
             f"recall_distance: vocab_size={vocab_size} is too small for {K} distance bins: each half of the "
             f"vocabulary (keys, values) needs {K} distinct tokens (needs vocab_size >= {2 * K})"
         )
+    _place(np.random.default_rng(0), bins_for(edges, seq_len), seq_len // 2, _TRIAL_EXAMPLES)  # room for the pairs?
 
 
 def generate(edges: list[int], seq_len: int, vocab_size: int, num_examples: int, seed: int) -> DistanceData:
@@ -144,7 +146,8 @@ def _place(rng: np.random.Generator, bins: list[tuple[int, int]], S: int, n: int
         key[todo[ok]], query[todo[ok]] = k[ok], q[ok]
         todo = todo[~ok]
     raise UserError(
-        f"recall_distance: cannot place the pairs of distance bins {bins} in {2 * S} tokens; use fewer bins"
+        f"recall_distance.distance_bins: cannot place one pair per distance bin {bins} in {2 * S} tokens "
+        f"(no room left in {_MAX_PLACEMENT_ROUNDS} tries); use fewer or nearer bins"
     )
 
 
