@@ -18,8 +18,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from gam_bench.report.curves import build_groups, variant
+from gam_bench.report.figure import current_size, plot_style, save_png
 from gam_bench.report.labels import execution_mode, variant_labels
-from gam_bench.report.plots import plot_style, save_png, scaling_figure
+from gam_bench.report.plots import scaling_figure
 from gam_bench.report.tables import fmt_len, markdown_table
 from gam_bench.search.answers import Searched, grid_rows, stored_searches
 
@@ -112,7 +113,7 @@ def _fits_text(s: Searched) -> str:
     a = s.answer
     if a.fits is None:
         return "none"
-    return f"≥ {a.fits:,}" if a.status == "fits at max" else f"{a.fits:,}"
+    return f"{a.fits:,}" if a.status == "converged" else f"≥ {a.fits:,}"  # else the search did not bracket it
 
 
 def _readings(searches: list[Searched]) -> str:
@@ -139,8 +140,10 @@ def bars_figure(searches: list[Searched], colors: dict[str, str]) -> Figure:
     names = list(dict.fromkeys(_setting(s) for s in searches))
     height = 0.8 / len(tasks)
     shades = ["#4c72b0", "#dd8452", "#55a868", "#8172b2"]
+    size = current_size()
     with plot_style():
-        fig = Figure(figsize=(6.0, 0.9 + 0.32 * len(names) * len(tasks)), dpi=100)
+        bar = size.font * 2.2 / 72  # inches per bar
+        fig = Figure(figsize=(size.width * 1.6, 1.2 + bar * len(names) * len(tasks)), dpi=size.dpi)
         FigureCanvasAgg(fig)
         ax = fig.add_subplot()
         for t, task in enumerate(tasks):
@@ -148,7 +151,7 @@ def bars_figure(searches: list[Searched], colors: dict[str, str]) -> Figure:
                 y = names.index(_setting(s)) + t * height
                 value = s.answer.fits or 0
                 ax.barh(y, value, height=height * 0.9, color=shades[t % len(shades)], gid=f"fits:{task}:{_setting(s)}")
-                ax.text(max(value, 1), y, f" {_fits_text(s)}", va="center", fontsize=6)
+                ax.text(max(value, 1), y, f" {_fits_text(s)}", va="center", fontsize=size.font * 0.75)
         ax.set_xscale("log", base=2)
         ax.set_yticks([i + 0.4 - height / 2 for i in range(len(names))], names)
         ax.invert_yaxis()

@@ -22,9 +22,10 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from gam_bench.analysis.rows import parse_config
-from gam_bench.report.plots import palette, plot_style, save_png
+from gam_bench.report.figure import current_size, palette, plot_style, save_png
 from gam_bench.report.tables import markdown_table
 from gam_bench.search.answers import grid_rows
 
@@ -170,10 +171,11 @@ def _intro() -> str:
 def frontier_figure(points: pd.DataFrame, axis: Axis, colors: dict[str, str]) -> Figure:
     """Accuracy against the axis (log x), a panel per recall task and seq_len; the frontier ringed and joined."""
     panels = list(points.groupby(["task", "seq_len"], sort=True))
-    fig = Figure(figsize=(3.4 * len(panels) + 1.4, 3.2), dpi=100)
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    size = current_size()
     with plot_style():
+        fig = Figure(figsize=(size.width * len(panels), size.axes_height + 1.3), dpi=size.dpi)
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
         for ax, ((task, seq_len), part) in zip(axes, panels):
             for model, mine in part.groupby("model", sort=True):
                 ax.scatter(
@@ -188,11 +190,17 @@ def frontier_figure(points: pd.DataFrame, axis: Axis, colors: dict[str, str]) ->
             ax.scatter(best["x"], best["accuracy"], s=70, facecolors="none", edgecolors="0.1", linewidths=0.9)
             ax.set_xscale("log")
             ax.set_ylim(-0.02, 1.02)
-            ax.set_title(f"{task}, seq_len {int(seq_len)}")
+            ax.set_title(f"{task}, seq_len {int(seq_len)} (dN: d_model N)")
             ax.set_xlabel(axis.title)
-        axes[0].set_ylabel("Recall accuracy (best lr); labels: d_model")
-        axes[-1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
-        fig.tight_layout()
+        axes[0].set_ylabel("Recall accuracy (best lr)")
+        handles, labels = axes[0].get_legend_handles_labels()
+        for ax in axes[1:]:
+            more, names = ax.get_legend_handles_labels()
+            handles += [h for h, n in zip(more, names) if n not in labels]
+            labels += [n for n in names if n not in labels]
+        handles.append(Line2D([], [], color="0.2", marker="o", markerfacecolor="none", label="Pareto frontier"))
+        fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False)
+        fig.tight_layout(rect=(0, 0.08 + 0.045 * ((len(handles) + 3) // 4), 1, 1))
     return fig
 
 
