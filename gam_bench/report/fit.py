@@ -84,6 +84,7 @@ def _table(searches: list[Searched]) -> str:
         "d_model",
         "layers",
         "Longest that fits",
+        "Peak there",
         "First failure",
         "Cap",
         "Time limit",
@@ -99,6 +100,7 @@ def _table(searches: list[Searched]) -> str:
                 s.d_model if s.d_model is not None else "–",
                 s.n_layers if s.n_layers is not None else "–",
                 _fits_text(s),
+                f"{s.peak_bytes / 2**20:,.0f} MiB" if s.peak_bytes is not None else "–",
                 f"{a.fails:,} ({a.fail_status})" if a.fails is not None else "–",
                 s.cap_text,
                 f"{s.timeout_s:g} s",
@@ -106,7 +108,8 @@ def _table(searches: list[Searched]) -> str:
                 a.status,
             ]
         )
-    return markdown_table(headers, rows, align="lrrrrllrl")
+    note = "Peak there: the probe's peak memory at the longest length (RSS on a CPU, the allocator's on a GPU).\n\n"
+    return note + markdown_table(headers, rows, align="lrrrrrllrl")
 
 
 def _fits_text(s: Searched) -> str:

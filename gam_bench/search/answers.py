@@ -34,6 +34,7 @@ class Searched:
     timeout_s: float
     settings: SearchSettings
     answer: Answer
+    peak_bytes: int | None = None  # the peak memory of the probe at the longest length that fits
 
     @property
     def overrides(self) -> dict[str, Any]:
@@ -94,6 +95,8 @@ def _searched(config: dict[str, Any], settings: SearchSettings, part: pd.DataFra
         cap = int(float(limits["mem_cap_gb"]) * 2**30)
     else:
         cap = int(float(limits.get("mem_cap_fraction", 0.75)) * int(total.iloc[0])) if len(total) else None
+    found = answer(settings, probes)
+    at_fits = part[(part["seq_len"] == found.fits) & (part["status"] == "ok")]["peak_mem_bytes"].dropna()
     return Searched(
         task=str(first["task"]),
         model=str(first["model"]),
@@ -104,7 +107,8 @@ def _searched(config: dict[str, Any], settings: SearchSettings, part: pd.DataFra
         cap_bytes=cap,
         timeout_s=float(limits.get("timeout_s", 600.0)),
         settings=settings,
-        answer=answer(settings, probes),
+        answer=found,
+        peak_bytes=int(at_fits.iloc[0]) if len(at_fits) else None,
     )
 
 

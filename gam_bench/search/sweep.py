@@ -10,6 +10,7 @@ imports the runner or torch.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,9 +38,14 @@ def stored_outcomes(newest: Any) -> dict[str, Probe]:
     out = {}
     for row in newest.itertuples(index=False):
         if row.status in REUSED and row.cell_id not in out:
-            seconds = float(row.duration_s) if row.duration_s == row.duration_s and row.duration_s else 0.0
+            seconds = float(row.duration_s) if _number(row.duration_s) else 0.0
             out[row.cell_id] = Probe(int(row.seq_len), str(row.status), seconds, stored=True)
     return out
+
+
+def _number(value: Any) -> bool:
+    """A finite number (a stored duration may be null: NaN or None)."""
+    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def run_searches(
