@@ -1,5 +1,7 @@
-"""`gam-bench report RESULTS [-o OUT] [--figures paper|slide]`: write report.md and its figures
-(PNG with SVG beside); print its path.
+"""`gam-bench report RESULTS [-o OUT] [--figures paper|slide] [--html]`: write report.md and its
+figures (PNG with SVG beside); print its path. --html also writes report.html (one
+self-contained interactive page) and prints its path; without the html extra it is a one-line
+error, exit 2.
 
 OUT defaults to reports/<suite name>/. A corrupt or foreign Parquet part is skipped with a
 one-line warning naming it; `--strict` refuses instead (exit 2). No torch is imported.
@@ -50,6 +52,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="size and type of the figures: paper (3.5 in, one column of a paper; default) or slide "
         "(10 in, 16:9); every PNG has an SVG beside it",
     )
+    parser.add_argument(
+        "--html",
+        action="store_true",
+        help="also write report.html: one self-contained page (works offline) with interactive plots "
+        "and sortable tables; needs the html extra (pip install 'gam-bench[html]')",
+    )
     add_strict_option(parser)
     parser.set_defaults(func=run)
 
@@ -60,5 +68,10 @@ def run(args: argparse.Namespace) -> int:
 
     check_folder(args.out, "--out")
     results = args.results[0] if len(args.results) == 1 else args.results
-    print(write_report(results, args.out, strict=args.strict, suite=args.suite, figures=args.figures))
+    path = write_report(results, args.out, strict=args.strict, suite=args.suite, figures=args.figures, html=args.html)
+    print(path)
+    if args.html:
+        from gam_bench.report.html import HTML_NAME
+
+        print(path.parent / HTML_NAME)
     return 0

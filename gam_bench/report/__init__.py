@@ -72,18 +72,25 @@ def write_report(
     strict: bool = False,
     suite: str | None = None,
     figures: str = "paper",
+    html: bool = False,
 ) -> Path:
     """Write report.md and its figures for the results under `results_path` (or several results
     folders, one suite each, reported together); return its path.
 
     out_dir defaults to `default_out_dir`. Rows of several suites need `suite` (`one_suite`).
     figures: the figures' size and type, "paper" (a paper column) or "slide" (`figure.SIZES`);
-    every PNG has an SVG beside it.
+    every PNG has an SVG beside it. html: also write report.html beside it (`report.html`; needs
+    the `html` extra, checked before anything is written).
     Raises UserError when there is nothing to report. An
     unreadable or foreign part is skipped with a warning, or with `strict` refused (`store.load`).
     """
     from gam_bench.report.figure import figure_size  # matplotlib: only when a report is written
     from gam_bench.report.markdown import render
+
+    if html:
+        from gam_bench.report.html import require
+
+        require()  # before any work: a missing extra is a one-line error, exit 2
 
     paths = [results_path] if isinstance(results_path, (str, os.PathLike)) else list(results_path)
     if len(paths) > 1 and suite is not None:
@@ -100,10 +107,15 @@ def write_report(
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: report output must be a folder, and this is a file")
     out.mkdir(parents=True, exist_ok=True)
+    newest = judged_memory(store.latest(df))
     with figure_size(figures):
-        text = render(df, judged_memory(store.latest(df)), out)
+        text = render(df, newest, out)
     path = out / REPORT_NAME
     path.write_text(text, encoding="utf-8")
+    if html:
+        from gam_bench.report.html import write_html
+
+        write_html(out, text, newest)
     return path
 
 

@@ -29,6 +29,11 @@ def section(rows: pd.DataFrame, out_dir: Path, figures: str, colors: dict[str, s
     return "\n".join(_group(g, out_dir, figures, colors).rstrip("\n") + "\n" for g in build_groups(rows))
 
 
+def heading(group: Group) -> str:
+    """The title of a group's section (the HTML report puts its interactive plot under it)."""
+    return f"Throughput: {group.key.title}"
+
+
 def _group(group: Group, out_dir: Path, figures: str, colors: dict[str, str]) -> str:
     images = []
     for metric, title in METRIC_TITLES.items():
@@ -43,7 +48,7 @@ def _group(group: Group, out_dir: Path, figures: str, colors: dict[str, str]) ->
     images.append(_vector_links(group, figures, shown))
     return "\n".join(
         [
-            f"## Throughput: {group.key.title}\n",
+            f"## {heading(group)}\n",
             "\n".join(images) + "\n",
             "### Time and peak memory by length (paper Table 2, split)\n",
             "A row per model, a column per sequence length; a failed cell shows its status.\n",

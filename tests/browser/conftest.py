@@ -10,6 +10,8 @@ Fixtures and helpers:
   console messages;
 - ``open_page(path)``: load a local file in ``chrome``, wait for it, and return the console
   messages of level SEVERE (errors) it logged;
+- ``page_loader``: the same loader, session-scoped, for a module-scoped fixture that loads a
+  page once and lets several tests look at it;
 - ``is_blank(png_bytes)``: whether a screenshot is one flat colour.
 """
 
@@ -97,6 +99,11 @@ def _is_blank(png: bytes) -> bool:
 
 @pytest.fixture
 def open_page(chrome):
+    return lambda path, settle_s=10.0: _open_page(chrome, path, settle_s)
+
+
+@pytest.fixture(scope="session")
+def page_loader(chrome):
     return lambda path, settle_s=10.0: _open_page(chrome, path, settle_s)
 
 
