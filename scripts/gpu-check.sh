@@ -4,7 +4,8 @@
 #      machine's CUDA torch alone; gam-bench runs from this checkout (PYTHONPATH), no build step;
 #   2. `python3 -m gam_bench doctor --suite suites/scaling.yaml` (exit 1 = something cannot run);
 #   3. the CUDA tests (every test marked `cuda`: tests/cuda and the CUDA twins beside the CPU tests;
-#      with fla installed, tests/cuda/test_field_paths.py checks its GLA / RetNet kernels against the torch ops);
+#      with fla installed, tests/cuda/test_field_paths.py checks its GLA / RetNet kernels against the torch ops,
+#      and tests/cuda/test_field_kernels.py mamba_ssm's SSD (Mamba2) and fla's Gated DeltaNet kernels);
 #   4. suites/scaling.yaml's cuda profile: the paper's grid (batch 16, d_model 512, float16,
 #      256..64k; OOMs and timeouts are data), then its report;
 #   5. report + Parquet to reports/<gpu-name>/ (and to $OUT/<gpu-name>/ when $OUT is set).

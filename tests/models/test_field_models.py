@@ -350,3 +350,12 @@ def test_cpu_fused_conv_counts_the_same_flops(name, tiny):
         assert counts_every_kernel(block.backend)
         counts[backend] = count_flops(lambda block=block: block(x.requires_grad_()).sum().backward())
     assert counts["cpu-fused"] == counts["torch"] > 0
+
+
+@pytest.mark.skipif(not cpu_scan.available(), reason="the fused CPU conv does not build here")
+@pytest.mark.parametrize("name", sorted(CPU_CONV))
+def test_cpu_fused_refuses_inputs_off_the_cpu(name, tiny):
+    """backend='cpu-fused' on non-CPU inputs (here: meta tensors) is an error, never a silent torch conv."""
+    block = build_block(name, **tiny(name, backend="cpu-fused")).to("meta")
+    with pytest.raises(UserError, match="backend='cpu-fused' needs CPU inputs, got meta"):
+        block(torch.empty(1, 8, 32, device="meta"))
