@@ -26,9 +26,8 @@ FIGURES = "figures"
 
 def render(df: pd.DataFrame, newest: pd.DataFrame, out_dir: Path) -> str:
     """df: every stored row; newest: the newest attempt of each cell (`store.latest(df)`)."""
-    grid = grid_rows(newest)  # a task's section draws its grid; search probes have their own section
-    tasks = [(task, grid[grid["task"] == task.name]) for task in all_tasks()]
-    colors = palette([label for task, rows in tasks for label in task.report_labels(rows)])
+    tasks = task_rows(newest)
+    colors = report_colors(tasks)
     parts = [_header(df, newest), _environment(newest), _status(newest)]
     shown = []
     for task, rows in tasks:
@@ -40,6 +39,18 @@ def render(df: pd.DataFrame, newest: pd.DataFrame, out_dir: Path) -> str:
         parts.append(spanning.section(newest, out_dir, FIGURES, colors))
     parts += [_failures(newest), method(shown)]
     return "\n".join(p.rstrip("\n") + "\n" for p in parts if p)
+
+
+def task_rows(newest: pd.DataFrame) -> list[tuple[object, pd.DataFrame]]:
+    """(task, its grid rows) per registered task: a task's section draws its grid; search probes
+    have their own section."""
+    grid = grid_rows(newest)
+    return [(task, grid[grid["task"] == task.name]) for task in all_tasks()]
+
+
+def report_colors(tasks: list[tuple[object, pd.DataFrame]]) -> dict[str, str]:
+    """The one palette of a report (the HTML page's plots use it too)."""
+    return palette([label for task, rows in tasks for label in task.report_labels(rows)])
 
 
 def _header(df: pd.DataFrame, newest: pd.DataFrame) -> str:

@@ -11,6 +11,7 @@ import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from gam_bench.cli.main import main
@@ -130,3 +131,20 @@ def test_without_the_html_extra_it_is_one_line_and_exit_2(fixture_path, tmp_path
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "pip install 'gam-bench[html]'" in err and "plotly" in err
     assert not (tmp_path / "out" / "report.md").exists()  # refused before any work
+
+
+def test_plots_draw_the_grid_rows_in_the_report_s_colours(newest):
+    """Search probes have their own section (report/fit.py): the plots leave them out, as the
+    throughput section does, and colour each model as report.md's figures do."""
+    from gam_bench.report import markdown
+    from gam_bench.report.html import interactive
+
+    probe = newest[(newest["task"] == "throughput") & (newest["model"] == "gam")].iloc[[0]]
+    probe = probe.assign(search='{"kind": "probe"}', seq_len=1 << 20, cell_id="probe")
+    rows = pd.concat([newest.assign(search=None), probe], ignore_index=True)
+    blocks = interactive.plots(rows)
+    figures = json.loads(re.search(r'class="figures">(.*?)</script>', blocks[next(iter(blocks))], re.S)[1])
+    gam = figures["time"]["data"][0]
+    assert gam["name"] == "gam" and (1 << 20) not in gam["x"]
+    colors = markdown.report_colors(markdown.task_rows(rows))
+    assert gam["line"]["color"] == colors["gam"]

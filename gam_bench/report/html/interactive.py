@@ -17,7 +17,7 @@ import pandas as pd
 
 from gam_bench.report import roofline
 from gam_bench.report.curves import Group, Series, build_groups
-from gam_bench.report.figure import MARKERS, palette
+from gam_bench.report.figure import MARKERS
 from gam_bench.report.plots import METRICS, Metric
 from gam_bench.report.tables import fmt_len, status_label
 from gam_bench.report.throughput import heading
@@ -30,10 +30,14 @@ UNITS = {"time": "ms", "memory": "MiB", "throughput": "tokens/s", "mfu": ""}
 
 
 def plots(newest: pd.DataFrame) -> dict[str, str]:
-    """Section heading -> the HTML of its interactive plot, for every throughput group."""
-    groups = build_groups(newest)
-    colors = palette([s.label for g in groups for s in g.series])
-    return {heading(g): block(g, colors) for g in groups}
+    """Section heading -> the HTML of its interactive plot, for every throughput group (of the
+    grid rows, as report.md's section; the colours are report.md's)."""
+    from gam_bench.report.markdown import report_colors, task_rows
+
+    tasks = task_rows(newest)  # the rows and colours of report.md's sections
+    colors = report_colors(tasks)
+    throughput = next((rows for task, rows in tasks if task.name == "throughput"), newest.iloc[:0])
+    return {heading(g): block(g, colors) for g in build_groups(throughput)}
 
 
 def block(group: Group, colors: dict[str, str]) -> str:
