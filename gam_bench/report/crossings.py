@@ -19,6 +19,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from gam_bench.analysis import Crossover
 from gam_bench.report.curves import Group, Series
 
@@ -53,11 +55,26 @@ def disjoint(a: Interval, b: Interval) -> bool:
     return a.known and b.known and (a.high < b.low or b.high < a.low)
 
 
+def sample_intervals(points, length: str, median: str, samples: str) -> dict[int, Interval]:
+    """length -> (q25, median, q75) of each point's stored repeats (a list column); no repeats:
+    an unknown interval."""
+    out = {}
+    for n, med, values in zip(points[length], points[median], points[samples]):
+        values = np.asarray(values if values is not None else [], dtype=float)
+        q25, q75 = np.percentile(values, [25, 75]) if len(values) > 1 else (np.nan, np.nan)
+        out[int(n)] = Interval(float(q25), float(med), float(q75))
+    return out
+
+
 def separated(c: Crossover, a: Series, b: Series) -> bool:
     """Is the measured crossover `c` of series `a` and `b` outside the noise on both sides?"""
+    return separated_intervals(c, intervals(a), intervals(b))
+
+
+def separated_intervals(c: Crossover, ia: dict[int, Interval], ib: dict[int, Interval]) -> bool:
+    """`separated`, from each curve's intervals by length (a's and b's, as in `c`)."""
     if c.kind != "measured" or c.seq_len is None:
         return False
-    ia, ib = intervals(a), intervals(b)
     common = sorted(set(ia) & set(ib))
     below = [n for n in common if n < c.seq_len]
     above = [n for n in common if n > c.seq_len]

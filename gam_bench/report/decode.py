@@ -26,7 +26,7 @@ from matplotlib.ticker import FixedLocator, NullLocator
 
 from gam_bench.analysis import Crossover, ExponentFit, crossover, fit_exponent
 from gam_bench.analysis.rows import parse_config
-from gam_bench.report import tables
+from gam_bench.report import crossings, tables
 from gam_bench.report.labels import execution_mode, variant_labels
 from gam_bench.report.plots import new_figure, palette, plot_style, save_png
 from gam_bench.report.tables import MIB, MISSING, fmt_len, fmt_num, fmt_slope, markdown_table, status_label
@@ -177,8 +177,9 @@ def decode_figure(group: DecodeGroup, metric: str, colors: dict[str, str]) -> Fi
                 wx = np.array([fit.window[0], fit.window[-1]], dtype=float)
                 ax.plot(wx, fit.predict(wx) * m.scale, "--", linewidth=0.9, color=colors[s.label], gid=f"fit:{s.label}")
         if metric == "decode":
+            found = noise(group)
             for c in group.crossovers:
-                if c.kind == "measured":
+                if found.get((c.a, c.b)):  # measured, and outside the noise (crossings)
                     ax.axvline(c.seq_len, color="0.4", linestyle=":", linewidth=0.9, gid=f"crossover:{c.a}|{c.b}")
         _finish_axes(ax, group, m)
     return fig
@@ -248,7 +249,15 @@ def exponent_table(group: DecodeGroup) -> str:
 
 def crossover_table(group: DecodeGroup) -> str:
     """Where each pair of models swaps order in per-token decode latency."""
-    return tables.crossover_table(group.crossovers, length="N")
+    return tables.crossover_table(group.crossovers, length="N", noise=noise(group))
+
+
+def noise(group: DecodeGroup) -> dict[tuple[str, str], bool]:
+    """(a, b) -> whether a measured crossover of decode latency is outside the noise: the IQRs
+    of the stored per-token repeats separate on both sides of it (report/crossings.py)."""
+    m = METRICS["decode"]
+    iv = {s.label: crossings.sample_intervals(s.ok(m), "seq_len", m.column, m.samples) for s in group.series}
+    return {(c.a, c.b): crossings.separated_intervals(c, iv[c.a], iv[c.b]) for c in group.crossovers}
 
 
 def render_decode_section(rows: pd.DataFrame, out_dir: str | Path, heading: str = "##", figures: str = "") -> str:

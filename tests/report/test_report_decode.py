@@ -126,6 +126,23 @@ def test_figures_have_series_fits_and_crossover(rows):
     assert np.allclose(gam_line.get_ydata(), 3.0)  # MiB
 
 
+def test_a_decode_crossover_within_the_noise_is_listed_not_drawn():
+    """Two models with one cost and 20% jitter: their medians swap by chance."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for n in LENGTHS:
+        for model, bias in (("gam", 1.0), ("gam-twin", 1.0)):
+            rows.append(_measured(model, n, 2.0 * bias, 2**20, 0.01 * n, rng))
+            rows[-1]["decode_samples_ms"] = list(2.0 * (1 + 0.2 * rng.standard_normal(16)))
+            rows[-1]["decode_ms_per_token"] = float(np.median(rows[-1]["decode_samples_ms"]))
+    (group,) = rd.build_decode_groups(pd.DataFrame(rows))
+    (c,) = group.crossovers
+    assert c.kind == "measured" and rd.noise(group) == {("gam", "gam-twin"): False}
+    assert "| within noise |" in rd.crossover_table(group)
+    figure = rd.decode_figure(group, "decode", rd.palette(["gam", "gam-twin"]))
+    assert not [line for line in figure.axes[0].lines if (line.get_gid() or "").startswith("crossover:")]
+
+
 def test_render_writes_figures(rows, tmp_path):
     text = rd.render_decode_section(rows, tmp_path)
     assert text.startswith("## Inference")
