@@ -74,7 +74,8 @@ def accuracy_points(rows: pd.DataFrame) -> pd.DataFrame:
         key=[join_key(*r) for r in ok[["model", "config_json", "d_model", "n_layers"]].itertuples(index=False)]
     )
     best = ok.sort_values("accuracy", ascending=False, kind="stable").drop_duplicates(["task", "key", "seq_len"])
-    return best.sort_values(["task", "seq_len", "model", "d_model"]).reset_index(drop=True)
+    kept = ["task", "key", "seq_len", "model", "d_model", "n_layers", "accuracy"]
+    return best.sort_values(["task", "seq_len", "model", "d_model"])[kept].reset_index(drop=True)
 
 
 def cost_points(rows: pd.DataFrame, axis: Axis) -> pd.DataFrame:
