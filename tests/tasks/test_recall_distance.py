@@ -115,3 +115,16 @@ def test_the_step_budget_is_honoured_and_seconds_are_recorded():
         trainer = fit(model, budgeted, 3e-3, data, torch.device("cpu"))
         assert trainer.clock.steps == steps and trainer.clock.train_s > 0 and len(trainer.losses) == steps
         assert math.isfinite(trainer.final_loss) and budgeted.budget_text == f"steps={steps}"
+
+
+def test_progress_and_summary_show_the_horizon_steps_and_seconds():
+    task = get_task("recall_distance")
+    row = {"horizon_bin": "3–4", "accuracy": 0.5, "step": 300, "wall_s": 12.3, "duration_s": 20.0}
+    assert task.outcome(row) == "horizon 3–4  accuracy 0.500  300 steps  20 s"
+    assert [(h, f(row)) for h, _, f in task.summary_columns()] == [
+        ("horizon", "3–4"),
+        ("accuracy", "0.500"),
+        ("steps", "300"),
+        ("train s", "12"),
+    ]
+    assert task.outcome({}) == "" and all(f({}) == "-" for _, _, f in task.summary_columns())

@@ -103,5 +103,14 @@ class RecallDistance(Recall):
         steps, seconds = row.get("step") or 0, row.get("duration_s", 0)
         return f"horizon {row.get('horizon_bin')}  accuracy {row['accuracy']:.3f}  {steps} steps  {seconds:.0f} s"
 
+    def summary_columns(self) -> list[tuple[str, str, Callable[[dict[str, Any]], str]]]:
+        """The end-of-sweep table: horizon, overall accuracy, steps done and training seconds."""
+        return [
+            ("horizon", "right", lambda r: str(r.get("horizon_bin") or "-")),
+            ("accuracy", "right", lambda r: "-" if r.get("accuracy") is None else f"{r['accuracy']:.3f}"),
+            ("steps", "right", lambda r: str(r.get("step") or "-")),
+            ("train s", "right", lambda r: "-" if r.get("wall_s") is None else f"{r['wall_s']:.0f}"),
+        ]
+
 
 TASK = RecallDistance()
