@@ -112,7 +112,7 @@ def _bin_cell(b) -> str:
 
 def accuracy_figure(best: pd.DataFrame) -> Figure:
     """Accuracy vs distance: a panel per model, a line per depth (and shape), 95% intervals as error
-    bars, chance dotted, each line's horizon bin ringed. x: the bins' upper edges, log 2."""
+    bars, chance dotted, each line's horizon bin ringed. x: the bins in distance order, evenly spaced."""
     models = list(dict.fromkeys(best["model"]))
     cols = min(4, len(models))
     nrows = -(-len(models) // cols)
@@ -121,6 +121,8 @@ def accuracy_figure(best: pd.DataFrame) -> Figure:
     axes = np.atleast_1d(fig.subplots(nrows, cols, sharex=True, sharey=True, squeeze=False)).ravel()
     variants = best[["n_layers", "seq_len", "d_model"]].drop_duplicates().sort_values(["n_layers", "seq_len"])
     several_shapes = len(variants[["seq_len", "d_model"]].drop_duplicates()) > 1
+    his = sorted({b.hi for h in best["result"] for b in h.bins})
+    where = {hi: i for i, hi in enumerate(his)}  # bin upper edge -> x position
     with plot_style():
         for ax, model in zip(axes, models):
             part = best[best["model"] == model]
@@ -130,18 +132,16 @@ def accuracy_figure(best: pd.DataFrame) -> Figure:
                 if match.empty:
                     continue
                 shape = f", T {int(v.seq_len)}, d {int(v.d_model)}" if several_shapes else ""
-                label = f"{int(v.n_layers)} layers{shape}"
-                _draw_line(ax, match.iloc[0]["result"], DEPTH_COLORS[i % len(DEPTH_COLORS)], label, model)
+                label = f"{int(v.n_layers)} layer{'s' if int(v.n_layers) != 1 else ''}{shape}"
+                _draw_line(ax, match.iloc[0]["result"], DEPTH_COLORS[i % len(DEPTH_COLORS)], label, model, where)
             ax.axhline(float(part["chance"].max()), color="grey", linestyle=":", linewidth=1)
             ax.set_title(model)
-            ax.set_xscale("log", base=2)
             ax.set_ylim(-0.03, 1.03)
         for ax in axes[len(models) :]:
             ax.set_visible(False)
-        hi = sorted({b.hi for h in best["result"] for b in h.bins})
         labels = {b.hi: b.label for h in best["result"] for b in h.bins}
         for ax in axes[: len(models)]:
-            ax.set_xticks(hi, [labels[h] for h in hi], rotation=45)
+            ax.set_xticks(range(len(his)), [labels[h] for h in his], rotation=45)
         for ax in axes[::cols]:
             ax.set_ylabel("accuracy")
         axes[0].legend(fontsize="x-small", loc="upper right")
@@ -150,14 +150,14 @@ def accuracy_figure(best: pd.DataFrame) -> Figure:
     return fig
 
 
-def _draw_line(ax, h: Horizon, color: str, label: str, model: str) -> None:
+def _draw_line(ax, h: Horizon, color: str, label: str, model: str, where: dict[int, int]) -> None:
     bins = sorted((b for b in h.bins if b.trials > 0), key=lambda b: b.hi)
-    x = np.array([b.hi for b in bins], dtype=float)
+    x = np.array([where[b.hi] for b in bins], dtype=float)
     y = np.array([b.accuracy for b in bins])
     err = np.array([[a - b.ci_low for a, b in zip(y, bins)], [b.ci_high - a for a, b in zip(y, bins)]])
     ax.errorbar(x, y, yerr=err, color=color, marker="o", markersize=3, capsize=2, label=label, gid=f"series:{model}")
     if h.horizon is not None:
-        ax.plot([h.horizon.hi], [h.horizon.accuracy], "o", markersize=9, markerfacecolor="none", color=color)
+        ax.plot([where[h.horizon.hi]], [h.horizon.accuracy], "o", markersize=9, markerfacecolor="none", color=color)
 
 
 def intro(best: pd.DataFrame) -> str:

@@ -86,10 +86,11 @@ def above_chance(row) -> BinomialResult:
 
 def results_table(best: pd.DataFrame) -> str:
     """Markdown: one row per cell with its best lr, accuracy, the share the binomial test counts
-    (probe answers, or every answer) with its interval, chance, verdict and steps trained."""
+    (probe answers, or every answer) with its interval, chance, verdict, steps trained and
+    training seconds."""
     headers = ["Model", "seq_len", "kv pairs", "d_model", "best lr (of n)", "Accuracy", "Tested (95% CI)", "Chance"]
     headers.append("1/kv")
-    headers += ["Above chance", "Steps"]
+    headers += ["Above chance", "Steps", "Train s"]
     rows = []
     for r in best.itertuples(index=False):
         verdict = f"{'yes' if r.above else 'no'} (p={r.p_value:.2g}, {r.successes}/{r.trials} {r.unit})"
@@ -106,15 +107,22 @@ def results_table(best: pd.DataFrame) -> str:
                 fmt_num(1.0 / r.num_kv_pairs),
                 verdict,
                 _steps(r),
+                _seconds(r),
             ]
         )
-    return markdown_table(headers, rows, align="lrrrrrrrrlr")
+    return markdown_table(headers, rows, align="lrrrrrrrrlrr")
 
 
 def _steps(row) -> str:
     """Optimiser steps the cell trained for (what a seconds budget bought), or "–"."""
     steps = getattr(row, "step", None)
     return "–" if steps is None or pd.isna(steps) else str(int(steps))
+
+
+def _seconds(row) -> str:
+    """Training seconds the cell spent (`wall_s`), or "–"."""
+    seconds = getattr(row, "wall_s", None)
+    return "–" if seconds is None or pd.isna(seconds) else f"{seconds:.0f}"
 
 
 def chance_note(best: pd.DataFrame) -> str:

@@ -88,8 +88,9 @@ def test_table_states_best_lr_chance_and_verdict(best):
     gam = next(line for line in lines if line.startswith("| gam | 64 | 4 | 64 "))
     assert "| no (p=" in gam and "0.00781" in gam and "0.25" in gam
     assert "| 0.990 | 0.990 (0.964–0.999) |" in transformer  # the tested share (198/200 probes) and its interval
-    assert transformer.endswith("| – |")  # no step column in these rows
-    assert recall._steps(pd.Series({"step": 412.0})) == "412"
+    assert transformer.endswith("| – | – |")  # no step or wall_s column in these rows
+    assert recall._steps(pd.Series({"step": 412.0})) == "412" and recall._seconds(pd.Series({"wall_s": 31.6})) == "32"
+    assert lines[0].endswith("| Steps | Train s |")
     note = recall.chance_note(best)
     assert "0.00781" in note and "Best learning rate per cell" in note and "independent" in note
 
