@@ -11,6 +11,14 @@ its steps, measure/instructions.py) and with the settings that keep counts repea
 - `OMP_NUM_THREADS=1` / `MKL_NUM_THREADS=1` (one thread: valgrind serialises threads, and
   another thread's work would land in the count at a varying share);
 - `PYTHONHASHSEED=0` (the order of sets and dicts of strings);
+- on x86-64, kernels valgrind runs at its usual speed (`kernel_env`): valgrind 3.19 cannot
+  run AVX-512 code (SIGILL) and emulates every FMA lane in a helper function that saves and
+  restores the rounding state (measured here: 5.6 s of CPU a GAM block step under callgrind,
+  0.3 s without FMA), so Mamba's fused CPU scan is built with `-march=x86-64-v3 -mno-fma`
+  (`GAM_BENCH_CPU_SCAN_TARGET`, models/cpu_scan.py; the row records that build in
+  `instructions_build`), MKL runs its SSE4.2 kernels (`MKL_ENABLE_INSTRUCTIONS`) and oneDNN
+  its AVX ones (`ONEDNN_MAX_CPU_ISA`). The counts are of those kernels, the same on every
+  run and every x86-64 runner; the timed passes run the native ones;
 - `GAM_BENCH_COUNTING=<folder>`: tells the worker it is a counting worker and where
   callgrind writes its profiles (`callgrind.out.<pid>.<n>`, one per counted step).
 
@@ -21,6 +29,7 @@ The executor starts its workers through that script instead of the interpreter
 from __future__ import annotations
 
 import os
+import platform
 import re
 import shlex
 import shutil
@@ -34,6 +43,9 @@ COUNTING_ENV = "GAM_BENCH_COUNTING"  # set in a counting worker: the folder call
 VERSION_ENV = "GAM_BENCH_VALGRIND_VERSION"  # set in a counting worker: the version it runs under
 MIN_VERSION = (3, 15)  # the oldest accepted; the counts were validated with 3.19 (Debian 12)
 REPEATABLE_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+SCAN_TARGET_ENV = "GAM_BENCH_CPU_SCAN_TARGET"  # models/cpu_scan.TARGET_ENV (this module imports no torch)
+COUNTING_TARGET = "-march=x86-64-v3 -mno-fma"  # AVX2 without FMA: what valgrind 3.19 runs fast
+COUNTING_LIBRARIES = {"MKL_ENABLE_INSTRUCTIONS": "SSE4_2", "ONEDNN_MAX_CPU_ISA": "AVX"}  # no FMA kernels
 CALLGRIND_OPTIONS = (
     "--tool=callgrind",
     "--instr-atstart=no",  # no instrumentation (and no slow-down from it) before the worker asks
@@ -82,9 +94,16 @@ def find(path: str | None = None) -> Valgrind:
     return Valgrind(found, version)
 
 
+def kernel_env(machine: str | None = None) -> dict[str, str]:
+    """x86-64: the environment that keeps AVX-512 and FMA out of a counting worker's kernels."""
+    machine = (machine or platform.machine()).lower()
+    return {SCAN_TARGET_ENV: COUNTING_TARGET, **COUNTING_LIBRARIES} if machine in ("x86_64", "amd64") else {}
+
+
 def launcher_script(found: Valgrind, folder: Path, python: str | None = None) -> str:
     """The text of the launcher: repeatable environment, then exec python under callgrind."""
-    env = {**REPEATABLE_ENV, COUNTING_ENV: str(folder), VERSION_ENV: ".".join(map(str, found.version or ()))}
+    version = ".".join(map(str, found.version or ()))
+    env = {**REPEATABLE_ENV, **kernel_env(), COUNTING_ENV: str(folder), VERSION_ENV: version}
     options = [
         *CALLGRIND_OPTIONS,
         f"--callgrind-out-file={folder}/callgrind.out.%p",

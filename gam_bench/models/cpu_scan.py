@@ -17,6 +17,11 @@ $GAM_BENCH_KERNEL_CACHE (default: the `kernels` folder of $GAM_BENCH_CACHE, else
 ~/.cache/gam-bench/kernels), never into the checkout; the file name carries a hash of the
 source, the flags, the compiler's version and the CPU's flags (-march=native), so a changed
 source or machine builds anew and every later process (each worker) loads the cached library.
+$GAM_BENCH_CPU_SCAN_TARGET replaces the target flags (`-march=native`): the counting workers
+(measure/valgrind.py) set `-march=x86-64-v3 -mno-fma` (AVX2 without FMA), because valgrind
+3.19 cannot run AVX-512 (a native build on an AVX-512 CPU dies with SIGILL under it) and
+runs each FMA lane through a slow helper; `build_label()` names the build a process loaded,
+and a counted row records it (`instructions_build`). Timed steps always run the native build.
 The write is atomic (a temporary file, then os.replace), so concurrent workers are safe.
 `unavailable_reason()` is None when the kernels load, else why not (no compiler, a failed build
 with the compiler's first error line, GAM_BENCH_CPU_SCAN=0); the first failure also warns once.
@@ -53,6 +58,7 @@ from torch.utils.flop_counter import register_flop_formula
 
 SOURCE = Path(__file__).with_name("kernels") / "selective_scan.cpp"
 FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC")
+TARGET_ENV = "GAM_BENCH_CPU_SCAN_TARGET"  # target flags instead of -march=native (counting workers' build)
 CACHE_ENV = "GAM_BENCH_KERNEL_CACHE"
 SWITCH_ENV = "GAM_BENCH_CPU_SCAN"  # "0": do not build or use the kernel
 BUILD_TIMEOUT_S = 300
@@ -90,10 +96,20 @@ def _cpu_flags() -> str:
     return platform.processor()
 
 
+def target() -> str:
+    """The target flags the kernel is built with: $GAM_BENCH_CPU_SCAN_TARGET, else -march=native."""
+    return os.environ.get(TARGET_ENV, "").strip() or "-march=native"
+
+
+def flags() -> tuple[str, ...]:
+    """The compiler flags: FLAGS with -march=native replaced by `target()`."""
+    return tuple(part for flag in FLAGS for part in (target().split() if flag == "-march=native" else [flag]))
+
+
 def _library_name(compiler: str) -> str:
     """selective_scan-<hash>.so; the hash covers source, flags, compiler version and CPU."""
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
-    key = "\n".join([SOURCE.read_text(), " ".join(FLAGS), version, platform.machine(), _cpu_flags()])
+    key = "\n".join([SOURCE.read_text(), " ".join(flags()), version, platform.machine(), _cpu_flags()])
     return f"selective_scan-{hashlib.sha256(key.encode()).hexdigest()[:16]}.so"
 
 
@@ -107,7 +123,7 @@ def build(compiler: str, folder: Path) -> Path:
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".build-", suffix=".so")
     os.close(fd)
     try:
-        cmd = [compiler, *FLAGS, "-o", tmp, str(SOURCE)]
+        cmd = [compiler, *flags(), "-o", tmp, str(SOURCE)]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
         if done.returncode != 0:
             lines = [ln for ln in done.stderr.splitlines() if "error" in ln] or done.stderr.splitlines() or [""]
@@ -134,7 +150,11 @@ def _library() -> ctypes.CDLL | str:
         for suffix in _SUFFIX.values():
             getattr(lib, f"{name}_{suffix}").restype = None
     lib.scan_lanes_f32.restype = ctypes.c_int64
+    _LOADED["label"] = f"selective_scan {target()}"
     return lib
+
+
+_LOADED: dict[str, str] = {}  # "label": the build `_library` loaded (`build_label`)
 
 
 # The answer of `unavailable_reason`, once known: a plain dict read, which torch.compile
@@ -153,10 +173,16 @@ def unavailable_reason() -> str | None:
     return _REASON["reason"]
 
 
+def build_label() -> str | None:
+    """The build of the kernel this process loaded ("selective_scan -march=native"), None if none."""
+    return _LOADED.get("label")
+
+
 def reset() -> None:
     """Forget the loaded library and the reason (tests: a new cache folder, a missing compiler)."""
     _library.cache_clear()
     _REASON.clear()
+    _LOADED.clear()
 
 
 def available() -> bool:

@@ -8,7 +8,7 @@ its `run`). A counting worker serves every counting cell of its slot, so valgrin
 what else runs on the machine, so the pass runs one worker per usable core (up to one per
 budget group; `counting_slots`), where the timing passes run one at a time. The pass stores
 nothing itself: each cell's counting columns (`instructions`, `instructions_samples`,
-`instructions_tool`) wait in `sweep.counts` and join the cell's row when its timing passes
+`instructions_tool`, `instructions_build`) wait in `sweep.counts` and join the cell's row when its timing passes
 end (runner._Sweep._row).
 
 Where no count can be made, every counting cell's row records why in
@@ -74,7 +74,7 @@ def outcome_columns(outcome: Any) -> dict[str, Any]:
         first = (outcome.error or "no result").strip().splitlines()[0] if outcome.error else "no result"
         return reason_columns(f"counting worker: {outcome.status}: {first}")
     row = outcome.rows[0]
-    keys = ("instructions", "instructions_samples", "instructions_tool")
+    keys = ("instructions", "instructions_samples", "instructions_tool", "instructions_build")
     return {**{key: row.get(key) for key in keys}, "instructions_reason": None}
 
 

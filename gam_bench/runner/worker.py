@@ -18,8 +18,9 @@ context is created on a GPU machine).
 
 A counting worker (started under valgrind for cells with `measure.instructions`,
 runner/counting.py; `valgrind.counting_folder()` is set) says so on start-up, switches
-callgrind's instrumentation on once torch is imported (so priming already runs instrumented
-code and no cell pays the translation flush), and runs the task's `count_instructions`
+callgrind's instrumentation on once torch is imported (so no cell pays the translation flush),
+skips the priming (each counted cell warms up at its own shape, and a step under valgrind is
+costly), and runs the task's `count_instructions`
 (throughput: tasks/throughput/instructions.py) instead of its `run`, without the memory cap or
 peak-memory columns (valgrind's own address space would trip the cap, and nothing it
 measures there is a memory figure).
@@ -100,8 +101,8 @@ def prepare(device: str, plugins: list[str]) -> dict[str, Any]:
 
     for module in plugins:
         import_plugin(module)
-    _start_counting()
-    _prime(device)
+    if not _start_counting():  # a counting cell warms up at its own shape: priming would only cost
+        _prime(device)
     env = {**environment(device), **_PROCESS_COLUMNS}
     gc.collect()
     gc.freeze()
@@ -128,12 +129,12 @@ def _prime(device: str) -> None:
         step()
 
 
-def _start_counting() -> None:
-    """In a counting worker: import torch uninstrumented, then switch instrumentation on."""
+def _start_counting() -> bool:
+    """In a counting worker: import torch uninstrumented, then switch instrumentation on (True)."""
     from gam_bench.measure.valgrind import counting_folder
 
     if counting_folder() is None:
-        return
+        return False
     import torch  # noqa: F401 - imported before instrumentation starts (the import is the slow part)
 
     from gam_bench.measure.callgrind import Callgrind, CountingUnavailable
@@ -143,6 +144,7 @@ def _start_counting() -> None:
         raise CountingUnavailable("started as a counting worker, but not under valgrind")
     print(f"gam-bench worker {os.getpid()}: counting instructions under valgrind", file=sys.stderr, flush=True)
     shim.start()
+    return True
 
 
 def _prime_model(cell: Cell) -> None:

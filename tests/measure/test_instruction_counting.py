@@ -161,6 +161,18 @@ def test_the_launcher_runs_python_under_callgrind_with_counting_off_and_a_repeat
         valgrind.write_launcher(tmp_path, valgrind.Valgrind(None, None, "missing"))
 
 
+def test_the_launcher_picks_kernels_valgrind_runs_fast_and_says_which():
+    """x86-64: no AVX-512 (valgrind 3.19 dies on it) and no FMA (emulated lane by lane) in the
+    fused scan's build, MKL's and oneDNN's kernels; elsewhere the native kernels."""
+    env = valgrind.kernel_env("x86_64")
+    assert env[valgrind.SCAN_TARGET_ENV] == "-march=x86-64-v3 -mno-fma"
+    assert env["MKL_ENABLE_INSTRUCTIONS"] == "SSE4_2" and env["ONEDNN_MAX_CPU_ISA"] == "AVX"
+    assert valgrind.kernel_env("aarch64") == {}
+    found = valgrind.Valgrind("/usr/bin/valgrind", (3, 19, 0))
+    script = valgrind.launcher_script(found, Path("/tmp/c"), python="/bin/echo")
+    assert ("GAM_BENCH_CPU_SCAN_TARGET=" in script) == (valgrind.kernel_env() != {})
+
+
 def test_the_launcher_passes_its_arguments_on(tmp_path):
     """With valgrind replaced by a script that drops the options, the interpreter gets the arguments."""
     runner = tmp_path / "valgrind"

@@ -4,6 +4,7 @@ and backward, its conv, decode step, build cache and the recorded fallback when 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import warnings
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 from zoo_reference import sequential_scan
 
 from gam_bench.errors import UserError
+from gam_bench.measure import valgrind
 from gam_bench.models import backends, build, build_block, cpu_scan
 from gam_bench.models.selective_scan import fused_cpu_selective_scan
 
@@ -327,3 +329,28 @@ def test_custom_ops_pass_torch_library_opcheck(dim):
     conv = torch.nn.Conv1d(dim, dim, 4, groups=dim, padding=3)
     xs = torch.randn(2, 9, dim, requires_grad=True)
     torch.library.opcheck(cpu_scan.conv_silu, (xs, conv.weight, conv.bias))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or os.uname().machine != "x86_64", reason="x86-64 only")
+def test_the_counting_build_has_no_avx512_and_computes_what_the_native_build_does(fresh_library, monkeypatch):
+    """Counting workers (measure/valgrind.py) build for x86-64-v3 without FMA, which valgrind 3.19
+    runs fast (it dies with SIGILL on AVX-512 and emulates FMA slowly): a build of its own, named
+    by `build_label`, with the native build's results."""
+    inputs = _inputs(40, dim=20, n=4)
+    assert cpu_scan.unavailable_reason() is None
+    assert cpu_scan.build_label() == "selective_scan -march=native"
+    native = fused_cpu_selective_scan(**inputs, delta_softplus=True)
+    cpu_scan.reset()
+    assert cpu_scan.TARGET_ENV == valgrind.SCAN_TARGET_ENV  # the variable the counting launcher sets
+    monkeypatch.setenv(cpu_scan.TARGET_ENV, valgrind.COUNTING_TARGET)
+    assert cpu_scan.build_label() is None  # nothing loaded yet in this "process"
+    assert cpu_scan.unavailable_reason() is None
+    assert cpu_scan.build_label() == "selective_scan -march=x86-64-v3 -mno-fma"
+    torch.testing.assert_close(fused_cpu_selective_scan(**inputs, delta_softplus=True), native, rtol=1e-6, atol=1e-6)
+    builds = sorted(fresh_library.glob("selective_scan-*.so"), key=lambda p: p.stat().st_mtime_ns)
+    assert len(builds) == 2  # the native build is kept for the timed path
+    objdump = shutil.which("objdump")
+    if objdump:
+        listing = [subprocess.run([objdump, "-d", str(p)], capture_output=True, text=True).stdout for p in builds]
+        assert "zmm" not in listing[1] and "%ymm" in listing[1]  # AVX2 registers, no AVX-512 ones
+        assert "vfmadd" not in listing[1]  # nor FMA

@@ -38,6 +38,7 @@ class Throughput(Task):
         "instructions_samples": "list<int64>",  # each counted step's instructions, in order
         "instructions_tool": "string",  # e.g. "callgrind 3.19.0"
         "instructions_reason": "string",  # why a cell asking for instructions has none (valgrind missing, ...)
+        "instructions_build": "string",  # the kernel build counted where it is not the timed one (Mamba's scan)
         # fairness audit (models/work.py, measure/calibrate.roofline_ms); null without calibration or FLOPs
         "peak_bandwidth_bytes_per_s": "float64",  # this machine's calibrated copy bandwidth
         "min_bytes": "int64",  # the family's declared minimal bytes moved by one step

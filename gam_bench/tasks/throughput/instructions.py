@@ -7,7 +7,9 @@ runs one untimed warm-up step (lazy initialisation, first-call caches), then cou
 `measure.instruction_steps` steps (measure/instructions.py). Nothing is timed here: under
 valgrind a step runs hundreds of times slower, and the cell's times come from its ordinary
 passes. Columns: `instructions` (median over the counted steps), `instructions_samples`
-(each step's count), `instructions_tool` (e.g. "callgrind 3.19.0").
+(each step's count), `instructions_tool` (e.g. "callgrind 3.19.0") and `instructions_build`:
+the kernel build counted where it is not the timed one (Mamba's fused CPU scan: a counting
+worker builds it for x86-64-v3, as valgrind 3.19 runs no AVX-512; models/cpu_scan.py), else null.
 The worker switched callgrind's instrumentation on when it started (runner/worker.py).
 """
 
@@ -21,6 +23,7 @@ from gam_bench.cell import Cell
 from gam_bench.measure.instructions import count_steps
 from gam_bench.measure.timing import warm_up
 from gam_bench.measure.valgrind import counting_folder, counting_tool
+from gam_bench.models import cpu_scan
 from gam_bench.models.builder import build_for
 from gam_bench.tasks.throughput import measure as throughput
 
@@ -42,5 +45,12 @@ def run(cell: Cell) -> list[dict[str, Any]]:
             "instructions": counts.median,
             "instructions_samples": [int(value) for value in counts.samples],
             "instructions_tool": counting_tool(),
+            "instructions_build": counted_build(module),
         }
     ]
+
+
+def counted_build(module: torch.nn.Module) -> str | None:
+    """The fused CPU scan's build ("selective_scan -march=x86-64-v3") when `module` runs it, else None."""
+    runs_scan = any(getattr(sub, "backend", None) == "cpu-fused-scan" for sub in module.modules())
+    return cpu_scan.build_label() if runs_scan else None
