@@ -6,13 +6,16 @@ and how well instruction ratios predict time ratios.
       asks), then compared with the suite's `regression:` settings. Prints each pair's summary,
       every flagged verdict, the largest instruction difference between the two runs, and each
       run's wall time (a gated `check --against --rounds 1` is two such runs plus the compare).
-  PYTHONPATH=$PWD:$PWD/benchmarks python benchmarks/gate_counts.py detect --ops 0 1 3 10 [--tries 2]
-      Injected regressions: `gam-probe` (benchmarks/gate_probe_models.py, GAM with K extra
-      projections per step) at one shape, one sweep per try whose cells are K = 0 (the base)
-      and each K (counted in one counting pass, timed side by side in the same passes); each
-      regressed cell judged against the base cell by the gate's own verdicts (the suite's
-      settings, ci.yaml's by default). Prints per K: the measured share of the step in
-      instructions and in time (control-scaled), and in how many tries the count caught it.
+  PYTHONPATH=$PWD:$PWD/benchmarks python benchmarks/gate_counts.py detect --ops 0 e3 p1 p4 [--tries 2] [--counts-only]
+      Injected regressions: `gam-probe` (benchmarks/gate_probe_models.py, GAM with extra ops
+      per step: `pK` K projections, `eK` K element-wise multiply-adds, a plain K = `pK`; the
+      first is the base) at one shape, one sweep per try whose cells are the base and each
+      variant (counted in one counting pass of fresh valgrind workers, timed side by side in
+      the same timing passes); each regressed cell judged against the base cell by the gate's
+      own verdicts (the suite's settings, ci.yaml's by default). Prints per variant: the
+      measured share of the step in instructions and in time (control-scaled), and in how many
+      tries the count caught it. `--counts-only`: one timing pass of one repeat (the time
+      verdict is not judged), so a try is the counting pass and the count's verdict.
   PYTHONPATH=$PWD:$PWD/benchmarks python benchmarks/gate_counts.py predict DIR [DIR ...]
       From stored runs: across every pair of ok cells of one run (models, lengths, modes) and
       across the detect runs, log(instruction ratio) against log(time ratio): Pearson r and the
@@ -101,11 +104,18 @@ PROBE_SUITE = {
 }
 
 
-def _probe_suite(root: Path, suite: Path, ops: list[int]) -> Path:
-    """PROBE_SUITE over `probe_ops` = ops, with the gate suite's measure and regression settings."""
+def _variant(spec: str) -> dict[str, int]:
+    """ "p3" -> 3 projections, "e2" -> 2 element-wise ops, "3" -> 3 projections, "0" -> none."""
+    kind, count = (spec[0], spec[1:]) if spec[:1] in ("p", "e") else ("p", spec)
+    return {"probe_ops" if kind == "p" else "probe_elementwise": int(count)}
+
+
+def _probe_suite(root: Path, suite: Path, variants: list[str], counts_only: bool) -> Path:
+    """PROBE_SUITE, one model entry per variant, with the gate suite's measure and regression settings."""
     gate = yaml.safe_load(suite.read_text())
-    body = {**PROBE_SUITE, "measure": gate["measure"], "regression": gate.get("regression") or {}}
-    body["axes"] = {**body["axes"], "probe_ops": ops}
+    measure = gate["measure"] if not counts_only else {**gate["measure"], "processes": 1, "warmup": 0, "repeats": 1}
+    body = {**PROBE_SUITE, "measure": measure, "regression": gate.get("regression") or {}}
+    body["models"] = [{"name": "gam-probe", "overrides": _variant(spec)} for spec in variants]
     path = root / "probe.yaml"
     path.write_text(yaml.safe_dump(body))
     return path
@@ -116,41 +126,46 @@ def _time_ratio(base, cand) -> float:
     return float((cand["time_ms"] / cand["control_ms"]) / (base["time_ms"] / base["control_ms"]))
 
 
-def _probe_ops(row) -> int:
-    return int(json.loads(row["config_json"])["overrides"].get("probe_ops", 0))
+def _spec_of(row, variants: list[str]) -> str:
+    overrides = json.loads(row["config_json"])["overrides"]
+    found = {key: overrides.get(key, 0) for key in ("probe_ops", "probe_elementwise")}
+    return next(spec for spec in variants if found == {"probe_ops": 0, "probe_elementwise": 0, **_variant(spec)})
 
 
-def detect(root: Path, suite: Path, ops: list[int], tries: int) -> None:
-    """Each try: one sweep whose cells are the probe with each K of `ops` (the first is the base),
-    counted in one counting pass and timed side by side in the same timing passes; each regressed
-    cell judged against the base cell by the gate's own count and time verdicts."""
+def detect(root: Path, suite: Path, variants: list[str], tries: int, counts_only: bool) -> None:
+    """Each try: one sweep whose cells are the probe's variants (the first is the base), counted in
+    one counting pass and timed side by side in the same timing passes; each regressed cell judged
+    against the base cell by the gate's own count (and, unless counts_only, time) verdicts."""
     from gam_bench import store
     from gam_bench.analysis.judge import judge_count, judge_time
 
     settings = _settings(suite)
-    results: dict[int, list[tuple[bool, float, float, str]]] = {k: [] for k in ops[1:]}
+    results: dict[str, list[tuple[bool, float, float, str]]] = {k: [] for k in variants[1:]}
     for attempt in range(tries):
         folder = root / f"try{attempt}"
-        wall = _run(_probe_suite(root, suite, ops), folder)
-        rows = {_probe_ops(r): r for _, r in store.load(folder).iterrows()}
-        print(f"try {attempt + 1}: {wall:.0f} s, load {_load()}", flush=True)
-        base = rows[ops[0]]
-        for k in ops[1:]:
+        wall = _run(_probe_suite(root, suite, variants, counts_only), folder)
+        rows = {_spec_of(r, variants): r for _, r in store.load(folder).iterrows()}
+        base = rows[variants[0]]
+        print(f"try {attempt + 1}: {wall:.0f} s, load {_load()}; base {base['instructions']:,.0f}", flush=True)
+        for k in variants[1:]:
             cand = rows[k]
             threshold = settings.instructions_threshold
             count = judge_count("instructions", "instructions", base["instructions"], cand["instructions"], threshold)
-            scale = base["control_ms"] / cand["control_ms"]
-            units = (np.asarray(base["process_medians_ms"]), np.asarray(cand["process_medians_ms"]) * scale)
-            timed = judge_time(*units, settings, "process_medians_ms x control")
+            verdicts = f"instructions {count.verdict if count else 'not counted'} ({cand['instructions']:,.0f})"
+            timed = float("nan")
+            if not counts_only:
+                scale = base["control_ms"] / cand["control_ms"]
+                units = (np.asarray(base["process_medians_ms"]), np.asarray(cand["process_medians_ms"]) * scale)
+                verdicts += f", time {judge_time(*units, settings, 'process_medians_ms x control').verdict}"
+                timed = _time_ratio(base, cand) - 1
             hit = count is not None and count.verdict == "regression"
-            verdicts = f"instructions {count.verdict if count else 'not counted'}, time {timed.verdict}"
-            results[k].append((hit, count.change if count else float("nan"), _time_ratio(base, cand) - 1, verdicts))
-            print(f"    {k} ops: {verdicts}", flush=True)
+            results[k].append((hit, count.change if count else float("nan"), timed, verdicts))
+            print(f"    {k}: {verdicts}", flush=True)
     for k, found in results.items():
         instr = np.median([f[1] for f in found])
         timed = np.median([f[2] for f in found])
         print(
-            f"{k} extra ops: {instr:+.2%} instructions, {timed:+.1%} time (control-scaled, median of {tries}); "
+            f"{k}: {instr:+.2%} instructions, {timed:+.1%} time (control-scaled, median of {tries}); "
             f"caught by instructions in {sum(f[0] for f in found)} of {tries}",
             flush=True,
         )
@@ -192,8 +207,9 @@ def main() -> None:
     sub = parser.add_subparsers(dest="what", required=True)
     sub.add_parser("aa").add_argument("--pairs", type=int, default=2)
     det = sub.add_parser("detect")
-    det.add_argument("--ops", type=int, nargs="+", default=[0, 1, 3, 10])
+    det.add_argument("--ops", nargs="+", default=["0", "e3", "p1", "p4"])
     det.add_argument("--tries", type=int, default=2)
+    det.add_argument("--counts-only", action="store_true")
     sub.add_parser("predict").add_argument("folders", type=Path, nargs="+")
     args = parser.parse_args()
     print(f"start {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, load {_load()}", flush=True)
@@ -207,7 +223,7 @@ def main() -> None:
         if args.what == "aa":
             aa(root, args.suite, args.pairs)
         else:
-            detect(root, args.suite, args.ops, args.tries)
+            detect(root, args.suite, args.ops, args.tries, args.counts_only)
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)

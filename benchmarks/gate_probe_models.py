@@ -1,11 +1,12 @@
 """Benchmark-only model `gam-probe`: the GAM block with an injected code regression.
 
-The regression is a real extra op in the block's step: K projections `y = y + (y @ W) * 0`
-after the block (a matmul, a multiply and an add forward, their gradients backward; the
-output is unchanged), the kind of extra work a refactor leaves behind. K is the config field
-`probe_ops` (so variants are cells of one sweep, counted and timed side by side) plus
-`GAM_BENCH_PROBE_OPS` (read when the block is built, so the *same* cell runs with and without
-it, exactly as two commits would). Its cost as a share of the step is measured, not assumed
+The regression is a real extra op in the block's step, the kind of extra work a refactor
+leaves behind: K projections `y = y + (y @ W) * 0` after the block (a matmul, a multiply and
+an add forward, their gradients backward), and E element-wise ops `y = y + y * 0` (a
+multiply and an add, a smaller cost); the output is unchanged. K and E are the config fields
+`probe_ops` and `probe_elementwise` (so variants are cells of one sweep, counted and timed
+side by side); `GAM_BENCH_PROBE_OPS` adds to K (read when the block is built, so the *same*
+cell runs with and without it, exactly as two commits would). Its cost as a share of the step is measured, not assumed
 (benchmarks/gate_counts.py). Loaded through a suite's `plugins: [gate_probe_models]` with
 this folder on PYTHONPATH.
 """
@@ -25,6 +26,7 @@ PROBE_ENV = "GAM_BENCH_PROBE_OPS"
 
 class ProbeConfig(GAMConfig):
     probe_ops: int = 0  # extra projections per block (plus GAM_BENCH_PROBE_OPS)
+    probe_elementwise: int = 0  # extra element-wise multiply-adds per block
 
 
 class ProbeBlock(GAMBlock):
@@ -33,6 +35,7 @@ class ProbeBlock(GAMBlock):
     def __init__(self, config: ProbeConfig) -> None:
         super().__init__(config)
         self.probe_ops = config.probe_ops + int(os.environ.get(PROBE_ENV, "0"))
+        self.probe_elementwise = config.probe_elementwise
         d = config.d_model
         self.probe = nn.Parameter(torch.randn(d, d) / d**0.5, requires_grad=False)  # (D, D)
 
@@ -40,6 +43,8 @@ class ProbeBlock(GAMBlock):
         y = super().forward(x, *args, **kwargs)  # (B, T, D)
         for _ in range(self.probe_ops):
             y = y + (y @ self.probe) * 0.0  # (B, T, D)
+        for _ in range(self.probe_elementwise):
+            y = y + y * 0.0  # (B, T, D)
         return y
 
 

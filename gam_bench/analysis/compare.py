@@ -122,7 +122,7 @@ def compare_cell(base: pd.Series, cand: pd.Series, settings: RegressionSettings,
     if settings.time and any(m.kind == "time" for m in metrics):
         time = _judge_time(base, cand, settings)
     verdict, which = combine(*counts, memory, time)
-    note = "; ".join(part for part in (which, _uncounted(base, cand)) if part)
+    note = "; ".join(part for part in (which, _uncounted(base, cand), _builds(base, cand)) if part)
     return CellComparison(verdict=verdict, time=time, memory=memory, counts=counts, note=note, **common)
 
 
@@ -141,6 +141,15 @@ def _uncounted(base: pd.Series, cand: pd.Series) -> str:
         if not present(row.get("instructions")) and isinstance(reason, str) and reason:
             return f"instructions not counted in the {side}: {reason}"
     return ""
+
+
+def _builds(base: pd.Series, cand: pd.Series) -> str:
+    """A note when the two sides counted different kernel builds (`instructions_build`)."""
+    builds = [row.get("instructions_build") if present(row.get("instructions")) else None for row in (base, cand)]
+    builds = [value if isinstance(value, str) and value else None for value in builds]
+    if builds[0] == builds[1] or not all(present(row.get("instructions")) for row in (base, cand)):
+        return ""
+    return f"instructions counted with another kernel build: baseline {builds[0]}, candidate {builds[1]}"
 
 
 def _one_side(row: pd.Series, verdict: str) -> CellComparison:

@@ -17,7 +17,8 @@ The other statistic of the time verdict, the 95% bootstrap interval of the chang
 units a side (with fewer it is not computed); it informs and never decides, so too few units
 is reported alongside. Deterministic counts have no test and no such trap; their only trap
 is the reverse one, a threshold below the counts' own step-to-step spread, which
-`count_spread_note` reports for a compared cell. No torch here.
+`count_spread_note` reports for a compared cell, and which one counted step a cell
+(`measure.instruction_steps: 1`) would hide: that is reported up front too. No torch here.
 """
 
 from __future__ import annotations
@@ -50,11 +51,11 @@ def units(measure: Any) -> tuple[int, str]:
 
 
 def problems(measure: Any, settings: Any) -> list[str]:
-    """Why this `measure` can never give the time verdict `settings` asks for (empty: it can)."""
+    """Why this `measure` can never give the verdicts `settings` asks for, or never check one (empty: fine)."""
+    found = count_problems(measure, settings)
     if not settings.time:
-        return []
+        return found
     n, field = units(measure)
-    found = []
     need = fewest_per_side(settings.alpha)
     if n < need:
         more = " (min_run_time_s may add samples, never processes)" if field == "repeats" else ""
@@ -69,6 +70,17 @@ def problems(measure: Any, settings: Any) -> list[str]:
             f"(it needs {BOOTSTRAP_MIN_UNITS}); the report shows none"
         )
     return found
+
+
+def count_problems(measure: Any, settings: Any) -> list[str]:
+    """A counted cell whose step-to-step spread can never be seen (one counted step)."""
+    if not getattr(measure, "instructions", False) or measure.instruction_steps >= 2:
+        return []
+    return [
+        f"measure.instruction_steps: 1 counts one step a cell, so the counts' own step-to-step spread "
+        f"(noted where it reaches half of regression.instructions_threshold = {settings.instructions_threshold:g}) "
+        "is never seen; 2 steps are the fewest that show it"
+    ]
 
 
 def count_spread_note(metric: str, samples: Sequence[Sequence[float]], threshold: float) -> str | None:

@@ -90,6 +90,15 @@ def test_a_cell_that_asked_for_instructions_and_has_none_says_why():
     assert "instructions (in 0 of 1 cells)" in method_line(compare_frames(base, cand))
 
 
+def test_counts_of_different_kernel_builds_are_noted():
+    build = "selective_scan -march=x86-64-v3 -mno-fma"
+    base = frame([counted(64, INSTR, instructions_build=build)])
+    same = compare_frames(base, frame([counted(64, INSTR, seed=1, instructions_build=build)])).cells[0]
+    assert "kernel build" not in same.note
+    other = compare_frames(base, frame([counted(64, INSTR, seed=1, instructions_build=None)])).cells[0]
+    assert f"instructions counted with another kernel build: baseline {build}, candidate None" in other.note
+
+
 def test_steps_whose_counts_vary_by_half_the_threshold_are_noted():
     base = frame([row(64, instructions=100.0, instructions_samples=[100, 100, 100])])
     cand = frame([row(64, samples(10.0, seed=1), instructions=100.0, instructions_samples=[99, 100, 100])])
@@ -118,6 +127,16 @@ def test_problems_name_the_fewest_processes_that_can_reach_alpha():
     assert problems(Measure(processes=5, repeats=4), settings) == []
     assert problems(Measure(processes=2), RegressionSettings(time=False)) == []  # time not judged: no trap
     assert problems(Measure(processes=4), RegressionSettings(alpha=0.05)) == []
+
+
+def test_one_counted_step_is_reported_as_a_spread_that_can_never_be_seen():
+    settings = RegressionSettings()
+    [note] = problems(Measure(processes=5, instructions=True, instruction_steps=1), settings)
+    assert note.startswith("measure.instruction_steps: 1 counts one step a cell") and "2 steps are the fewest" in note
+    assert problems(Measure(processes=5, instructions=True, instruction_steps=2), settings) == []
+    assert problems(Measure(processes=5, instruction_steps=1), settings) == []  # nothing counted: no trap
+    untimed = problems(Measure(processes=5, instructions=True, instruction_steps=1), RegressionSettings(time=False))
+    assert len(untimed) == 1 and untimed[0].startswith("measure.instruction_steps: 1")  # time not judged: still said
 
 
 def test_a_comparison_too_small_for_the_rank_test_says_so():
