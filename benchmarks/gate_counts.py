@@ -16,6 +16,8 @@ and how well instruction ratios predict time ratios.
       measured share of the step in instructions and in time (control-scaled), and in how many
       tries the count caught it. `--counts-only`: one timing pass of one repeat (the time
       verdict is not judged), so a try is the counting pass and the count's verdict.
+      `--copies N`: N copies of every variant in each sweep (a config field that does nothing
+      tells them apart), each built, warmed up and counted anew; copy i judged against base copy i.
   PYTHONPATH=$PWD:$PWD/benchmarks python benchmarks/gate_counts.py predict DIR [DIR ...]
       From stored runs: across every pair of ok cells of one run (models, lengths, modes) and
       across the detect runs, log(instruction ratio) against log(time ratio): Pearson r and the
@@ -32,6 +34,7 @@ import itertools
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -105,17 +108,21 @@ PROBE_SUITE = {
 
 
 def _variant(spec: str) -> dict[str, int]:
-    """ "p3" -> 3 projections, "e2" -> 2 element-wise ops, "3" -> 3 projections, "0" -> none."""
-    kind, count = (spec[0], spec[1:]) if spec[:1] in ("p", "e") else ("p", spec)
-    return {"probe_ops" if kind == "p" else "probe_elementwise": int(count)}
+    """ "p3" -> 3 projections, "e2" -> 2 element-wise ops, "p1e5" -> both, "3" -> 3 projections."""
+    parts = dict(re.findall(r"([pe])(\d+)", spec)) if spec[:1] in ("p", "e") else {"p": spec}
+    return {"probe_ops": int(parts.get("p", 0)), "probe_elementwise": int(parts.get("e", 0))}
 
 
-def _probe_suite(root: Path, suite: Path, variants: list[str], counts_only: bool) -> Path:
-    """PROBE_SUITE, one model entry per variant, with the gate suite's measure and regression settings."""
+def _probe_suite(root: Path, suite: Path, variants: list[str], counts_only: bool, copies: int = 1) -> Path:
+    """PROBE_SUITE, one model entry per variant (and copy), with the gate suite's measure and regression settings."""
     gate = yaml.safe_load(suite.read_text())
     measure = gate["measure"] if not counts_only else {**gate["measure"], "processes": 1, "warmup": 0, "repeats": 1}
     body = {**PROBE_SUITE, "measure": measure, "regression": gate.get("regression") or {}}
-    body["models"] = [{"name": "gam-probe", "overrides": _variant(spec)} for spec in variants]
+    body["models"] = [
+        {"name": "gam-probe", "overrides": {**_variant(spec), "probe_copy": copy}}
+        for copy in range(copies)
+        for spec in variants
+    ]
     path = root / "probe.yaml"
     path.write_text(yaml.safe_dump(body))
     return path
@@ -126,16 +133,19 @@ def _time_ratio(base, cand) -> float:
     return float((cand["time_ms"] / cand["control_ms"]) / (base["time_ms"] / base["control_ms"]))
 
 
-def _spec_of(row, variants: list[str]) -> str:
+def _spec_of(row, variants: list[str]) -> tuple[str, int]:
+    """(the variant, the copy) a stored row measured."""
     overrides = json.loads(row["config_json"])["overrides"]
     found = {key: overrides.get(key, 0) for key in ("probe_ops", "probe_elementwise")}
-    return next(spec for spec in variants if found == {"probe_ops": 0, "probe_elementwise": 0, **_variant(spec)})
+    return next(spec for spec in variants if found == _variant(spec)), overrides.get("probe_copy", 0)
 
 
-def detect(root: Path, suite: Path, variants: list[str], tries: int, counts_only: bool) -> None:
+def detect(root: Path, suite: Path, variants: list[str], tries: int, counts_only: bool, copies: int = 1) -> None:
     """Each try: one sweep whose cells are the probe's variants (the first is the base), counted in
     one counting pass and timed side by side in the same timing passes; each regressed cell judged
-    against the base cell by the gate's own count (and, unless counts_only, time) verdicts."""
+    against the base cell by the gate's own count (and, unless counts_only, time) verdicts. With
+    `copies` > 1 each variant is `copies` cells of one sweep (built, warmed up and counted anew in
+    the counting workers), each copy judged against the base's copy of the same number."""
     from gam_bench import store
     from gam_bench.analysis.judge import judge_count, judge_time
 
@@ -143,12 +153,13 @@ def detect(root: Path, suite: Path, variants: list[str], tries: int, counts_only
     results: dict[str, list[tuple[bool, float, float, str]]] = {k: [] for k in variants[1:]}
     for attempt in range(tries):
         folder = root / f"try{attempt}"
-        wall = _run(_probe_suite(root, suite, variants, counts_only), folder)
+        wall = _run(_probe_suite(root, suite, variants, counts_only, copies), folder)
         rows = {_spec_of(r, variants): r for _, r in store.load(folder).iterrows()}
-        base = rows[variants[0]]
-        print(f"try {attempt + 1}: {wall:.0f} s, load {_load()}; base {base['instructions']:,.0f}", flush=True)
-        for k in variants[1:]:
-            cand = rows[k]
+        bases = [rows[(variants[0], copy)]["instructions"] for copy in range(copies)]
+        counted = ", ".join(f"{b:,.0f}" for b in bases)
+        print(f"try {attempt + 1}: {wall:.0f} s, load {_load()}; base {counted}", flush=True)
+        for k, copy in itertools.product(variants[1:], range(copies)):
+            base, cand = rows[(variants[0], copy)], rows[(k, copy)]
             threshold = settings.instructions_threshold
             count = judge_count("instructions", "instructions", base["instructions"], cand["instructions"], threshold)
             verdicts = f"instructions {count.verdict if count else 'not counted'} ({cand['instructions']:,.0f})"
@@ -160,13 +171,14 @@ def detect(root: Path, suite: Path, variants: list[str], tries: int, counts_only
                 timed = _time_ratio(base, cand) - 1
             hit = count is not None and count.verdict == "regression"
             results[k].append((hit, count.change if count else float("nan"), timed, verdicts))
-            print(f"    {k}: {verdicts}", flush=True)
+            print(f"    {k} (copy {copy}): {verdicts}, {count.change if count else float('nan'):+.3%}", flush=True)
     for k, found in results.items():
-        instr = np.median([f[1] for f in found])
+        changes = [f[1] for f in found]
         timed = np.median([f[2] for f in found])
         print(
-            f"{k}: {instr:+.2%} instructions, {timed:+.1%} time (control-scaled, median of {tries}); "
-            f"caught by instructions in {sum(f[0] for f in found)} of {tries}",
+            f"{k}: {np.median(changes):+.3%} instructions (from {min(changes):+.3%} to {max(changes):+.3%}), "
+            f"{timed:+.1%} time (control-scaled, median); caught by instructions in {sum(f[0] for f in found)} "
+            f"of {len(found)}",
             flush=True,
         )
 
@@ -210,6 +222,7 @@ def main() -> None:
     det.add_argument("--ops", nargs="+", default=["0", "e3", "p1", "p4"])
     det.add_argument("--tries", type=int, default=2)
     det.add_argument("--counts-only", action="store_true")
+    det.add_argument("--copies", type=int, default=1)
     sub.add_parser("predict").add_argument("folders", type=Path, nargs="+")
     args = parser.parse_args()
     print(f"start {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, load {_load()}", flush=True)
@@ -223,7 +236,7 @@ def main() -> None:
         if args.what == "aa":
             aa(root, args.suite, args.pairs)
         else:
-            detect(root, args.suite, args.ops, args.tries, args.counts_only)
+            detect(root, args.suite, args.ops, args.tries, args.counts_only, args.copies)
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)

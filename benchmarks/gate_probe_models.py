@@ -27,6 +27,7 @@ PROBE_ENV = "GAM_BENCH_PROBE_OPS"
 class ProbeConfig(GAMConfig):
     probe_ops: int = 0  # extra projections per block (plus GAM_BENCH_PROBE_OPS)
     probe_elementwise: int = 0  # extra element-wise multiply-adds per block
+    probe_copy: int = 0  # does nothing: tells apart copies of one variant in one sweep (gate_counts.py --copies)
 
 
 class ProbeBlock(GAMBlock):
