@@ -137,7 +137,7 @@ def section(newest: pd.DataFrame, out_dir: Path, figures: str, colors: dict[str,
     acc = accuracy_points(rows)
     if acc.empty:
         return ""
-    colors = {**palette(sorted(set(acc["model"]))), **{k: v for k, v in colors.items() if k in set(acc["model"])}}
+    colors = palette(sorted(set(acc["model"])))  # one colour per model of these figures (the report's may repeat)
     parts = ["## Quality–cost frontier\n", _intro()]
     missing, tables = [], []
     for axis in AXES:
@@ -178,20 +178,29 @@ def frontier_figure(points: pd.DataFrame, axis: Axis, colors: dict[str, str]) ->
         FigureCanvasAgg(fig)
         axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
         for ax, ((task, seq_len), part) in zip(axes, panels):
-            for model, mine in part.groupby("model", sort=True):
+            part = _drawable(part)
+            for i, (model, mine) in enumerate(part.groupby("model", sort=True)):
+                marker = "osD^v<>ph*"[i % 10]
                 ax.scatter(
-                    mine["x"], mine["accuracy"], color=colors.get(model, "0.3"), label=model, s=18, gid=f"point:{model}"
+                    mine["x"],
+                    mine["accuracy"],
+                    color=colors.get(model, "0.3"),
+                    marker=marker,
+                    label=model,
+                    s=16,
+                    gid=f"point:{model}",
                 )
                 for r in mine.itertuples(index=False):
+                    text = f"d{int(r.d_model)}" + (" (0 B)" if r.zero else "")
                     ax.annotate(
-                        f"{int(r.d_model)}", (r.x, r.accuracy), textcoords="offset points", xytext=(3, 2), fontsize=5
+                        text, (r.x, r.accuracy), textcoords="offset points", xytext=(3, 2), fontsize=size.font * 0.6
                     )
             best = part[part["on_frontier"]].sort_values("x")
             ax.plot(best["x"], best["accuracy"], color="0.2", linewidth=0.9, gid="frontier")
             ax.scatter(best["x"], best["accuracy"], s=70, facecolors="none", edgecolors="0.1", linewidths=0.9)
             ax.set_xscale("log")
             ax.set_ylim(-0.02, 1.02)
-            ax.set_title(f"{task}, seq_len {int(seq_len)} (dN: d_model N)")
+            ax.set_title(f"{task}, seq_len {int(seq_len)} (labels: d_model)")
             ax.set_xlabel(axis.title)
         axes[0].set_ylabel("Recall accuracy (best lr)")
         handles, labels = axes[0].get_legend_handles_labels()
@@ -200,9 +209,20 @@ def frontier_figure(points: pd.DataFrame, axis: Axis, colors: dict[str, str]) ->
             handles += [h for h, n in zip(more, names) if n not in labels]
             labels += [n for n in names if n not in labels]
         handles.append(Line2D([], [], color="0.2", marker="o", markerfacecolor="none", label="Pareto frontier"))
-        fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False)
-        fig.tight_layout(rect=(0, 0.08 + 0.045 * ((len(handles) + 3) // 4), 1, 1))
+        columns = 3 * len(panels)
+        fig.legend(handles=handles, loc="lower center", ncol=columns, frameon=False)
+        rows = -(-len(handles) // columns)
+        fig.set_size_inches(size.width * len(panels), size.axes_height + 1.0 + rows * size.font * 1.6 / 72)
+        fig.tight_layout(rect=(0, rows * size.font * 1.6 / 72 / fig.get_size_inches()[1] + 0.02, 1, 1))
     return fig
+
+
+def _drawable(part: pd.DataFrame) -> pd.DataFrame:
+    """Points for a log x axis: a cost of 0 (a model without decode state) drawn at half the
+    smallest positive cost, and flagged (`zero`) so that its label says 0 B."""
+    positive = part.loc[part["x"] > 0, "x"]
+    floor = float(positive.min()) / 2 if len(positive) else 1.0
+    return part.assign(zero=part["x"] <= 0, x=part["x"].where(part["x"] > 0, floor))
 
 
 def _table(acc: pd.DataFrame, tables: list[tuple[Axis, pd.DataFrame]]) -> str:
