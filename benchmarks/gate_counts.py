@@ -18,10 +18,12 @@ and how well instruction ratios predict time ratios.
       verdict is not judged), so a try is the counting pass and the count's verdict.
       `--copies N`: N copies of every variant in each sweep (a config field that does nothing
       tells them apart), each built, warmed up and counted anew; copy i judged against base copy i.
-  PYTHONPATH=$PWD:$PWD/benchmarks python benchmarks/gate_counts.py predict DIR [DIR ...]
-      From stored runs: across every pair of ok cells of one run (models, lengths, modes) and
-      across the detect runs, log(instruction ratio) against log(time ratio): Pearson r and the
-      median / worst factor by which the instruction ratio misses the time ratio.
+  PYTHONPATH=$PWD:$PWD/benchmarks python benchmarks/gate_counts.py predict DIR [DIR ...] [--cpu-times FILE ...]
+      From stored runs: across every pair of ok counted cells of one run (models, lengths, modes,
+      probe variants), log(instruction ratio) against log(time ratio): Pearson r, the spread of
+      time ratio / instruction ratio, and the pairs where they disagree most. The time is the
+      control-scaled median of the run, or with --cpu-times each cell's CPU ms a step measured
+      by benchmarks/gate_time_ratios.py (matched by what the cell computes).
 
 Results go to a temporary folder (deleted) unless `--keep DIR`. The outcome depends on the
 machine and its load (printed): record it in docs/results/gate.md, never assert it in a test.
@@ -183,33 +185,59 @@ def detect(root: Path, suite: Path, variants: list[str], tries: int, counts_only
         )
 
 
-def _pairs(df) -> list[tuple[float, float]]:
-    """(log instruction ratio, log time ratio) for every pair of ok counted cells of one run."""
+def _pairs(df, cpu: dict[str, float] | None = None) -> list[tuple[float, float, str, str]]:
+    """(log instruction ratio, log time ratio, cell a, cell b) for every pair of ok counted cells of
+    one run; the time is the control-scaled median, or the CPU ms of `cpu` (by cell key) when given."""
+    from gate_time_ratios import cell_key
+
     ok = df[(df["status"] == "ok") & df["instructions"].notna()]
     out = []
     for (_, a), (_, b) in itertools.combinations(ok.iterrows(), 2):
-        out.append((math.log(b["instructions"] / a["instructions"]), math.log(_time_ratio(a, b))))
+        if cpu is None:
+            ratio = _time_ratio(a, b)
+        else:
+            ka, kb = cell_key(a["config_json"]), cell_key(b["config_json"])
+            if ka not in cpu or kb not in cpu:
+                continue
+            ratio = cpu[kb] / cpu[ka]
+        names = [f"{r['model']} {r['mode']} T={r['seq_len']} {_overrides(r)}".strip() for r in (a, b)]
+        out.append((math.log(b["instructions"] / a["instructions"]), math.log(ratio), *names))
     return out
 
 
-def predict(folders: list[Path]) -> None:
+def _overrides(row) -> str:
+    found = json.loads(row["config_json"])["overrides"]
+    return " ".join(f"{k}={v}" for k, v in found.items() if k.startswith("probe_") and k != "probe_copy" and v)
+
+
+def predict(folders: list[Path], cpu_times: list[Path]) -> None:
+    """How well instruction ratios predict time ratios across the pairs of counted cells."""
     from gam_bench import store
 
+    cpu = None
+    if cpu_times:
+        cpu = {}
+        for path in cpu_times:
+            for line in path.read_text().splitlines():
+                record = json.loads(line)
+                cpu[record["key"]] = record["cpu_ms"]
     points = []
     for folder in folders:
         for run in sorted({p.parent for p in folder.rglob("part-*.parquet")}):
-            points += _pairs(store.load(run))
+            points += _pairs(store.load(run), cpu)
     if len(points) < 3:
         print("predict: fewer than 3 pairs of counted cells")
         return
-    x, y = np.array(points).T
+    x, y = np.array([p[:2] for p in points]).T
     r = float(np.corrcoef(x, y)[0, 1])
-    miss = np.exp(np.abs(y - x))
+    miss = np.exp(y - x)  # time ratio / instruction ratio
     print(
-        f"predict: {len(points)} pairs of cells; Pearson r of log ratios {r:.3f}; the instruction ratio "
-        f"misses the time ratio by a factor {np.median(miss):.2f} (median), {miss.max():.2f} (worst)",
+        f"predict: {len(points)} pairs of cells; Pearson r of log ratios {r:.3f}; time ratio / instruction ratio "
+        f"median {np.median(miss):.2f}, from {miss.min():.2f} to {miss.max():.2f}",
         flush=True,
     )
+    for (ix, iy, a, b), m in sorted(zip(points, miss), key=lambda item: -abs(math.log(item[1])))[:8]:
+        print(f"    {b} / {a}: instructions x{math.exp(ix):.3f}, time x{math.exp(iy):.3f} ({m:.2f})", flush=True)
 
 
 def main() -> None:
@@ -223,11 +251,14 @@ def main() -> None:
     det.add_argument("--tries", type=int, default=2)
     det.add_argument("--counts-only", action="store_true")
     det.add_argument("--copies", type=int, default=1)
-    sub.add_parser("predict").add_argument("folders", type=Path, nargs="+")
+    pred = sub.add_parser("predict")
+    pred.add_argument("folders", type=Path, nargs="+")
+    pred.add_argument("--cpu-times", type=Path, nargs="*", default=[])
     args = parser.parse_args()
     print(f"start {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, load {_load()}", flush=True)
     if args.what == "predict":
-        predict(args.folders)
+        sys.path.insert(0, str(HERE))
+        predict(args.folders, args.cpu_times)
         return
     sys.path.insert(0, str(HERE))
     root = args.keep or Path(tempfile.mkdtemp(prefix="gam-bench-gate-counts-"))

@@ -7,8 +7,9 @@
       moments. A step's time is the thread's CPU time (`time.thread_time`), which a
       descheduled thread does not accrue: on a loaded shared machine (load 8-14 here) wall
       times of a 3 ms step swing 2-5x, CPU times far less (cache and memory contention
-      remain). Prints per cell the median CPU ms a step and the cell_id, one JSON line per cell
-      (`--out FILE`) for `gate_counts.py predict --cpu-times FILE` to set beside the counts.
+      remain). Prints per cell the median CPU ms a step; `--out FILE` writes one JSON line per
+      cell (its `cell_key`) for `gate_counts.py predict DIR --cpu-times FILE` to set beside the
+      counted instructions.
 
 One thread (`torch.set_num_threads(1)`, as `suites/ci.yaml`). The outcome depends on the
 machine and its load (printed): record it in docs/results/gate.md, never assert it in a test.
@@ -48,6 +49,15 @@ def _steps(suites: list[Path]):
     return out
 
 
+def cell_key(config_json: str) -> str:
+    """What a cell computes, whatever its measure settings: model, shape, mode and overrides
+    (a probe's `probe_copy` left out), so counted rows find their CPU times."""
+    config = json.loads(config_json)
+    overrides = {k: v for k, v in (config.get("overrides") or {}).items() if k != "probe_copy"}
+    keys = ("model", "level", "mode", "dtype", "batch_size", "seq_len")
+    return json.dumps({**{k: config.get(k) for k in keys}, "overrides": overrides}, sort_keys=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("suites", type=Path, nargs="+")
@@ -75,7 +85,8 @@ def main() -> None:
         median = statistics.median(values)
         q1, _, q3 = statistics.quantiles(values, n=4)
         print(f"{cell.cell_id}  {median:9.3f} CPU ms a step (IQR {q1:.3f}-{q3:.3f}), n={len(values)}", flush=True)
-        lines.append(json.dumps({"cell_id": cell.cell_id, "cpu_ms": median, "q25": q1, "q75": q3, "n": len(values)}))
+        record = {"key": cell_key(cell.config_json), "cpu_ms": median, "q25": q1, "q75": q3, "n": len(values)}
+        lines.append(json.dumps(record))
     if args.out:
         args.out.write_text("\n".join(lines) + "\n")
     print(f"end {time.strftime('%H:%M:%S')}, load {_load()}", flush=True)
