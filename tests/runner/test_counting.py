@@ -117,3 +117,23 @@ def test_preflight_refuses_instructions_where_they_cannot_be_counted(fields, mes
     with pytest.raises(UserError, match=message):
         counting.check_cell(_cell(8).model_copy(update=fields), "suite.yaml")
     counting.check_cell(_cell(8), "suite.yaml")  # a CPU eager throughput cell is fine
+
+
+def test_a_counting_worker_starts_counting_and_skips_priming(monkeypatch):
+    """Each counted cell warms up at its own shape; priming under valgrind would only cost."""
+    import gc
+
+    from gam_bench.measure import memory
+    from gam_bench.runner import worker
+
+    monkeypatch.setattr(memory, "tune_malloc", lambda: True)  # leave this test process's malloc alone
+    monkeypatch.setattr(worker, "_PROCESS_COLUMNS", {})
+    primed = []
+    monkeypatch.setattr(worker, "_prime", primed.append)
+    for under_valgrind in (True, False):
+        monkeypatch.setattr(worker, "_start_counting", lambda started=under_valgrind: started)
+        try:
+            worker.prepare("cpu", [])
+        finally:
+            gc.unfreeze()
+    assert primed == ["cpu"]  # only the plain worker primed
