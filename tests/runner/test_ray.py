@@ -39,7 +39,7 @@ axes: {seq_len: [8, 24], batch_size: 1}
 level: block
 mode: forward
 measure: {warmup: 1, repeats: 2, flops: false}
-limits: {timeout_s: 4, mem_cap_gb: 1.5}
+limits: {timeout_s: 10, mem_cap_gb: 1.5}  # 4 s timed out a healthy cell under load (CI, 2026-12-06)
 """
 
 SLOW = """
@@ -102,7 +102,7 @@ def test_ray_rows_match_a_local_run_failures_included(ray_cluster, suites, tmp_p
     assert "ValueError: this model always fails" in rows[("test-raises", 24)].error
     assert rows[("test-kill", 8)].error.startswith("worker died during the cell")
     assert "pid" in rows[("test-kill", 8)].error
-    assert "timeout of 4 s" in rows[("test-hang", 8)].error
+    assert "timeout of 10 s" in rows[("test-hang", 8)].error
     assert "budget: same settings ended timeout at seq_len=8" in rows[("test-hang", 24)].error
     ok = remote[remote["status"] == "ok"]
     assert ok["time_ms"].notna().all() and ok["hostname"].notna().all()
