@@ -17,9 +17,9 @@ much memory was free when the cell began. A CPU cell calls no accelerator API at
 context is created on a GPU machine).
 
 A counting worker (started under valgrind for cells with `measure.instructions`,
-runner/counting.py; `valgrind.counting_folder()` is set) says so on start-up, switches
-callgrind's instrumentation on once torch is imported (so no cell pays the translation flush),
-skips the priming (each counted cell warms up at its own shape, and a step under valgrind is
+runner/counting.py; `valgrind.counting_folder()` is set) says so on start-up, leaves
+callgrind's instrumentation off (each cell switches it on around its counted steps only:
+measure/instructions.py), skips the priming (each counted cell warms up at its own shape, and a step under valgrind is
 costly), and runs the task's `count_instructions`
 (throughput: tasks/throughput/instructions.py) instead of its `run`, without the memory cap or
 peak-memory columns (valgrind's own address space would trip the cap, and nothing it
@@ -130,12 +130,13 @@ def _prime(device: str) -> None:
 
 
 def _start_counting() -> bool:
-    """In a counting worker: import torch uninstrumented, then switch instrumentation on (True)."""
+    """In a counting worker (True): import torch and check that valgrind runs this process.
+    Instrumentation stays off until a cell's counted steps (measure/instructions.py)."""
     from gam_bench.measure.valgrind import counting_folder
 
     if counting_folder() is None:
         return False
-    import torch  # noqa: F401 - imported before instrumentation starts (the import is the slow part)
+    import torch  # noqa: F401 - the slow part of a counting worker's start (uninstrumented)
 
     from gam_bench.measure.callgrind import Callgrind, CountingUnavailable
 
@@ -143,7 +144,6 @@ def _start_counting() -> bool:
     if not shim.running():
         raise CountingUnavailable("started as a counting worker, but not under valgrind")
     print(f"gam-bench worker {os.getpid()}: counting instructions under valgrind", file=sys.stderr, flush=True)
-    shim.start()
     return True
 
 

@@ -49,6 +49,9 @@ class FakeCallgrind:
     def start(self) -> None:
         self.calls.append("start")
 
+    def stop(self) -> None:
+        self.calls.append("stop")
+
     def zero(self) -> None:
         self.calls.append("zero")
 
@@ -81,8 +84,19 @@ def test_count_steps_counts_each_step_between_toggles_and_removes_its_profiles(t
     assert result.samples == [1000, 1010, 990] and result.median == 1000
     assert result.spread == pytest.approx(0.02)
     assert stepped == ["toggle"] * 3  # every step ran with collection just switched on
-    assert shim.calls == ["start"] + ["zero", "toggle", "toggle", "dump"] * 3
+    assert shim.calls == ["start"] + ["zero", "toggle", "toggle", "dump"] * 3 + ["stop"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_count_steps_switches_instrumentation_off_even_when_a_step_fails(tmp_path):
+    shim = FakeCallgrind(tmp_path, lambda: 1)
+
+    def step() -> None:
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        count_steps(step, 2, tmp_path, shim=shim)
+    assert shim.calls == ["start", "zero", "toggle", "stop"]
 
 
 def test_count_steps_ignores_profiles_written_before_it(tmp_path):

@@ -66,3 +66,5 @@ def test_the_worker_starts_early_only_with_an_idle_core_and_a_named_device(monke
     finally:
         early.close()
     assert early._all[0].worker is None
+    counting = load_suite(write_suite(PROCESSES.replace("measure: {", "measure: {instructions: true, ")))
+    assert runner._early_executor(counting, None, "local", {}) is None  # its counting pass starts its own

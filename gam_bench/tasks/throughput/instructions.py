@@ -10,7 +10,7 @@ passes. Columns: `instructions` (median over the counted steps), `instructions_s
 (each step's count), `instructions_tool` (e.g. "callgrind 3.19.0") and `instructions_build`:
 the kernel build counted where it is not the timed one (Mamba's fused CPU scan: a counting
 worker builds it for x86-64-v3, as valgrind 3.19 runs no AVX-512; models/cpu_scan.py), else null.
-The worker switched callgrind's instrumentation on when it started (runner/worker.py).
+Only the counted steps run instrumented (`count_steps` switches it on and off around them).
 """
 
 from __future__ import annotations
