@@ -13,10 +13,9 @@ For each step: a full garbage collection first (so the collector's own threshold
 from the same state), ZERO_STATS, TOGGLE_COLLECT, the step, TOGGLE_COLLECT, DUMP_STATS: the
 dump's totals are that step's instructions (`Ir`). Instrumentation is on only around the
 counted steps (START_INSTRUMENTATION before the first, STOP_INSTRUMENTATION after the last;
-each flushes valgrind's translations, about a second): everything else in a counting worker
+each flushes valgrind's translations): everything else in a counting worker
 (building the model, its warm-up step, the worker's bookkeeping) runs uninstrumented, several
-times faster. Measured here (valgrind 3.19, CPU seconds): a Mamba block's first warm-up step
-took 45 s instrumented and 6.6 s not, as its first call runs much Python (op registration). No
+times faster (docs/results/gate.md: a first warm-up step's one-time work costs most). No
 torch here.
 """
 

@@ -13,8 +13,8 @@ its steps, measure/instructions.py) and with the settings that keep counts repea
 - `PYTHONHASHSEED=0` (the order of sets and dicts of strings);
 - on x86-64, kernels valgrind runs at its usual speed (`kernel_env`): valgrind 3.19 cannot
   run AVX-512 code (SIGILL) and emulates every FMA lane in a helper function that saves and
-  restores the rounding state (measured here: 5.6 s of CPU a GAM block step under callgrind,
-  0.3 s without FMA), so Mamba's fused CPU scan is built with `-march=x86-64-v3 -mno-fma`
+  restores the rounding state (most of a counting worker's time: docs/results/gate.md), so
+  Mamba's fused CPU scan is built with `-march=x86-64-v3 -mno-fma`
   (`GAM_BENCH_CPU_SCAN_TARGET`, models/cpu_scan.py; the row records that build in
   `instructions_build`), MKL runs its SSE4.2 kernels (`MKL_ENABLE_INSTRUCTIONS`) and oneDNN
   its AVX ones (`ONEDNN_MAX_CPU_ISA`). The counts are of those kernels, the same on every
