@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import functools
 import importlib
+from collections.abc import Callable
 
 import torch
+
+from gam_bench.models import cpu_scan
 
 MAMBA_SSM_FUSED = "mamba-ssm-fused"
 MAMBA_SSM_SCAN = "mamba-ssm-scan"
@@ -99,3 +102,24 @@ MAMBA_SSM_SSD = "mamba-ssm-ssd"  # Mamba2's scan: mamba_ssm's `mamba_chunk_scan_
 def ssd_kernel_reason() -> str | None:
     """Why mamba_ssm's SSD chunk scan cannot run here, or None when it can."""
     return _cuda_reason() or _prefixed("mamba_ssm", import_error("mamba_ssm.ops.triton.ssd_combined"))
+
+
+def fused_conv_reason(
+    requested: str, device: torch.device, names: dict[str, str], kernel: str, kernel_reason: Callable[[], str | None]
+) -> str:
+    """`backend_reason` of a mixer whose backends are "torch" (a chunked form in PyTorch),
+    "cpu-fused" (the same with the fused CPU conv, cpu_scan) and `kernel` (a CUDA library's, e.g.
+    "fla"); `names` maps each to its path's name, `kernel_reason()` says why the library's kernel
+    cannot run here (None when it can). `requested`: the mixer's backend setting."""
+    if requested in ("torch", "cpu-fused"):
+        return f"{names[requested]}: backend '{requested}' requested"
+    cuda_only = f"{kernel} kernels are CUDA-only"
+    if device.type == "cpu":
+        reason = cpu_scan.unavailable_reason()
+        if reason is None:
+            return f"{names['cpu-fused']}: inputs on cpu ({cuda_only})"
+        return f"{names['torch']}: inputs on cpu ({cuda_only}), fused CPU conv unavailable ({reason})"
+    if device.type != "cuda":
+        return f"{names['torch']}: inputs on {device.type} ({cuda_only})"
+    reason = kernel_reason()
+    return f"{names['torch']}: {reason}" if reason else names[kernel]

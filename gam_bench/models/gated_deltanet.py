@@ -138,17 +138,9 @@ class GatedDeltaNet(nn.Module):
     def backend_reason(self) -> str:
         """Which path runs for inputs on the weights' device, and why (the `backend_reason` column)."""
         device = self.q_proj.weight.device
-        if self.requested in ("torch", "cpu-fused"):
-            return f"{BACKEND_NAMES[self.requested]}: backend '{self.requested}' requested"
-        if device.type == "cpu":
-            reason = cpu_scan.unavailable_reason()
-            if reason is None:
-                return "cpu-conv+chunked: inputs on cpu (fla kernels are CUDA-only)"
-            return f"torch-chunked: inputs on cpu (fla kernels are CUDA-only), fused CPU conv unavailable ({reason})"
-        if device.type != "cuda":
-            return f"torch-chunked: inputs on {device.type} (fla kernels are CUDA-only)"
-        reason = backends.fla_reason(FLA_MODULE)
-        return f"torch-chunked: {reason}" if reason else "fla-chunk"
+        return backends.fused_conv_reason(
+            self.requested, device, BACKEND_NAMES, "fla", lambda: backends.fla_reason(FLA_MODULE)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._mix(x, keep_state=False)[0]

@@ -49,7 +49,7 @@ from gam_bench.models.config import LMConfig
 from gam_bench.models.decode import DecodeState, check_one_token
 from gam_bench.models.lm import PositionalLM
 from gam_bench.models.registry import register_model
-from gam_bench.models.residual_lm import ResidualShell
+from gam_bench.models.residual_lm import NormBlock, ResidualShell
 from gam_bench.models.selective_scan import (
     chunked_selective_scan,
     fused_cpu_selective_scan,
@@ -346,34 +346,12 @@ def _init_dt_proj(dt_proj: nn.Linear, dt_rank: int, dt_min=1e-3, dt_max=0.1, flo
     dt_proj.bias._no_reinit = True
 
 
-class MambaResidualBlock(nn.Module):
-    """Standard Mamba block (mamba_ssm's Block): x + mixer(RMSNorm(x)). (B, L, D) -> (B, L, D)."""
-
-    decode_state_grows = False  # conv (B, E, d_conv-1) and SSM (B, E, N) states
+class MambaResidualBlock(NormBlock):
+    """Standard Mamba block (mamba_ssm's Block): x + mixer(RMSNorm(x)), with the conv
+    (B, E, d_conv-1) and SSM (B, E, N) states of a MambaMixer. (B, L, D) -> (B, L, D)."""
 
     def __init__(self, config: MambaConfig):
-        super().__init__()
-        self.mixer = MambaMixer(config)
-        self.norm = nn.RMSNorm(config.d_model, eps=1e-5)
-
-    @property
-    def backend(self) -> str:
-        return self.mixer.backend
-
-    @property
-    def decode_backend(self) -> str:
-        return self.mixer.decode_backend
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.mixer(self.norm(x))  # (B, L, D)
-
-    def prefill(self, x: torch.Tensor) -> tuple[torch.Tensor, MambaState]:
-        out, state = self.mixer.prefill(self.norm(x))
-        return x + out, state  # (B, L, D)
-
-    def decode(self, x: torch.Tensor, state: MambaState) -> tuple[torch.Tensor, MambaState]:
-        out, state = self.mixer.decode(self.norm(x), state)
-        return x + out, state  # (B, 1, D)
+        super().__init__(config.d_model, MambaMixer(config))
 
 
 class _Backbone(nn.Module):

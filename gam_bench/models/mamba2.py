@@ -43,7 +43,7 @@ from gam_bench.models.decode import DecodeState, check_one_token
 from gam_bench.models.gated_norm import GatedRMSNorm
 from gam_bench.models.ops.ssd import chunk_ssd, recurrent_ssd
 from gam_bench.models.registry import register_model
-from gam_bench.models.residual_lm import ResidualLM
+from gam_bench.models.residual_lm import NormBlock, ResidualLM
 from gam_bench.models.short_conv import conv_silu
 
 BACKEND_NAMES = {"torch": "torch-chunked-ssd", "cpu-fused": "cpu-conv+chunked-ssd", "mamba-ssm": backends.MAMBA_SSM_SSD}
@@ -124,17 +124,9 @@ class Mamba2Mixer(nn.Module):
     def backend_reason(self) -> str:
         """Which path runs for inputs on the weights' device and why (the `backend_reason` column)."""
         device = self.in_proj.weight.device
-        if self.requested in ("torch", "cpu-fused"):
-            return f"{BACKEND_NAMES[self.requested]}: backend '{self.requested}' requested"
-        if device.type == "cpu":
-            reason = cpu_scan.unavailable_reason()
-            if reason is None:
-                return "cpu-conv+chunked-ssd: inputs on cpu (mamba-ssm kernels are CUDA-only)"
-            return f"torch-chunked-ssd: inputs on cpu, fused CPU conv unavailable ({reason})"
-        if device.type != "cuda":
-            return f"torch-chunked-ssd: inputs on {device.type} (mamba-ssm kernels are CUDA-only)"
-        reason = backends.ssd_kernel_reason()
-        return f"torch-chunked-ssd: {reason}" if reason else backends.MAMBA_SSM_SSD
+        return backends.fused_conv_reason(
+            self.requested, device, BACKEND_NAMES, "mamba-ssm", backends.ssd_kernel_reason
+        )
 
     @property
     def decode_backend(self) -> str:
@@ -233,40 +225,11 @@ def _last_inputs(x: torch.Tensor, n: int) -> torch.Tensor:
     return window
 
 
-class Mamba2Block(nn.Module):
-    """mamba_ssm's Block: x + mixer(RMSNorm(x)). (B, L, D) -> (B, L, D)."""
-
-    decode_state_grows = False  # conv window and SSM state
+class Mamba2Block(NormBlock):
+    """mamba_ssm's Block around a Mamba2 mixer: x + mixer(RMSNorm(x)). (B, L, D) -> (B, L, D)."""
 
     def __init__(self, config: Mamba2Config):
-        super().__init__()
-        self.mixer = Mamba2Mixer(config)
-        self.norm = nn.RMSNorm(config.d_model, eps=1e-5)
-
-    @property
-    def backend(self) -> str:
-        return self.mixer.backend
-
-    @property
-    def decode_backend(self) -> str:
-        return self.mixer.decode_backend
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.mixer(self.norm(x))  # (B, L, D)
-
-    def prefill(self, x: torch.Tensor) -> tuple[torch.Tensor, Mamba2State]:
-        out, state = self.mixer.prefill(self.norm(x))
-        return x + out, state
-
-    def _in_proj(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """z (B, L, E), x B C (B, L, conv_dim), dt (B, L, H): in_proj as three products, whose
-        gradients add into x's (one product split in three would join them with a copy)."""
-        sizes = [self.d_inner, self.conv_dim, self.nheads]
-        return tuple(F.linear(x, w) for w in self.in_proj.weight.split(sizes))
-
-    def decode(self, x: torch.Tensor, state: Mamba2State) -> tuple[torch.Tensor, Mamba2State]:
-        out, state = self.mixer.decode(self.norm(x), state)
-        return x + out, state  # (B, 1, D)
+        super().__init__(config.d_model, Mamba2Mixer(config))
 
 
 def _backends() -> list[str]:

@@ -12,7 +12,38 @@ import torch
 from torch import nn
 
 from gam_bench.models.config import LMConfig
-from gam_bench.models.decode import LMState, check_one_token
+from gam_bench.models.decode import DecodeState, LMState, check_one_token
+
+
+class NormBlock(nn.Module):
+    """mamba_ssm's Block: x + mixer(RMSNorm(x)), keys mixer.* and norm.*. (B, L, D) -> (B, L, D).
+    `mixer` maps (B, L, D) -> (B, L, D) and prefills and decodes with a fixed-size state."""
+
+    decode_state_grows = False  # the mixers' conv windows and SSM states
+
+    def __init__(self, d_model: int, mixer: nn.Module, norm_eps: float = 1e-5):
+        super().__init__()
+        self.mixer = mixer
+        self.norm = nn.RMSNorm(d_model, eps=norm_eps)
+
+    @property
+    def backend(self) -> str:
+        return self.mixer.backend
+
+    @property
+    def decode_backend(self) -> str:
+        return self.mixer.decode_backend
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.mixer(self.norm(x))  # (B, L, D)
+
+    def prefill(self, x: torch.Tensor) -> tuple[torch.Tensor, DecodeState]:
+        out, state = self.mixer.prefill(self.norm(x))
+        return x + out, state  # (B, L, D)
+
+    def decode(self, x: torch.Tensor, state: DecodeState) -> tuple[torch.Tensor, DecodeState]:
+        out, state = self.mixer.decode(self.norm(x), state)
+        return x + out, state  # (B, 1, D)
 
 
 class _Backbone(nn.Module):

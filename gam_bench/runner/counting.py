@@ -9,7 +9,7 @@ what else runs on the machine, so the pass runs one worker per usable core (up t
 budget group; `counting_slots`), where the timing passes run one at a time. The pass stores
 nothing itself: each cell's counting columns (`instructions`, `instructions_samples`,
 `instructions_tool`, `instructions_build`) wait in `sweep.counts` and join the cell's row when its timing passes
-end (runner._Sweep._row).
+end (runner/sweep.py `CellSweep._row`).
 
 Where no count can be made, every counting cell's row records why in
 `instructions_reason`, and the run prints it once: valgrind missing or too old, an

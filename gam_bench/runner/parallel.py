@@ -7,7 +7,7 @@ seq_len order, so the budget rule (an oom or timeout skips the longer lengths of
 and resume behave the same for any number of slots. `executor.run` is thread-safe.
 
 The driver alone writes the store: each finished cell's rows go to `sweep.store_rows` (the
-runner's `_Sweep`, the one module that writes results) and to the progress display, under
+`sweep.CellSweep`, the one module that writes results) and to the progress display, under
 one lock. On Ctrl-C or any error, no further cell starts, the
 executor is closed (which ends the cells in flight) and their rows are dropped: an
 interrupted sweep loses the cells that were running, which resume runs again.
@@ -29,7 +29,7 @@ _WAIT_S = 0.5  # how often the main thread wakes up (so Ctrl-C is seen at once)
 
 
 class Sweep(Protocol):
-    """What the loop drives (the runner's `_Sweep`): its executor, one cell's run, and the store."""
+    """What the loop drives (`sweep.CellSweep`): its executor, one cell's run, and the store."""
 
     executor: Executor
     counts: dict[str, dict[str, Any]]  # cell_id -> columns of its counting pass (runner/counting.py)
@@ -63,7 +63,7 @@ def run_groups(sweep: Sweep, cells: list[Cell], bar: SweepProgress, slots: int) 
     """Run `cells` through `sweep` with up to `slots` groups at once.
 
     Returns the last row of every cell that stored rows, in the order of `cells` (a cell with
-    passes left returns no rows: runner._Sweep keeps its outcome).
+    passes left returns no rows: sweep.CellSweep keeps its outcome).
     """
     groups = groups_of(cells)
     shared = _Shared()

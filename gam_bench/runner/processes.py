@@ -1,6 +1,6 @@
 """A cell over several worker processes (`measure.processes`, pyperf's practice).
 
-The runner (`runner._Sweep`) makes `measure.processes` passes over the sweep's cells, each
+The sweep (runner/sweep.py `CellSweep`) makes `measure.processes` passes over the sweep's cells, each
 pass in fresh workers, so that a cell's samples come from that many processes *and* from
 moments a whole pass apart: on a shared machine a small cell's time sits at one level for a
 second or more, in one process as in another, so samples taken in one burst share one level

@@ -2,21 +2,14 @@
 
 For each cell of the suite (in `expand` order: seq_len ascending within a group):
 - resume: a cell whose newest stored attempt is `ok` is not run again (unless fresh);
-- budget: once a cell ends `oom` or `timeout`, the longer lengths of its group (all other
-  settings equal) are stored as `skipped` with the reason, and not run;
-- otherwise the executor runs it; its rows are written at once (atomic part file), so a
-  killed sweep loses at most the cells that were running;
-- passes (`measure.processes` = P > 1): the sweep goes over its cells P times, each pass in
-  fresh workers (`executor.resize`), and a cell's rows are written when its last pass ends,
-  with every pass's samples merged (runner/processes.py); a killed sweep loses the earlier
-  passes of the cells not yet written. A pass that fails ends the cell with that outcome
-  ("process 2 of 3: ..."); the budget rule then applies as for a single pass.
-- counting (`measure.instructions`): before the timing passes, one pass over the counting
-  cells in workers started under valgrind (runner/counting.py); its columns join each
-  cell's row.
+- otherwise it goes to the sweep (runner/sweep.py `CellSweep`: the budget rule, the passes of
+  `measure.processes`, the counting pass of `measure.instructions`); its rows are written at
+  once (atomic part file), so a killed sweep loses at most the cells that were running (and
+  the earlier passes of the cells not yet written).
 A suite with a `search:` section has no grid: runner/search.py searches each model setting's
-longest length that fits, every probe a cell run once in a fresh worker (`_Sweep.run_probe`:
-no budget skipping, since a search probes shorter lengths after a failure).
+longest length that fits, every probe a cell run once in a fresh worker
+(`CellSweep.run_probe`: no budget skipping, since a search probes shorter lengths after a
+failure).
 The loop that hands out cells and stores their rows is `runner.parallel.run_groups`, for
 any executor: one with one slot (local) runs the budget groups one after another.
 An executor that `starts_early` (local) is built, and its first worker started, before the
@@ -31,7 +24,6 @@ are imported after that start.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -40,12 +32,10 @@ from rich.console import Console
 
 from gam_bench.cell import Cell, expand
 from gam_bench.errors import SweepInterrupted, UserError
-from gam_bench.runner.executor import Executor, Outcome, executor_class, make_executor
-from gam_bench.runner.parallel import run_groups
+from gam_bench.runner.executor import Executor, executor_class, make_executor
 from gam_bench.runner.progress import SweepProgress, summary_table
+from gam_bench.runner.sweep import CellSweep
 from gam_bench.suite import Suite, SuiteConfig, load_suite
-
-BUDGET_STATUSES = ("oom", "timeout")
 
 
 def plan(
@@ -125,12 +115,12 @@ def run_suite(
             early = _ensure_executor(early, executor, cells, config, options)
             from gam_bench.runner.search import search_suite
 
-            search_suite(config, suite.source, cells, _Sweep(suite.name, folder, early), fresh, console, progress)
+            search_suite(config, suite.source, cells, CellSweep(suite.name, folder, early), fresh, console, progress)
         else:
             done = set() if fresh else store.done_cell_ids(folder)
             todo = [c for c in cells if c.cell_id not in done]
             early = _ensure_executor(early, executor, cells, config, options)
-            _grid(cells, todo, _Sweep(suite.name, folder, early), console, progress, folder, suite.name)
+            _grid(cells, todo, CellSweep(suite.name, folder, early), console, progress, folder, suite.name)
     except KeyboardInterrupt:
         if folder is None or cells is None:
             raise
@@ -155,7 +145,7 @@ def _ensure_executor(
 
 
 def _grid(
-    cells: list[Cell], todo: list[Cell], runner: _Sweep, console: Console, progress: bool, folder: Path, name: str
+    cells: list[Cell], todo: list[Cell], runner: CellSweep, console: Console, progress: bool, folder: Path, name: str
 ) -> None:
     """Run the sweep's cells not stored ok yet (`todo`), with progress and the summary table."""
     if len(todo) < len(cells) and todo:
@@ -226,151 +216,6 @@ def _early_executor(suite: Suite, device: str | None, executor: str, options: di
     chosen = make_executor(executor, device=requested, plugins=suite.for_device(requested).plugins, **options)
     chosen.prestart()
     return chosen
-
-
-class _Sweep:
-    """Runs cells through an executor, applying the budget rule, and writes their rows: the one
-    place a sweep writes results (`store_rows`; `run_suite` writes the suite record). It is the
-    `parallel.Sweep` the loop drives."""
-
-    def __init__(self, suite_name: str, folder: Path, executor: Executor) -> None:
-        self.suite_name = suite_name
-        self.folder = folder
-        self.executor = executor
-        self.failed: dict[str, tuple[int, str]] = {}  # group -> (seq_len, status)
-        self.last_env: dict[str, Any] = {}  # environment columns for rows no worker produced
-        self.passes: dict[str, list[Outcome]] = {}  # cell_id -> ok outcomes of its earlier passes
-        self.ended: set[str] = set()  # cells whose rows are written (or owed: the last pass ran)
-        self.counts: dict[str, dict[str, Any]] = {}  # cell_id -> columns of its counting pass
-        self.counting = False  # the counting pass is running (runner/counting.py)
-
-    def store_rows(self, rows: list[dict[str, Any]]) -> None:
-        """Append one finished cell's rows to the results folder (one new part file)."""
-        from gam_bench import store  # not at import time: the early worker starts first
-
-        store.append(rows, self.folder)
-
-    def run(self, cells: list[Cell], bar: SweepProgress) -> list[dict[str, Any]]:
-        """Every cell's last row, in the order of `cells`, after all passes."""
-        from gam_bench.runner.counting import count_pass
-
-        slots = self.executor.slots(cells) if cells else 1
-        count = max((c.measure.processes for c in cells), default=1)
-        rows: dict[str, dict[str, Any]] = {}
-        count_pass(self, cells, bar, slots)
-        for number in range(1, count + 1):
-            todo = [c for c in cells if c.measure.processes >= number and c.cell_id not in self.ended]
-            if not todo:
-                break
-            if number > 1:
-                self.executor.resize(slots)  # every pass in fresh workers
-            if count > 1:
-                bar.pass_start(number, count, len(todo))
-            for row in run_groups(self, todo, bar, slots):
-                rows[row["cell_id"]] = row
-        return [rows[c.cell_id] for c in cells if c.cell_id in rows]
-
-    def run_probe(self, cell: Cell, bar: SweepProgress, columns: dict[str, Any]) -> dict[str, Any]:
-        """One search probe (gam_bench.search): in a fresh worker, never skipped by the budget rule
-        (a search probes shorter lengths after a failure); its row stored with `columns`."""
-        self.failed.pop(cell.group_key, None)
-        self.executor.resize(1)
-        rows = [{**row, **columns} for row in self.run_cell(cell, bar)]
-        self.store_rows(rows)
-        return rows[-1]
-
-    def run_cell(self, cell: Cell, bar: SweepProgress) -> list[dict[str, Any]]:
-        """The cell's rows to store; none while passes of it remain (its outcome is kept)."""
-        group, run_id = cell.group_key, uuid.uuid4().hex
-        if self.counting:
-            from gam_bench.runner.counting import count_cell
-
-            self.counts[cell.cell_id] = count_cell(self.executor, cell, bar)
-            return []
-        if group in self.failed:
-            seq_len, status = self.failed[group]
-            reason = f"budget: same settings ended {status} at seq_len={seq_len}"
-            env = {**self.last_env, "load_avg_1m": None}  # nothing ran
-            self.ended.add(cell.cell_id)
-            self.passes.pop(cell.cell_id, None)
-            return [self._row(cell, run_id, Outcome("skipped", error=reason, env=env))]
-        outcome = self.executor.run(cell, on_progress=bar.note)
-        if not outcome.env:  # no worker ever started: describe this process instead
-            outcome.env = self.last_env or _parent_env(cell.device)
-        self.last_env = outcome.env
-        outcome = self._after_pass(cell, outcome)
-        if outcome is None:
-            return []
-        self.ended.add(cell.cell_id)
-        if outcome.status in BUDGET_STATUSES:
-            self.failed[group] = (cell.seq_len, outcome.status)
-        return [self._row(cell, run_id, outcome, m) for m in outcome.rows or [{}]]
-
-    def _after_pass(self, cell: Cell, outcome: Outcome) -> Outcome | None:
-        """The cell's outcome once it has one: a failed pass, or all passes merged; None while
-        passes remain (the ok outcome is kept)."""
-        count = cell.measure.processes
-        if count == 1:
-            return outcome
-        done = self.passes.setdefault(cell.cell_id, [])
-        if outcome.status != "ok":
-            outcome.error = f"process {len(done) + 1} of {count}: {outcome.error}"
-            del self.passes[cell.cell_id]
-            return outcome
-        done.append(outcome)
-        if len(done) < count:
-            return None
-        from gam_bench.runner.processes import merge_outcomes
-
-        del self.passes[cell.cell_id]
-        return merge_outcomes(done)
-
-    def _row(self, cell: Cell, run_id: str, outcome: Outcome, measured: dict[str, Any] | None = None) -> dict[str, Any]:
-        from gam_bench import store
-
-        known = store.columns()
-        row = {k: v for k, v in outcome.env.items() if k in known}
-        row.update(measured or {})
-        row.update(self.counts.get(cell.cell_id, {}) if outcome.status == "ok" else {})
-        row.update(_identity(cell, self.suite_name, run_id))
-        row.update(
-            status=outcome.status,
-            error=outcome.error,
-            executor=self.executor.name,
-            started_at=outcome.started_at,
-            duration_s=outcome.duration_s,
-            threads=row.get("threads") or cell.threads,  # the executor's: a Ray GPU worker's own share
-        )
-        row.setdefault("seed", cell.seed)
-        row.setdefault("d_model", cell.d_model)  # also for failed cells (the task's own value wins)
-        row.setdefault("n_layers", cell.n_layers)
-        return row
-
-
-def _parent_env(device: str) -> dict[str, Any]:
-    from gam_bench.measure.environment import environment
-
-    return {**environment(device), "load_avg_1m": None}
-
-
-def _identity(cell: Cell, suite_name: str, run_id: str) -> dict[str, Any]:
-    return {
-        "suite": suite_name,
-        "cell_id": cell.cell_id,
-        "run_id": run_id,
-        "task": cell.task,
-        "model": cell.model,
-        "family": cell.family,
-        "level": cell.level,
-        "mode": cell.mode,
-        "device": cell.device,
-        "dtype": cell.dtype,
-        "compile": cell.compile,
-        "cuda_graph": cell.cuda_graph,
-        "batch_size": cell.batch_size,
-        "seq_len": cell.seq_len,
-        "config_json": cell.config_json,
-    }
 
 
 def busy_warning(rows: list[dict[str, Any]]) -> str | None:

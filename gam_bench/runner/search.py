@@ -2,8 +2,8 @@
 grid's cells, search each model setting's longest length that fits.
 
 `search_suite` gets the planned cells (one per model setting, at `search.start`) and the
-runner's `_Sweep`; each probe is pre-flighted at its length (its model config depends on
-it), run in a fresh worker (`_Sweep.run_probe`) and stored with the `search` column. Stored
+sweep's `CellSweep`; each probe is pre-flighted at its length (its model config depends on
+it), run in a fresh worker (`CellSweep.run_probe`) and stored with the `search` column. Stored
 probes (ok, oom, timeout) are reused unless `fresh`.
 """
 

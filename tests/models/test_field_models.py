@@ -203,7 +203,10 @@ def test_mamba2_records_why_the_kernel_does_not_run(tiny):
         reason = "cpu-conv+chunked-ssd: inputs on cpu (mamba-ssm kernels are CUDA-only)"
     else:
         assert block.backend == "torch-chunked-ssd"
-        reason = f"torch-chunked-ssd: inputs on cpu, fused CPU conv unavailable ({cpu_scan.unavailable_reason()})"
+        reason = (
+            "torch-chunked-ssd: inputs on cpu (mamba-ssm kernels are CUDA-only), "
+            f"fused CPU conv unavailable ({cpu_scan.unavailable_reason()})"
+        )
     assert backends.backend_reason(block) == reason
     forced = build_block("mamba2", **tiny("mamba2", backend="torch"))
     assert backends.backend_reason(forced) == "torch-chunked-ssd: backend 'torch' requested"

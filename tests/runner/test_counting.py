@@ -18,7 +18,7 @@ from gam_bench.errors import UserError
 from gam_bench.measure import valgrind
 from gam_bench.runner import counting
 from gam_bench.runner.progress import SweepProgress
-from gam_bench.runner.runner import _Sweep
+from gam_bench.runner.sweep import CellSweep
 from gam_bench.settings import Measure
 
 FOUND = valgrind.Valgrind("/usr/bin/valgrind", (3, 19, 0))
@@ -56,7 +56,7 @@ def _counted(samples: list[int]) -> dict[str, Any]:
 def _sweep(tmp_path, ex, cells):
     out = io.StringIO()
     with SweepProgress(len(cells), Console(file=out, width=200), runs=2 * len(cells)) as bar:
-        _Sweep("counting", tmp_path, ex).run(cells, bar)
+        CellSweep("counting", tmp_path, ex).run(cells, bar)
     return store.load(tmp_path).sort_values("seq_len").to_dict("records"), out.getvalue()
 
 

@@ -1,4 +1,4 @@
-"""`measure.processes` as passes over the sweep (runner._Sweep): every pass in fresh workers, a
+"""`measure.processes` as passes over the sweep (runner/sweep.py `CellSweep`): every pass in fresh workers, a
 cell's rows stored once, after its last pass, with every pass's samples; a failed pass ends
 the cell with that outcome; the budget rule across passes; pre-flight refuses the setting
 where there are no samples to merge. Driven through the in-process `Scripted` executor."""
@@ -17,7 +17,7 @@ from gam_bench.cell import expand
 from gam_bench.errors import UserError
 from gam_bench.runner.preflight import _check_execution
 from gam_bench.runner.progress import SweepProgress
-from gam_bench.runner.runner import _Sweep
+from gam_bench.runner.sweep import CellSweep
 from gam_bench.settings import Measure
 from gam_bench.suite import suite_from_dict
 
@@ -30,7 +30,7 @@ def _sweep(tmp_path, script, cells):
     ex = Scripted(script)
     out = io.StringIO()
     with SweepProgress(len(cells), Console(file=out), runs=sum(c.measure.processes for c in cells)) as bar:
-        rows = _Sweep("passes", tmp_path, ex).run(cells, bar)
+        rows = CellSweep("passes", tmp_path, ex).run(cells, bar)
     return ex, rows, out.getvalue()
 
 
