@@ -126,6 +126,22 @@ def test_the_report_keeps_probes_out_of_the_task_sections(tmp_path, monkeypatch)
     assert "## fit" in text
 
 
+def test_failed_cells_leave_out_the_probes_that_bound_a_search(tmp_path):
+    """A search's oom and timeout probes are its answer (its own section), not failures; a grid
+    cell's oom and a probe that crashed still are."""
+    crashed = row("gam", 16384, "error", error="worker died")
+    grid_oom = row("transformer", 4096, "oom", search=False, error="out of memory")
+    newest = store.latest(frame(PROBES + GRID + [crashed, grid_oom]))
+    failed = render(newest, newest, tmp_path).split("## Failed cells", 1)[1].split("\n## ", 1)[0]
+    assert "worker died" in failed and "out of memory" in failed
+    assert "can't allocate memory" not in failed and "| 1792 |" not in failed  # transformer's search's bounds
+    assert "Not listed: 2 search probes that ran out of memory or time" in failed
+
+    only_bounds = store.latest(frame(PROBES))
+    failed = render(only_bounds, only_bounds, tmp_path).split("## Failed cells", 1)[1]
+    assert failed.startswith("\n\nNone: every cell finished ok. Not listed: 2 search probes")
+
+
 def test_a_gpu_search_names_the_device_memory_it_ran_under():
     """mem_cap_fraction of the device's memory (a GPU profile): the cap in bytes from the rows."""
     probes = []
