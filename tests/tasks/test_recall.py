@@ -245,3 +245,29 @@ def test_build_model_redraws_learned_positions_and_the_row_says_so():
     mamba = recall.build_model("mamba", settings, seq_len=16, d_model=16)
     assert recall.position_init(mamba, settings) == "none (no learned positions)"
     assert RecallSettings().pos_init_std == 0.02
+
+
+def test_the_end_of_sweep_table_shows_recall_not_empty_throughput_columns():
+    from rich.console import Console
+
+    from gam_bench.runner.progress import summary_table
+
+    ok = {"model": "gam", "seq_len": 64, "num_kv_pairs": 8, "lr": 3e-3, "status": "ok", "accuracy": 0.4567}
+    ok.update(chance=1 / 32, step=400, wall_s=12.3)
+    failed = {"model": "transformer", "seq_len": 64, "status": "oom", "accuracy": float("nan")}
+    task = get_task("recall")
+    assert [(h, f(ok)) for h, _, f in task.summary_columns()] == [
+        ("T", "64"),
+        ("kv pairs", "8"),
+        ("lr", "0.003"),
+        ("status", "ok"),
+        ("accuracy", "0.457"),
+        ("chance", "0.031"),
+        ("steps", "400"),
+        ("train s", "12"),
+    ]
+    console = Console(width=200, record=True)
+    console.print(summary_table([{**ok, "task": "recall"}, {**failed, "task": "recall"}], "recall"))
+    text = console.export_text()
+    assert "accuracy" in text and "0.457" in text and "tokens/s" not in text
+    assert [f(failed) for h, _, f in task.summary_columns() if h in ("accuracy", "steps")] == ["-", "-"]

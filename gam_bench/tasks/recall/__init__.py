@@ -130,5 +130,31 @@ class Recall(Task):
             return f"accuracy {row['accuracy']:.3f}  {row.get('step') or 0} steps  {row.get('duration_s', 0):.0f} s"
         return ""
 
+    def summary_columns(self) -> list[tuple[str, str, Callable[[dict[str, Any]], str]]]:
+        """The end-of-sweep table: length, MQAR setting, status, held-out accuracy and chance,
+        steps done and training seconds."""
+        return [
+            ("T", "right", _column("seq_len", "d")),
+            ("kv pairs", "right", _column("num_kv_pairs", "d")),
+            ("lr", "right", _column("lr", "g")),
+            ("status", "left", _column("status", "s")),
+            ("accuracy", "right", _column("accuracy", ".3f")),
+            ("chance", "right", _column("chance", ".3f")),
+            ("steps", "right", _column("step", "d")),
+            ("train s", "right", _column("wall_s", ".0f")),
+        ]
+
+
+def _column(key: str, spec: str) -> Callable[[dict[str, Any]], str]:
+    """A summary column's text: the row's `key` formatted with `spec`, "-" where it has none."""
+
+    def text(row: dict[str, Any]) -> str:
+        value = row.get(key)
+        if value is None or (isinstance(value, float) and value != value):
+            return "-"
+        return format(int(value) if spec == "d" else value, spec)
+
+    return text
+
 
 TASK = Recall()
