@@ -465,7 +465,8 @@ def conv_silu_bwd(
     """Gradients (gx (B, L, E), gweight (E, 1, K), gbias (E,)) of conv_silu for gu (B, L, E)."""
     batch, length, dim = x.shape
     xp, w_t, b, padded = _conv_inputs(x, weight, bias)
-    gu = F.pad(gu.to(x.dtype), (0, padded - dim)).contiguous()
+    gu = gu.to(x.dtype)
+    gu = (F.pad(gu, (0, padded - dim)) if padded != dim else gu).contiguous()  # F.pad copies even by 0
     gx, gw_t, gb = x.new_empty(batch, length, padded), torch.empty_like(w_t), torch.empty_like(b)
     fn = getattr(_loaded(), f"conv_silu_backward_{_SUFFIX[x.dtype]}")
     ptrs = (xp.data_ptr(), xp.stride(0), xp.stride(1), w_t.data_ptr(), b.data_ptr(), gu.data_ptr())
