@@ -1,4 +1,4 @@
-"""Gated DeltaNet (arXiv 2412.06464) and the hybrid of today's LLMs (one attention layer in four).
+"""Gated DeltaNet (arXiv 2412.06464): the mixer, its block and its LM (the hybrid: models/hybrid.py).
 
 The mixer is flash-linear-attention's `GatedDeltaNet` layer (use_gate, use_short_conv, no
 negative eigenvalues), with its key names: q_proj, k_proj, v_proj -> depthwise causal
@@ -23,13 +23,9 @@ Decoding: per layer a `GatedDeltaNetState`: the three conv windows (B, dim, conv
 the (B, H, K, V) float32 state; a step is `recurrent_gated_delta_rule` for one position (both
 backends). Bytes: B * ((2 H K + H V)(conv_size-1) * element size + 4 H K V), constant in T.
 
-`gated-deltanet-hybrid`: layer i is the paper's Transformer block (SDPA attention, its KV cache)
-when (i + 1) % attn_every == 0, else a Gated DeltaNet block; one block of the hybrid
-(block level) is one period of attn_every layers, attention last.
-
 Paper configuration (d 512, 6 layers, vocab 10k): fla's layer defaults (expand_v 2, conv 4)
 except the heads: 3 heads of 64 (fla: 6 of 256 at width 2048), which brings the LM to 22.6M
-parameters (the hybrid to 22.9M); 6 heads of 64 would give 27.4M.
+parameters; 6 heads of 64 would give 27.4M.
 """
 
 from __future__ import annotations
@@ -53,7 +49,6 @@ from gam_bench.models.mixer_block import MixerBlock
 from gam_bench.models.ops.gated_delta_rule import chunk_gated_delta_rule, recurrent_gated_delta_rule
 from gam_bench.models.registry import register_model
 from gam_bench.models.short_conv import conv_silu
-from gam_bench.models.transformer import TransformerBlock, TransformerConfig
 
 FLA_MODULE = "fla.ops.gated_delta_rule"
 BACKEND_NAMES = {"torch": "torch-chunked", "cpu-fused": "cpu-conv+chunked", "fla": "fla-chunk"}
@@ -240,73 +235,7 @@ class GatedDeltaNetBlock(MixerBlock):
         super().__init__(config.d_model, GatedDeltaNet(config), config.ffn_mult, config.dropout)
 
 
-def _attention_block(config: GatedDeltaNetConfig) -> TransformerBlock:
-    """The paper's Transformer block (SDPA) at the hybrid's width."""
-    fields = ("vocab_size", "max_seq_len", "d_model", "n_layers", "dropout")
-    return TransformerBlock(TransformerConfig(**{f: getattr(config, f) for f in fields}, n_heads=config.attn_heads))
-
-
-def layer_kinds(config: GatedDeltaNetConfig, n_layers: int) -> list[str]:
-    """ "attention" or "deltanet" per layer: attention when (i + 1) % attn_every == 0."""
-    every = config.attn_every
-    return ["attention" if every and (i + 1) % every == 0 else "deltanet" for i in range(n_layers)]
-
-
-@dataclasses.dataclass
-class HybridState(DecodeState):
-    """One state per layer of the period: GatedDeltaNetState or a KV cache."""
-
-    layers: list
-
-
-class HybridBlock(nn.Module):
-    """One period of the hybrid: attn_every - 1 Gated DeltaNet blocks, then an attention block."""
-
-    decode_state_grows = True  # the attention layer's KV cache
-
-    def __init__(self, config: GatedDeltaNetConfig):
-        super().__init__()
-        if config.attn_every < 1:
-            raise UserError("gated-deltanet-hybrid config field attn_every must be >= 1 (got 0)")
-        self.layers = nn.ModuleList(_make_layer(kind, config) for kind in layer_kinds(config, config.attn_every))
-
-    @property
-    def backend(self) -> str:
-        return hybrid_backend(self.layers)
-
-    decode_backend = "torch-step+sdpa"
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            x = layer(x)  # (B, T, D)
-        return x
-
-    def prefill(self, x: torch.Tensor) -> tuple[torch.Tensor, HybridState]:
-        states = []
-        for layer in self.layers:
-            x, s = layer.prefill(x)  # (B, T, D)
-            states.append(s)
-        return x, HybridState(states)
-
-    def decode(self, x: torch.Tensor, state: HybridState) -> tuple[torch.Tensor, HybridState]:
-        states = []
-        for layer, s in zip(self.layers, state.layers):
-            x, s = layer.decode(x, s)  # (B, 1, D)
-            states.append(s)
-        return x, HybridState(states)
-
-
-def _make_layer(kind: str, config: GatedDeltaNetConfig) -> nn.Module:
-    return _attention_block(config) if kind == "attention" else GatedDeltaNetBlock(config)
-
-
-def hybrid_backend(layers) -> str:
-    """ "<deltanet backend>+<attention impl>", e.g. "torch-chunked+sdpa"."""
-    kinds = {type(layer): layer.backend for layer in layers}
-    return "+".join(kinds[cls] for cls in (GatedDeltaNetBlock, TransformerBlock) if cls in kinds)
-
-
-def _backends() -> list[str]:
+def deltanet_backends() -> list[str]:
     return ["torch", *(["cpu-fused"] if cpu_scan.available() else []), *(["fla"] if _fla_usable() else [])]
 
 
@@ -315,7 +244,7 @@ def _backends() -> list[str]:
     family="gated-deltanet",
     config=GatedDeltaNetConfig,
     block=GatedDeltaNetBlock,
-    backends=_backends,
+    backends=deltanet_backends,
     description="Gated DeltaNet (arXiv 2412.06464), chunked WY form",
 )
 class GatedDeltaNetLM(PositionalLM):
@@ -327,26 +256,3 @@ class GatedDeltaNetLM(PositionalLM):
     @property
     def decode_backend(self) -> str:
         return self.blocks[0].decode_backend
-
-
-@register_model(
-    "gated-deltanet-hybrid",
-    family="hybrid",
-    config=GatedDeltaNetConfig,
-    block=HybridBlock,
-    defaults={"attn_every": 4},
-    backends=_backends,
-    description="Gated DeltaNet layers with one attention layer in every four",
-)
-class HybridLM(PositionalLM):
-    """Gated DeltaNet blocks, every attn_every-th one the paper's attention block instead."""
-
-    def __init__(self, config: GatedDeltaNetConfig):
-        kinds = iter(layer_kinds(config, config.n_layers))
-        super().__init__(config, lambda cfg: _make_layer(next(kinds), cfg))
-
-    @property
-    def backend(self) -> str:
-        return hybrid_backend(self.blocks)
-
-    decode_backend = "torch-step+sdpa"

@@ -65,7 +65,7 @@ MODELS: Registry[ModelSpec] = Registry(
         "hyena": "gam_bench.models.hyena",
         "mamba2": "gam_bench.models.mamba2",
         "gated-deltanet": "gam_bench.models.gated_deltanet",
-        "gated-deltanet-hybrid": "gam_bench.models.gated_deltanet",
+        "gated-deltanet-hybrid": "gam_bench.models.hybrid",
     },
 )
 _plugins_loaded = False

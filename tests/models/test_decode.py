@@ -94,7 +94,7 @@ def expected_bytes(name: str, config, batch: int, context: int) -> int:
     """The LM's state bytes: per layer by family; the hybrid's layers are of two families."""
     if get_spec(name).family != "hybrid":
         return config.n_layers * expected_layer_bytes(name, config, batch, context)
-    from gam_bench.models.gated_deltanet import layer_kinds
+    from gam_bench.models.hybrid import layer_kinds
 
     kinds = layer_kinds(config, config.n_layers)
     per_kind = {"attention": 2 * batch * context * config.d_model * 4}
