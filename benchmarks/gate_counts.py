@@ -176,10 +176,11 @@ def detect(root: Path, suite: Path, variants: list[str], tries: int, counts_only
             print(f"    {k} (copy {copy}): {verdicts}, {count.change if count else float('nan'):+.3%}", flush=True)
     for k, found in results.items():
         changes = [f[1] for f in found]
-        timed = np.median([f[2] for f in found])
+        timed = f"{np.median([f[2] for f in found]):+.1%} time (control-scaled, median)"
         print(
             f"{k}: {np.median(changes):+.3%} instructions (from {min(changes):+.3%} to {max(changes):+.3%}), "
-            f"{timed:+.1%} time (control-scaled, median); caught by instructions in {sum(f[0] for f in found)} "
+            f"{'time not judged (--counts-only)' if counts_only else timed}; "
+            f"caught by instructions in {sum(f[0] for f in found)} "
             f"of {len(found)}",
             flush=True,
         )
