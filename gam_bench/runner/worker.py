@@ -19,8 +19,8 @@ context is created on a GPU machine).
 A counting worker (started under valgrind for cells with `measure.instructions`,
 runner/counting.py; `valgrind.counting_folder()` is set) says so on start-up, leaves
 callgrind's instrumentation off (each cell switches it on around its counted steps only:
-measure/instructions.py), skips the priming (each counted cell warms up at its own shape, and a step under valgrind is
-costly), and runs the task's `count_instructions`
+measure/instructions.py), skips the priming (each counted cell warms up at its own shape,
+and a step under valgrind is costly), and runs the task's `count_instructions`
 (throughput: tasks/throughput/instructions.py) instead of its `run`, without the memory cap or
 peak-memory columns (valgrind's own address space would trip the cap, and nothing it
 measures there is a memory figure).
