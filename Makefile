@@ -3,8 +3,6 @@
 #   make test    set up .venv if needed, then lint (ruff), run the test suite on the CPU and build the docs
 #   make docs    build the docs site into site/ (make docs-serve: serve it on localhost:8000)
 .PHONY: bench test lint docs docs-serve
-# mkdocs-material prints an end-of-life notice on every build otherwise
-export NO_MKDOCS_2_WARNING := 1
 
 .venv/.installed-%: pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh $*
