@@ -87,10 +87,11 @@ def _dry_run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from gam_bench import store
-    from gam_bench.runner.runner import plan, results_dir
+    from gam_bench.runner.runner import gate_warnings, plan, results_dir
 
     suite, config, cells = plan(args.suite, args.device, args.only)
     folder = results_dir(suite, args.out)
+    gate_warnings(config, Console(stderr=True))  # as a real run says before it starts
     if config.search is not None:
         from gam_bench.runner.search import dry_run
 

@@ -109,7 +109,7 @@ def run_suite(
         regression = config.regression.model_dump() if config.regression else None  # what `compare` judges with
         store.write_suite_meta(folder, suite=suite.name, source=suite.source, regression=regression)
         console = console or _console()
-        _gate_warnings(config, console)
+        gate_warnings(config, console)
         cells = with_peaks(cells, enabled=config.calibrate, note=console.print)  # calibrates on first use
         if config.search is not None:  # the longest length that fits, searched (gam_bench.search)
             early = _ensure_executor(early, executor, cells, config, options)
@@ -186,7 +186,7 @@ def _interrupted_text(folder: Path, cells: list[Cell]) -> str:
     )
 
 
-def _gate_warnings(config: SuiteConfig, console: Console) -> None:
+def gate_warnings(config: SuiteConfig, console: Console) -> None:
     """A suite with a `regression:` section: say which of its gate settings can never fire."""
     if config.regression is None:
         return

@@ -222,17 +222,29 @@ def test_check_warns_before_measuring_when_the_rank_test_can_never_reach_alpha(t
 def test_run_warns_when_a_gate_suite_can_never_reach_its_alpha(tmp_path):
     from rich.console import Console
 
-    from gam_bench.runner.runner import _gate_warnings
+    from gam_bench.runner.runner import gate_warnings
     from gam_bench.suite import suite_from_dict
 
     body = yaml.safe_load(SUITE.read_text())
     body["measure"] = {**body.get("measure", {}), "processes": 3}
     body["regression"] = {"alpha": 0.01}
     console = Console(file=io.StringIO(), width=300)
-    _gate_warnings(suite_from_dict(body, source=tmp_path / "s.yaml").base, console)
+    gate_warnings(suite_from_dict(body, source=tmp_path / "s.yaml").base, console)
     text = console.file.getvalue()
     assert "measure.processes: 3 a side can never reach regression.alpha = 0.01" in text
     body.pop("regression")
     quiet = Console(file=io.StringIO())
-    _gate_warnings(suite_from_dict(body, source=tmp_path / "s.yaml").base, quiet)
+    gate_warnings(suite_from_dict(body, source=tmp_path / "s.yaml").base, quiet)
     assert quiet.file.getvalue() == ""  # not a gate suite: nothing to warn about
+
+
+def test_a_dry_run_warns_as_the_run_would(tmp_path, capsys):
+    body = yaml.safe_load(SUITE.read_text())
+    body["measure"] = {**body.get("measure", {}), "processes": 2}
+    body["regression"] = {"alpha": 0.01}
+    suite = tmp_path / "s.yaml"
+    suite.write_text(yaml.safe_dump(body))
+    assert main(["run", str(suite), "--dry-run", "--out", str(tmp_path / "out")]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "measure.processes: 2 a side can never reach regression.alpha = 0.01" in err
+    assert not (tmp_path / "out").exists()  # nothing run, nothing written
