@@ -18,8 +18,6 @@ from collections.abc import Callable
 
 import torch
 
-from gam_bench.models import cpu_scan
-
 MAMBA_SSM_FUSED = "mamba-ssm-fused"
 MAMBA_SSM_SCAN = "mamba-ssm-scan"
 
@@ -115,6 +113,8 @@ def fused_conv_reason(
         return f"{names[requested]}: backend '{requested}' requested"
     cuda_only = f"{kernel} kernels are CUDA-only"
     if device.type == "cpu":
+        from gam_bench.models import cpu_scan  # its ops register on import: only where asked
+
         reason = cpu_scan.unavailable_reason()
         if reason is None:
             return f"{names['cpu-fused']}: inputs on cpu ({cuda_only})"

@@ -362,3 +362,13 @@ def test_cpu_fused_refuses_inputs_off_the_cpu(name, tiny):
     block = build_block(name, **tiny(name, backend="cpu-fused")).to("meta")
     with pytest.raises(UserError, match="backend='cpu-fused' needs CPU inputs, got meta"):
         block(torch.empty(1, 8, 32, device="meta"))
+
+
+@pytest.mark.skipif(not cpu_scan.available(), reason="the fused CPU kernels do not build here")
+@pytest.mark.parametrize("name", ["mamba", "mamba2", "gated-deltanet", "gated-deltanet-hybrid", "gam"])
+def test_a_counted_row_names_the_fused_kernels_build_when_the_model_runs_them(name, tiny):
+    from gam_bench.tasks.throughput.instructions import counted_build
+
+    block = build_block(name, **tiny(name))
+    expected = cpu_scan.build_label() if name != "gam" else None
+    assert counted_build(block) == expected

@@ -51,6 +51,8 @@ def run(cell: Cell) -> list[dict[str, Any]]:
 
 
 def counted_build(module: torch.nn.Module) -> str | None:
-    """The fused CPU scan's build ("selective_scan -march=x86-64-v3") when `module` runs it, else None."""
-    runs_scan = any(getattr(sub, "backend", None) == "cpu-fused-scan" for sub in module.modules())
-    return cpu_scan.build_label() if runs_scan else None
+    """The fused CPU kernels' build ("selective_scan -march=x86-64-v3") when `module` runs them,
+    else None. Every backend that runs them is named "cpu-..." (Mamba's cpu-fused-scan; the fused
+    conv of Mamba2, Gated DeltaNet and the hybrid: cpu-conv+...)."""
+    runs_kernel = any(str(getattr(sub, "backend", "")).startswith("cpu-") for sub in module.modules())
+    return cpu_scan.build_label() if runs_kernel else None
