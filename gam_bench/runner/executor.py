@@ -175,10 +175,18 @@ class Executor(ABC):
     # -- what the base owns
 
     def resize(self, count: int) -> None:
-        """A fresh pool of `count` slots (their workers killed); only between sweeps."""
+        """A fresh pool of `count` slots (their workers killed); only between sweeps. What an old
+        slot still owes its next cell after a failed accelerator cell (`release`: the wait's
+        columns; `release_from`: a wait left to the next worker) moves to a new slot, so a pass or
+        search probe after a failure still waits for, or reports, the device memory's release."""
+        owed = []
         for slot in self._all:
             self._discard(slot)
+            if slot.release is not None or slot.release_from is not None:
+                owed.append((slot.release, slot.release_from))
         self._all = [Slot() for _ in range(count)]
+        for slot, (release, release_from) in zip(self._all, owed):
+            slot.release, slot.release_from = release, release_from
         self._idle = queue.Queue()
         for slot in self._all:
             self._idle.put(slot)

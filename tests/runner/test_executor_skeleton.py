@@ -119,6 +119,16 @@ def test_a_failed_accelerator_cell_waits_for_release_and_the_next_cell_says_so()
     assert "device memory was not released" in second.error
 
 
+def test_the_release_note_survives_a_fresh_pool():
+    """A search probe or a pass after a failed accelerator cell runs in a fresh pool (`resize`):
+    the wait's columns still reach the next cell."""
+    ex = Scripted([[_result([1.0], status="oom", free=50 * GiB)], [_result([1.0], status="oom")]], device="cuda")
+    assert ex.run(_cell(device="cuda")).status == "oom" and ex.waits == [50 * GiB]
+    ex.resize(1)
+    second = ex.run(_cell(device="cuda"))
+    assert second.env["release_ok"] is False and second.env["release_wait_s"] == 30.0
+
+
 def test_a_timed_out_accelerator_cell_waits_too_and_cpu_cells_never_do():
     ex = Scripted([["hang"], [_result([1.0])]], device="cuda")
     cell = _cell(device="cuda", limits={"timeout_s": 0.01})
