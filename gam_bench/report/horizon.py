@@ -23,7 +23,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from gam_bench.analysis.horizon import ALPHA, HALF_OF_BEST, Horizon, bin_label, effective_horizon
-from gam_bench.report.plots import plot_style, save_png
+from gam_bench.report.figure import SIZES, current_size, plot_style, save_png
 from gam_bench.report.tables import fmt_num, markdown_table
 
 TASK = "recall_distance"
@@ -116,14 +116,15 @@ def accuracy_figure(best: pd.DataFrame) -> Figure:
     models = list(dict.fromkeys(best["model"]))
     cols = min(4, len(models))
     nrows = -(-len(models) // cols)
-    fig = Figure(figsize=(2.6 * cols, 2.2 * nrows + 0.3), dpi=100)
-    FigureCanvasAgg(fig)
-    axes = np.atleast_1d(fig.subplots(nrows, cols, sharex=True, sharey=True, squeeze=False)).ravel()
+    size, k = current_size(), current_size().font / SIZES["paper"].font  # panels grow with the type
     variants = best[["n_layers", "seq_len", "d_model"]].drop_duplicates().sort_values(["n_layers", "seq_len"])
     several_shapes = len(variants[["seq_len", "d_model"]].drop_duplicates()) > 1
     his = sorted({b.hi for h in best["result"] for b in h.bins})
     where = {hi: i for i, hi in enumerate(his)}  # bin upper edge -> x position
     with plot_style():
+        fig = Figure(figsize=(2.6 * k * cols, (2.2 * nrows + 0.3) * k), dpi=size.dpi)
+        FigureCanvasAgg(fig)
+        axes = np.atleast_1d(fig.subplots(nrows, cols, sharex=True, sharey=True, squeeze=False)).ravel()
         for ax, model in zip(axes, models):
             part = best[best["model"] == model]
             for i, v in enumerate(variants.itertuples(index=False)):

@@ -23,7 +23,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from scipy import stats
 
-from gam_bench.report.plots import palette, plot_style, save_png
+from gam_bench.report.figure import SIZES, current_size, plot_style, save_png
+from gam_bench.report.plots import palette
 from gam_bench.report.tables import fmt_num, markdown_table
 
 CELL = ["model", "seq_len", "d_model", "num_kv_pairs"]
@@ -150,10 +151,11 @@ def accuracy_figure(best: pd.DataFrame, x: str, colors: dict[str, str] | None = 
     panel_by = "seq_len" if x == "d_model" else "d_model"
     panels = sorted(best[panel_by].unique())
     colors = colors or palette(best["model"])
-    fig = Figure(figsize=(3.2 * len(panels), 3.0), dpi=100)
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    size, k = current_size(), current_size().font / SIZES["paper"].font  # panels grow with the type
     with plot_style():
+        fig = Figure(figsize=(3.2 * k * len(panels), 3.0 * k), dpi=size.dpi)
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
         for ax, value in zip(axes, panels):
             part = best[best[panel_by] == value]
             for model, line in part.groupby("model", sort=True):

@@ -84,3 +84,19 @@ def test_no_ok_rows_no_section_and_the_method_note(tmp_path):
     rows = _rows().assign(status="error")
     assert horizon.section(rows, tmp_path, "figures") == ""
     assert "**Recall against distance**" in method_notes(["recall_distance"])
+
+
+def test_the_figure_follows_the_figure_size_and_not_the_users_matplotlibrc():
+    import matplotlib
+
+    from gam_bench.report.figure import SIZES, figure_size
+
+    best = horizon.best_per_cell(horizon.distance_rows(_rows()))
+    with matplotlib.rc_context({"xtick.labelsize": 31.0}):  # a user's setting the report must not take
+        paper = horizon.accuracy_figure(best)
+        with figure_size("slide"):
+            slide = horizon.accuracy_figure(best)
+    assert paper.dpi == SIZES["paper"].dpi and slide.dpi == SIZES["slide"].dpi
+    assert slide.get_size_inches()[0] == 2 * paper.get_size_inches()[0]  # panels grow with the type (7 -> 14 pt)
+    tick = paper.axes[0].xaxis.get_major_ticks()[0].label1.get_fontsize()
+    assert tick != 31.0
