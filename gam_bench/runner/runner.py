@@ -14,8 +14,9 @@ The loop that hands out cells and stores their rows is `runner.parallel.run_grou
 any executor: one with one slot (local) runs the budget groups one after another.
 An executor that `starts_early` (local) is built, and its first worker started, before the
 sweep is planned when the device needs no resolving (not "auto"), a core is idle (1-minute
-load below the usable cores minus 1) and no counting pass would replace it: the worker's
-start-up (torch import, priming) then overlaps the parent's (imports, expand, pre-flight).
+load below the usable cores minus 1) and no counting pass or search would replace it: the
+worker's start-up (torch import, priming) then overlaps the parent's (imports, expand,
+pre-flight).
 Without an idle core the two only compete (starting early then costs CPU and wall time), so
 it is not done then. The store (pandas, pyarrow) and pre-flight (the model modules, so torch)
 are imported after that start.
@@ -205,15 +206,16 @@ def _idle_core() -> bool:
 
 def _early_executor(suite: Suite, device: str | None, executor: str, options: dict[str, Any]) -> Executor | None:
     """The executor, its first worker already starting, if it `starts_early`, the device is named
-    (not "auto", which needs torch to resolve), a core is idle and the sweep counts no
-    instructions (its counting pass starts workers of its own under valgrind first, and would
-    only end this one); else None (built after planning)."""
+    (not "auto", which needs torch to resolve), a core is idle, and neither a counting pass (its
+    workers start under valgrind) nor a search (every probe in a fresh worker) would only end
+    it; else None (built after planning)."""
     requested = device or suite.base.device
     if requested == "auto" or not executor_class(executor).starts_early or not _idle_core():
         return None
-    if suite.for_device(requested).measure.instructions:
+    config = suite.for_device(requested)
+    if config.measure.instructions or config.search is not None:  # a fresh pool replaces it at once
         return None
-    chosen = make_executor(executor, device=requested, plugins=suite.for_device(requested).plugins, **options)
+    chosen = make_executor(executor, device=requested, plugins=config.plugins, **options)
     chosen.prestart()
     return chosen
 

@@ -68,3 +68,6 @@ def test_the_worker_starts_early_only_with_an_idle_core_and_a_named_device(monke
     assert early._all[0].worker is None
     counting = load_suite(write_suite(PROCESSES.replace("measure: {", "measure: {instructions: true, ")))
     assert runner._early_executor(counting, None, "local", {}) is None  # its counting pass starts its own
+    search = PROCESSES.replace("seq_len: [8], ", "").replace("processes: 2}", "processes: 1}")
+    search = search.replace("measure: {", "search: {start: 64, max_seq_len: 128}\nmeasure: {")
+    assert runner._early_executor(load_suite(write_suite(search)), None, "local", {}) is None  # probes: fresh
