@@ -154,7 +154,7 @@ def save_png(fig: Figure, path: Path) -> Path:
     to a fraction of Agg's RGBA output."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with plot_style():
-        fig.savefig(path.with_suffix(".svg"), format="svg", metadata={"Date": None})
+        fig.savefig(vector_path(path), format="svg", metadata={"Date": None})
         fig.canvas.draw()
     rgb = PIL.Image.fromarray(np.asarray(fig.canvas.buffer_rgba())).convert("RGB")
     indexed = rgb.quantize(PNG_COLORS, method=PIL.Image.Quantize.FASTOCTREE, dither=PIL.Image.Dither.NONE)

@@ -22,7 +22,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from gam_bench.analysis.horizon import ALPHA, HALF_OF_BEST, Horizon, bin_label, effective_horizon
+from gam_bench.analysis.horizon import ALPHA, HALF_OF_BEST, Horizon, effective_horizon
 from gam_bench.report.figure import SIZES, current_size, plot_style, save_png
 from gam_bench.report.tables import fmt_num, markdown_table
 
@@ -200,4 +200,4 @@ def section(newest: pd.DataFrame, out_dir: Path, figures_dir: str = "figures", c
     )
 
 
-__all__ = ["bin_label", "section"]
+__all__ = ["section"]

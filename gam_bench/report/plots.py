@@ -158,11 +158,6 @@ def _extrapolate(x: np.ndarray, y: np.ndarray, fx: np.ndarray) -> np.ndarray:
     return y[-1] * (fx / x[-1]) ** slope
 
 
-def drawn_crossovers(group: Group) -> list:
-    """The crossovers the time plot marks (`crossings.drawn`)."""
-    return crossings.drawn(group)
-
-
 # Letters of crossovers closer than this factor in length share one label ("A,B").
 LETTER_CLUSTER = 1.3
 

@@ -196,8 +196,8 @@ def crossover_table(
         where = MISSING if c.seq_len is None else f"≈ {fmt_len(round(c.seq_len))}"
         at_longest = f"{c.faster_at_longest} ({fmt_len(c.longest_common)})"
         kind = crossings.basis(c, noise)
-        beyond = MISSING if kind == "within noise" else (c.faster_beyond or MISSING)
-        mark = [(marks or {}).get((c.a, c.b), "")] if marks is not None else []
+        beyond = MISSING if kind == crossings.WITHIN_NOISE else (c.faster_beyond or MISSING)
+        mark = [marks.get((c.a, c.b), "")] if marks is not None else []
         rows.append([f"{c.a} vs {c.b}", where, kind, beyond, at_longest, *mark])
     headers = ["Pair", f"Crossover {length}", "Basis", "Faster beyond it", f"Faster at longest common {length}"]
     if marks is not None:
