@@ -43,7 +43,7 @@ from pydantic import Field
 from torch import nn
 
 from gam_bench.errors import UserError
-from gam_bench.models import cpu_scan
+from gam_bench.models import cpu_scan, short_conv
 from gam_bench.models.backends import causal_conv1d_available, mamba_backend_status, mamba_ssm_available
 from gam_bench.models.config import LMConfig
 from gam_bench.models.decode import DecodeState, check_one_token
@@ -187,15 +187,13 @@ class MambaMixer(nn.Module):
         """`_scan_path` on the fused CPU kernels, time-major throughout (each (B, L, E) tensor is
         what nn.Linear produces, so nothing is transposed or copied): the input projection as
         two products (x and z; one product split in two would join their gradients with a
-        cat), `cpu_scan.conv_silu`, then `fused_cpu_selective_scan`. x (B, L, D) -> (B, L, D)."""
+        cat), `short_conv.conv_silu` (the fused conv), then `fused_cpu_selective_scan`. x (B, L, D) -> (B, L, D)."""
         self._check_cpu(x.device)
         E, N = self.d_inner, self.d_state
         xs = F.linear(x, self.in_proj.weight[:E])  # (B, L, E)
         z = F.linear(x, self.in_proj.weight[E:])  # (B, L, E)
         conv_state = self._last_conv_inputs(xs.transpose(1, 2)) if return_state else None
-        compute = torch.promote_types(xs.dtype, torch.float32)  # float32 under autocast too
-        conv = (t.to(compute) for t in (xs, self.conv1d.weight, self.conv1d.bias))
-        u = cpu_scan.conv_silu(*conv)  # (B, L, E), causal
+        u = short_conv.conv_silu(xs, self.conv1d, fused=True)  # (B, L, E), causal; float32 under autocast too
         dt, B, C = self.x_proj(u).split([self.dt_rank, N, N], dim=-1)  # (B, L, *)
         dt = F.linear(dt, self.dt_proj.weight)  # (B, L, E); bias added in the scan
         y = fused_cpu_selective_scan(
