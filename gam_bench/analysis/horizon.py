@@ -83,10 +83,8 @@ def clopper_pearson(correct: int, trials: int, confidence: float = CONFIDENCE) -
     """The exact two-sided interval of a binomial proportion; (0, 1) without trials."""
     if trials == 0:
         return 0.0, 1.0
-    tail = (1.0 - confidence) / 2
-    low = 0.0 if correct == 0 else float(stats.beta.ppf(tail, correct, trials - correct + 1))
-    high = 1.0 if correct == trials else float(stats.beta.ppf(1 - tail, correct + 1, trials - correct))
-    return low, high
+    ci = stats.binomtest(correct, trials).proportion_ci(confidence_level=confidence, method="exact")
+    return float(ci.low), float(ci.high)
 
 
 def p_above_chance(correct: int, trials: int, chance: float) -> float:
