@@ -5,9 +5,9 @@
       `throughput.make_step`) in this one process, warms each up, then times them in rounds:
       every round runs `--steps` steps of each cell in turn, so the cells share the machine's
       moments. A step's time is the thread's CPU time (`time.thread_time`), which a
-      descheduled thread does not accrue: on a loaded shared machine (load 8-14 here) wall
-      times of a 3 ms step swing 2-5x, CPU times far less (cache and memory contention
-      remain). Prints per cell the median CPU ms a step; `--out FILE` writes one JSON line per
+      descheduled thread does not accrue: on a loaded shared machine wall times of a small
+      step swing several-fold, CPU times far less (docs/results/gate.md; cache and memory
+      contention remain). Prints per cell the median CPU ms a step; `--out FILE` writes one JSON line per
       cell (its `cell_key`) for `gate_counts.py predict DIR --cpu-times FILE` to set beside the
       counted instructions.
 

@@ -13,7 +13,7 @@ Backends (`backend: auto | torch | cpu-fused | fla`):
   torch:     `chunk_gated_delta_rule`, the chunked WY form with a triangular solve per chunk, and
              nn.Conv1d + SiLU for the short convs;
   cpu-fused: the same op, the short convs + SiLU by Mamba's fused CPU kernel
-             (gam_bench.models.short_conv: the same math, several times faster on the CPU);
+             (gam_bench.models.short_conv: the same math, faster on the CPU: docs/results/field.md);
   fla:       flash-linear-attention's `chunk_gated_delta_rule` (triton, CUDA), the same arguments.
 auto picks fla for CUDA inputs when it imports, cpu-fused for CPU inputs when the kernel builds,
 else torch; asking for a backend where it cannot run is a UserError, never a fallback;

@@ -8,7 +8,7 @@ y = SSD(q=C, k=B, v=x dt, g=A dt) + D x; then y = norm(y, z) and out_proj. Backe
   torch:     `gam_bench.models.ops.ssd.chunk_ssd`, the chunked dual form, and nn.Conv1d + SiLU,
              pure PyTorch;
   cpu-fused: the same scan, with the conv + SiLU of Mamba's fused CPU kernel
-             (gam_bench.models.short_conv: the same math, several times faster on the CPU);
+             (gam_bench.models.short_conv: the same math, faster on the CPU: docs/results/field.md);
   mamba-ssm: mamba_ssm's `mamba_chunk_scan_combined` (triton, CUDA) for the scan.
 backend="auto" picks mamba-ssm for CUDA inputs when it imports, cpu-fused for CPU inputs when the
 kernel builds, else torch, and records why (`backend_reason`); asking for a backend where it

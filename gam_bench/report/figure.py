@@ -102,7 +102,7 @@ def new_figure(title_lines: int = 2) -> tuple[Figure, object]:
 
 def _layout(fig: Figure, title_lines: int, legend_rows: int) -> None:
     """Size the figure in inches: title, the axes at the size's height, x labels, legend rows.
-    Fixed margins: constrained layout costs ~40% of the drawing time."""
+    Fixed margins: constrained layout would add much of the drawing time again."""
     size = current_size()
     line = size.font * 1.3 * POINT
     top = title_lines * line + 0.12

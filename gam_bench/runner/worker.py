@@ -96,7 +96,7 @@ def prepare(device: str, plugins: list[str]) -> dict[str, Any]:
     _PROCESS_COLUMNS["malloc_tuned"] = tune_malloc()
     # Every cell's rows are checked through the store (`non_finite_error`): import it (pyarrow,
     # pandas) now, or a fresh worker's first cell maps those libraries under its memory cap (on
-    # a CPU an address-space limit: ~0.3 GiB of it, or an ImportError under a small cap).
+    # a CPU an address-space limit: a share of it, or an ImportError under a small cap).
     import gam_bench.store  # noqa: F401
 
     for module in plugins:
