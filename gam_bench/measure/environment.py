@@ -38,23 +38,28 @@ def _git(*args: str) -> str | None:
 
 
 @functools.cache
+def _head() -> tuple[str | None, datetime.datetime | None]:
+    """(commit, committer time in UTC) of the checkout's HEAD, from one git call; Nones outside one."""
+    sha, _, stamp = (_git("log", "-1", "--format=%H %ct") or "").partition(" ")
+    when = datetime.datetime.fromtimestamp(int(stamp), datetime.timezone.utc) if stamp.isdigit() else None
+    return sha or None, when
+
+
 def git_sha() -> str | None:
     """The commit of the gam-bench checkout, or None outside a git checkout."""
-    return _git("rev-parse", "HEAD") or None
+    return _head()[0]
 
 
-@functools.cache
 def git_commit_time() -> datetime.datetime | None:
     """The committer time of `git_sha()` (UTC), or None outside a git checkout."""
-    stamp = _git("show", "-s", "--format=%ct", "HEAD")
-    return datetime.datetime.fromtimestamp(int(stamp), datetime.timezone.utc) if stamp and stamp.isdigit() else None
+    return _head()[1]
 
 
 @functools.cache
 def git_dirty() -> bool | None:
     """Whether tracked files of the checkout differ from `git_sha()` (None outside a git checkout):
     a row measured on a modified tree is not that commit's."""
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    status = _git("--no-optional-locks", "status", "--porcelain", "--untracked-files=no")  # no index.lock
     return None if status is None else bool(status)
 
 
