@@ -18,6 +18,10 @@ import pandas as pd
 
 from gam_bench.search.bisect import Answer, Probe, answer
 from gam_bench.search.settings import SearchSettings
+from gam_bench.settings import Limits
+
+# a stored cell's limits leave out what it did not set: the defaults it ran with
+_DEFAULT = {name: field.default for name, field in Limits.model_fields.items()}
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ class Searched:
             return f"{float(limits['mem_cap_gb']):g} GiB"
         where = "RAM" if self.device == "cpu" else "device memory"
         size = f" = {self.cap_bytes / 2**30:.1f} GiB" if self.cap_bytes else ""
-        return f"{float(limits.get('mem_cap_fraction', 0.75)):g} × {where}{size}"
+        return f"{float(limits.get('mem_cap_fraction', _DEFAULT['mem_cap_fraction'])):g} × {where}{size}"
 
 
 def probe_rows(newest: pd.DataFrame) -> pd.DataFrame:
@@ -94,7 +98,8 @@ def _searched(config: dict[str, Any], settings: SearchSettings, part: pd.DataFra
     if limits.get("mem_cap_gb") is not None:
         cap = int(float(limits["mem_cap_gb"]) * 2**30)
     else:
-        cap = int(float(limits.get("mem_cap_fraction", 0.75)) * int(total.iloc[0])) if len(total) else None
+        fraction = float(limits.get("mem_cap_fraction", _DEFAULT["mem_cap_fraction"]))
+        cap = int(fraction * int(total.iloc[0])) if len(total) else None
     found = answer(settings, probes)
     at_fits = part[(part["seq_len"] == found.fits) & (part["status"] == "ok")]["peak_mem_bytes"].dropna()
     return Searched(
@@ -105,7 +110,7 @@ def _searched(config: dict[str, Any], settings: SearchSettings, part: pd.DataFra
         n_layers=_int(part["n_layers"]),
         device=str(first["device"]),
         cap_bytes=cap,
-        timeout_s=float(limits.get("timeout_s", 600.0)),
+        timeout_s=float(limits.get("timeout_s", _DEFAULT["timeout_s"])),
         settings=settings,
         answer=found,
         peak_bytes=int(at_fits.iloc[0]) if len(at_fits) else None,
