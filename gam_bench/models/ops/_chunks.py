@@ -10,6 +10,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+# Factorised chunk weights multiply factors up to exp(SAFE_LOG_DECAY) (exp(60) = 1.1e26 < 3.4e38,
+# float32's largest); a chunk whose decay goes past it takes an op's pairwise form.
+SAFE_LOG_DECAY = 60.0
+
+
+def causal_mask(C: int, device: torch.device) -> torch.Tensor:
+    """(C, C) bool: position s may be read at t when s <= t."""
+    return torch.ones(C, C, dtype=torch.bool, device=device).tril()
+
 
 def compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
     """float32, or float64 when any input is float64 (the reference tests run in float64)."""

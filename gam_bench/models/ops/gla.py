@@ -39,14 +39,14 @@ import torch
 import torch.nn.functional as F
 
 from gam_bench.models.flop_count import counted
+from gam_bench.models.ops._chunks import SAFE_LOG_DECAY, causal_mask
 
 # Steps per chunk. A longer chunk means fewer, larger matmuls and fewer state updates, at
 # C^2 weights per chunk; 64 with the factorised weights was about 3x faster than 16 with the
 # pairwise ones on the CPU (docs/results/field.md, "GLA").
 DEFAULT_CHUNK_SIZE = 64
 # The factorised weights (q exp(b)) (k exp(-b))^T multiply factors up to exp(-b_C): safe in
-# float32 while a chunk's decay stays above -SAFE_LOG_DECAY (exp(60) = 1.1e26 < 3.4e38).
-SAFE_LOG_DECAY = 60.0
+# float32 while a chunk's decay stays above -SAFE_LOG_DECAY (ops._chunks).
 
 
 def chunk_gla(
@@ -95,20 +95,16 @@ def _chunked(x: torch.Tensor, chunk_size: int) -> torch.Tensor:
     return x.transpose(1, 2).reshape(B, H, (T + pad) // chunk_size, chunk_size, D)
 
 
-def _causal_mask(C: int, device: torch.device) -> torch.Tensor:
-    return torch.ones(C, C, dtype=torch.bool, device=device).tril()  # (C, C): s <= t
-
-
 def _weights_factorised(q_dec: torch.Tensor, k: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """A[t, s] = (q_t exp(b_t)) . (k_s exp(-b_s)) for s <= t, else 0: (B, H, N, C, C)."""
     A = q_dec @ (k * torch.exp(-b)).transpose(-1, -2)  # (B, H, N, C, C)
-    return A * _causal_mask(A.shape[-1], A.device)
+    return A * causal_mask(A.shape[-1], A.device)
 
 
 def _weights_pairwise(q: torch.Tensor, k: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """A[t, s] = sum_k q_tk k_sk exp(b_tk - b_sk) for s <= t, formed pair by pair (every
     exponent <= 0, so any decay is safe; (B, H, N, C, C, K) work): (B, H, N, C, C)."""
-    mask = _causal_mask(q.shape[-2], q.device)[:, :, None]  # (C, C, 1)
+    mask = causal_mask(q.shape[-2], q.device)[:, :, None]  # (C, C, 1)
     diff = (b.unsqueeze(-2) - b.unsqueeze(-3)).masked_fill(~mask, float("-inf"))  # (B, H, N, C, C, K)
     return (q.unsqueeze(-2) * k.unsqueeze(-3) * torch.exp(diff)).sum(-1)
 

@@ -29,13 +29,10 @@ from __future__ import annotations
 
 import torch
 
-from gam_bench.models.ops._chunks import compute_dtype, decay_matrix, pad_time
+from gam_bench.models.ops._chunks import SAFE_LOG_DECAY, causal_mask, compute_dtype, decay_matrix, pad_time
 
 # Steps per chunk (measured on the CPU: docs/results/field.md, "Mamba2").
 CHUNK_SIZE = 64
-# The factorised weights multiply factors up to exp(SAFE_LOG_DECAY) (exp(60) = 1.1e26 < 3.4e38,
-# float32's largest), as gam_bench.models.ops.gla does.
-SAFE_LOG_DECAY = 60.0
 
 
 def chunk_ssd(
@@ -97,10 +94,6 @@ def _factorisable(gc: torch.Tensor) -> bool:
     return gc.numel() == 0 or bool(gc[:, :, :, -1].min() >= -2 * SAFE_LOG_DECAY)
 
 
-def _causal(C: int, device: torch.device) -> torch.Tensor:
-    return torch.ones(C, C, dtype=torch.bool, device=device).tril()  # (C, C): j <= i
-
-
 def _factorised(q, k, v, gc, scores, h0):
     """Every decay factored around r = gc_C / 2, half the chunk's whole decay:
     o_i = exp(gc_i - r) [sum_{j <= i} scores_ij v'_j + q_i E_c] with v' = exp(r - gc) v and
@@ -115,9 +108,8 @@ def _factorised(q, k, v, gc, scores, h0):
     carry = (r_next + last / 2).exp()  # (B, G, n, Hg): exp(r_{c+1} + gc_C - r_c), <= 1
     h0 = _scale_heads_(h0.clone(), r[:, :, 0, 0].exp())
     entry, final = _PassStates.apply(k.transpose(-1, -2) @ v, carry, h0)  # (B, G, n, K, Hg V)
-    o = torch.baddbmm(
-        (q @ entry).flatten(0, 2), scores.masked_fill(~_causal(q.shape[3], q.device), 0).flatten(0, 2), v.flatten(0, 2)
-    )  # (B G n, C, Hg V)
+    scores = scores.masked_fill(~causal_mask(q.shape[3], q.device), 0)
+    o = torch.baddbmm((q @ entry).flatten(0, 2), scores.flatten(0, 2), v.flatten(0, 2))  # (B G n, C, Hg V)
     return _per_head(o.view_as(v), (gc - r).exp()), final
 
 
