@@ -145,9 +145,11 @@ def _uncounted(base: pd.Series, cand: pd.Series) -> str:
 
 def _builds(base: pd.Series, cand: pd.Series) -> str:
     """A note when the two sides counted different kernel builds (`instructions_build`)."""
-    builds = [row.get("instructions_build") if present(row.get("instructions")) else None for row in (base, cand)]
+    if not all(present(row.get("instructions")) for row in (base, cand)):
+        return ""
+    builds = [row.get("instructions_build") for row in (base, cand)]
     builds = [value if isinstance(value, str) and value else None for value in builds]
-    if builds[0] == builds[1] or not all(present(row.get("instructions")) for row in (base, cand)):
+    if builds[0] == builds[1]:
         return ""
     return f"instructions counted with another kernel build: baseline {builds[0]}, candidate {builds[1]}"
 
